@@ -1,1 +1,24 @@
+//! The `hermes` host: everything that is the same for every provider.
+//!
+//! * [`plugins`] loads provider plugins through the stable ABI, keeps the registry of
+//!   providers and aliases, and installs plugins under `HERMES_HOME`.
+//! * [`auth`] owns `auth.json`: the credential store, the pool, single-flight refresh across
+//!   threads and processes, and quarantine of dead logins.
+//! * [`services`] implements the services plugins call (HTTP under the host's rules, clock,
+//!   randomness, logging, configuration).
+//! * [`cli`] is one module per command group; [`output`] is the only place that prints.
+//! * [`config`] is the only module that reads the environment.
 
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod doctor;
+pub mod error;
+pub mod fsutil;
+pub mod output;
+pub mod plugins;
+pub mod secret;
+pub mod services;
+pub mod timefmt;
+
+pub use error::{Error, Result};

@@ -1,1 +1,4 @@
+//! Test support for hermes: the MiniMax emulator that the end-to-end tests and the README demo
+//! run against.
 
+pub mod emulator;

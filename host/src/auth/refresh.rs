@@ -1,0 +1,278 @@
+//! Turning a stored login into a usable token: the refresh coordinator.
+//!
+//! * **Fast path**: a token resolved earlier in this process and not yet due is returned from
+//!   memory without touching the disk (an `Arc` clone under an uncontended mutex).
+//! * **Single flight**: when the provider says a refresh is due, take the in-process mutex and
+//!   then the exclusive lock on `auth.lock`, *re-read* the store, and refresh only if the
+//!   credential is still due. Any number of threads and processes racing on one expiring
+//!   rotating refresh token therefore make exactly one refresh request, and all of them get
+//!   the new token.
+//! * **Quarantine**: a terminal refresh error (`relogin_required`) clears the login's tokens
+//!   and records the error; the next use fails fast with no network call. Transient errors
+//!   never quarantine: the old token is used while it still works.
+//! * **401 recovery**: [`TokenSource::after_unauthorized`] refreshes once even if the expiry
+//!   says the token is fine, unless another caller already replaced the rejected token.
+
+use std::sync::{Arc, Mutex};
+
+use abi_stable::std_types::{RResult, Tuple2};
+use hermes_plugin_api::{auth_scheme, Credential, PluginError};
+
+use super::pool::{self, EntryView};
+use super::store::Store;
+use crate::error::{Error, Result};
+use crate::output::Output;
+use crate::plugins::runtime::Provider;
+use crate::secret::Secret;
+use crate::timefmt::now_ms;
+
+/// A token ready for a request.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The secret to present.
+    pub token: Secret,
+    /// Expiry, unix ms (0: none).
+    pub expires_at_ms: i64,
+    /// Base URL of the inference API.
+    pub base_url: String,
+    /// How to present the token.
+    pub auth_scheme: u32,
+    /// Extra headers for every request.
+    pub extra_headers: Vec<(String, String)>,
+    /// The pool entry used.
+    pub entry_id: String,
+    /// Its label or source.
+    pub entry_name: String,
+    /// Why this entry was chosen.
+    pub reason: String,
+    /// Whether this resolution refreshed the token.
+    pub refreshed: bool,
+}
+
+impl Resolved {
+    fn fresh_at(&self, now_ms: i64, skew_ms: i64) -> bool {
+        self.expires_at_ms == 0 || self.expires_at_ms - skew_ms > now_ms
+    }
+    /// The header that carries the token: (name, value).
+    pub fn auth_header(&self) -> (&'static str, String) {
+        if self.auth_scheme == auth_scheme::X_API_KEY {
+            ("x-api-key", self.token.expose().to_string())
+        } else {
+            ("authorization", format!("Bearer {}", self.token.expose()))
+        }
+    }
+}
+
+/// Tokens of one provider login, resolved on demand.
+pub struct TokenSource {
+    store: Store,
+    provider: Arc<Provider>,
+    account: Option<String>,
+    account_reason: String,
+    skew_ms: i64,
+    cache: Mutex<Option<Arc<Resolved>>>,
+    flight: Mutex<()>,
+    out: Output,
+}
+
+impl TokenSource {
+    /// A source for `provider`, using `account` (an entry's number, id or label) when given.
+    /// `account_reason` says where the account choice came from, for `-v` and `status`.
+    pub fn new(
+        store: Store,
+        provider: Arc<Provider>,
+        account: Option<String>,
+        account_reason: &str,
+        out: Output,
+    ) -> TokenSource {
+        let skew_ms = i64::try_from(provider.desc.refresh_skew_ms).unwrap_or(60_000);
+        TokenSource {
+            store,
+            provider,
+            account,
+            account_reason: account_reason.to_string(),
+            skew_ms,
+            cache: Mutex::new(None),
+            flight: Mutex::new(()),
+            out,
+        }
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    /// A token from memory if one is known and not due. Never blocks on I/O.
+    pub fn cached(&self) -> Option<Arc<Resolved>> {
+        let guard = self.cache.lock().ok()?;
+        let c = guard.as_ref()?;
+        c.fresh_at(now_ms(), self.skew_ms).then(|| Arc::clone(c))
+    }
+
+    /// A usable token: from memory, from the store, or refreshed.
+    pub fn token(&self) -> Result<Arc<Resolved>> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        self.slow(None)
+    }
+
+    /// After the API rejected `rejected` with a 401: refresh once, unless someone already
+    /// replaced that token.
+    pub fn after_unauthorized(&self, rejected: &Resolved) -> Result<Arc<Resolved>> {
+        self.slow(Some(&rejected.token))
+    }
+
+    fn not_logged_in(&self) -> Error {
+        let d = &self.provider.desc;
+        Error::msg(format!("not signed in to {}", d.display_name)).with_help(format!("run `{}`", d.login_command()))
+    }
+
+    fn relogin(&self, e: &EntryView) -> Error {
+        let d = &self.provider.desc;
+        let why = e
+            .last_error
+            .as_ref()
+            .map(|le| format!(": {}", le.message))
+            .unwrap_or_default();
+        Error::msg(format!("sign-in required for {} ({}){why}", d.display_name, e.name()))
+            .with_help(format!("run `{}` to sign in again", d.login_command()))
+    }
+
+    fn pick(&self, entries: &[EntryView]) -> Result<(EntryView, String)> {
+        let chosen = pool::select(entries, self.account.as_deref());
+        match (chosen, &self.account) {
+            (Some(e), Some(_)) => Ok((e.clone(), self.account_reason.clone())),
+            (Some(e), None) => {
+                let why = if entries.len() == 1 {
+                    "the only login".to_string()
+                } else if e.usable() {
+                    format!("first usable login by priority ({})", e.priority)
+                } else {
+                    "no usable login".to_string()
+                };
+                Ok((e.clone(), why))
+            }
+            (None, Some(a)) => Err(Error::msg(format!(
+                "no login of {} is called {a:?}",
+                self.provider.desc.display_name
+            ))
+            .with_help(format!("see them with `hermes auth list {}`", self.provider.desc.id))),
+            (None, None) => Err(self.not_logged_in()),
+        }
+    }
+
+    fn slow(&self, rejected: Option<&Secret>) -> Result<Arc<Resolved>> {
+        let _flight = self.flight.lock().unwrap_or_else(|p| p.into_inner());
+        // Another thread may have finished the work while we waited.
+        if let Some(c) = self.cache.lock().ok().and_then(|g| g.clone()) {
+            let replaced = rejected.is_some_and(|r| c.token != *r);
+            if replaced || (rejected.is_none() && c.fresh_at(now_ms(), self.skew_ms)) {
+                return Ok(c);
+            }
+        }
+        let id = &self.provider.desc.id;
+        let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
+            return Err(Error::msg(format!("provider {id} does not provide runtime credentials")));
+        };
+        let file = self.store.read()?;
+        let entries = file.entries(id);
+        let (entry, reason) = self.pick(&entries)?;
+        if entry.credential.access_token.is_empty() && entry.credential.refresh_token.is_empty() {
+            return Err(self.relogin_or_absent(&entry));
+        }
+        let due = |c: &Credential| match rejected {
+            Some(r) => c.access_token.as_str() == r.expose(),
+            None => c.access_token.is_empty() || rt.needs_refresh(c, now_ms()),
+        };
+        if !due(&entry.credential) {
+            return self.finish(&entry, entry.credential.clone(), &reason, false);
+        }
+
+        let locked = self.store.lock()?;
+        let mut file = locked.read()?;
+        let entries = file.entries(id);
+        let Some(entry) = entries.iter().find(|e| e.slot == entry.slot).cloned() else {
+            return Err(self.not_logged_in());
+        };
+        if !entry.usable() {
+            return Err(self.relogin_or_absent(&entry));
+        }
+        if !due(&entry.credential) {
+            drop(locked);
+            return self.finish(&entry, entry.credential.clone(), &reason, false);
+        }
+        self.out.log(1, &format!("refreshing the {} token ({})", id, entry.name()));
+        match rt.refresh(&entry.credential) {
+            RResult::ROk(new) => {
+                file.update_credential(id, &entry.slot, &new)?;
+                locked.write(&mut file)?;
+                drop(locked);
+                self.finish(&entry, new, &reason, true)
+            }
+            RResult::RErr(e) if e.relogin_required => {
+                file.quarantine(id, &entry.slot, &e, now_ms());
+                locked.write(&mut file)?;
+                Err(Error::msg(format!("{}: {}", self.provider.desc.display_name, e.message))
+                    .with_help(format!("run `{}`", self.provider.desc.login_command())))
+            }
+            RResult::RErr(e) => {
+                drop(locked);
+                let c = &entry.credential;
+                let still_valid = !c.access_token.is_empty() && (c.expires_at_ms == 0 || c.expires_at_ms > now_ms());
+                if rejected.is_none() && still_valid {
+                    self.out.warn(&format!(
+                        "could not refresh the {id} token ({}); using the current one while it lasts",
+                        e.message
+                    ));
+                    return self.finish(&entry, c.clone(), &reason, false);
+                }
+                Err(transient_error(&self.provider.desc.display_name, &e))
+            }
+        }
+    }
+
+    fn relogin_or_absent(&self, e: &EntryView) -> Error {
+        if e.last_error.is_some() {
+            self.relogin(e)
+        } else {
+            self.not_logged_in()
+        }
+    }
+
+    fn finish(&self, entry: &EntryView, cred: Credential, reason: &str, refreshed: bool) -> Result<Arc<Resolved>> {
+        let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
+            return Err(Error::msg("no runtime capability"));
+        };
+        let runtime = match rt.runtime(&cred) {
+            RResult::ROk(r) => r,
+            RResult::RErr(e) if e.relogin_required => return Err(self.relogin(entry)),
+            RResult::RErr(e) => return Err(Error::msg(format!("{}: {}", self.provider.desc.display_name, e.message))),
+        };
+        let resolved = Arc::new(Resolved {
+            token: Secret::new(runtime.secret.as_str()),
+            expires_at_ms: cred.expires_at_ms,
+            base_url: runtime.base_url.to_string(),
+            auth_scheme: runtime.auth_scheme,
+            extra_headers: runtime
+                .extra_headers
+                .iter()
+                .map(|Tuple2(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            entry_id: entry.id.clone(),
+            entry_name: entry.name().to_string(),
+            reason: reason.to_string(),
+            refreshed,
+        });
+        if let Ok(mut g) = self.cache.lock() {
+            *g = Some(Arc::clone(&resolved));
+        }
+        Ok(resolved)
+    }
+}
+
+fn transient_error(display: &str, e: &PluginError) -> Error {
+    Error::msg(format!("{display}: {} (your login is kept)", e.message))
+        .with_help("this is usually temporary; try again in a moment, or run `hermes doctor`")
+}

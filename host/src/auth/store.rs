@@ -1,0 +1,331 @@
+//! `auth.json`, in the layout the Python hermes writes (version 1: `active_provider`,
+//! `providers`, `credential_pool`, `suppressed_sources`), so an existing login keeps working.
+//!
+//! This module is the only one that reads, locks or writes the file. Writes are atomic (temp
+//! 0600, fsync, rename, fsync dir) and happen under an exclusive lock on `auth.lock`. Keys this
+//! version does not know are kept as they are.
+//!
+//! A file that cannot be parsed is never overwritten: every operation stops with an error
+//! naming the file and the way out, and a copy is kept beside it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::config::Paths;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, FileLock};
+
+/// How long to wait for another process holding `auth.lock`. A refresh takes at most the
+/// 15 s HTTP timeout, so this leaves room for two in a row.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The credential store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    path: PathBuf,
+    lock_path: PathBuf,
+    home: Paths,
+}
+
+/// The parsed file. Unknown keys are preserved.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuthFile {
+    pub(crate) root: Map<String, Value>,
+}
+
+/// The exclusive lock on the store; reads and writes under it are consistent.
+pub struct Locked<'a> {
+    store: &'a Store,
+    _lock: FileLock,
+}
+
+impl Store {
+    /// The store under `HERMES_HOME`.
+    pub fn new(paths: &Paths) -> Store {
+        Store {
+            path: paths.auth_json(),
+            lock_path: paths.auth_lock(),
+            home: paths.clone(),
+        }
+    }
+
+    /// Where the file lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read without the lock. Safe because writers replace the file atomically.
+    pub fn read(&self) -> Result<AuthFile> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AuthFile::empty()),
+            Err(e) => {
+                return Err(Error::io(format!("cannot read {}", self.path.display()), e)
+                    .with_help(format!("check the permissions of {}", self.path.display())))
+            }
+        };
+        AuthFile::parse(&bytes).map_err(|why| self.corrupt(&bytes, &why))
+    }
+
+    fn corrupt(&self, bytes: &[u8], why: &str) -> Error {
+        // Keep a copy so that whatever the user does next cannot lose the original.
+        let copy = self.path.with_file_name("auth.json.corrupt");
+        let kept = match std::fs::read(&copy) {
+            Ok(existing) if existing == bytes => true,
+            _ => fsutil::write_atomic(&copy, bytes, 0o600).is_ok(),
+        };
+        let copy_note = if kept {
+            format!("; a copy is kept at {}", copy.display())
+        } else {
+            String::new()
+        };
+        Error::msg(format!(
+            "{} is corrupt ({why}); hermes left it untouched{copy_note}",
+            self.path.display()
+        ))
+        .with_help(format!(
+            "repair the file, or move it away (mv {0} {0}.bak) and sign in again with `hermes auth add <provider>`",
+            self.path.display()
+        ))
+    }
+
+    /// Take the exclusive lock.
+    pub fn lock(&self) -> Result<Locked<'_>> {
+        self.home.ensure_home()?;
+        let lock = FileLock::acquire(&self.lock_path, LOCK_TIMEOUT).map_err(|e| {
+            Error::msg(format!("cannot lock the credential store: {e}")).with_help(format!(
+                "if no other hermes is running, a stuck process holds {}; find it with `fuser {}`",
+                self.lock_path.display(),
+                self.lock_path.display()
+            ))
+        })?;
+        Ok(Locked { store: self, _lock: lock })
+    }
+
+    /// Read, change and write under the lock. `f` returns whether it changed anything.
+    pub fn update<T>(&self, f: impl FnOnce(&mut AuthFile) -> Result<T>) -> Result<T> {
+        let locked = self.lock()?;
+        let mut file = locked.read()?;
+        let before = file.clone();
+        let out = f(&mut file)?;
+        if file != before {
+            locked.write(&mut file)?;
+        }
+        Ok(out)
+    }
+}
+
+impl Locked<'_> {
+    /// Read under the lock.
+    pub fn read(&self) -> Result<AuthFile> {
+        self.store.read()
+    }
+    /// Write under the lock (atomic, 0600).
+    pub fn write(&self, file: &mut AuthFile) -> Result<()> {
+        file.root.insert("version".into(), json!(1));
+        let now = crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default();
+        file.root.insert("updated_at".into(), Value::String(now));
+        let text = serde_json::to_string_pretty(&Value::Object(file.root.clone()))
+            .map_err(|e| Error::msg(format!("cannot encode auth.json: {e}")))?;
+        fsutil::write_atomic(&self.store.path, text.as_bytes(), 0o600).map_err(|e| {
+            Error::io(format!("cannot write {}", self.store.path.display()), e)
+                .with_help("the previous auth.json is unchanged; free some space or fix permissions and retry")
+        })
+    }
+}
+
+impl AuthFile {
+    /// An empty store.
+    pub fn empty() -> AuthFile {
+        let mut root = Map::new();
+        root.insert("version".into(), json!(1));
+        root.insert("providers".into(), json!({}));
+        AuthFile { root }
+    }
+
+    /// Parse the file's bytes. The error is one clause for a message.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<AuthFile, String> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err("the file is empty".into());
+        }
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| format!("invalid JSON at line {} column {}", e.line(), e.column()))?;
+        let Value::Object(root) = v else {
+            return Err("the top level is not a JSON object".into());
+        };
+        match root.get("version") {
+            None => {}
+            Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
+            Some(other) => return Err(format!("unsupported version {other}; this hermes reads version 1")),
+        }
+        for key in ["providers", "credential_pool", "suppressed_sources"] {
+            match root.get(key) {
+                None | Some(Value::Object(_)) => {}
+                Some(_) => return Err(format!("\"{key}\" is not an object")),
+            }
+        }
+        Ok(AuthFile { root })
+    }
+
+    fn section(&self, key: &str) -> Option<&Map<String, Value>> {
+        self.root.get(key).and_then(Value::as_object)
+    }
+
+    fn section_mut(&mut self, key: &str) -> &mut Map<String, Value> {
+        let v = self.root.entry(key.to_string()).or_insert_with(|| json!({}));
+        if !v.is_object() {
+            *v = json!({});
+        }
+        v.as_object_mut().expect("just made an object")
+    }
+
+    /// `providers.<id>`.
+    pub fn provider_state(&self, provider: &str) -> Option<&Map<String, Value>> {
+        self.section("providers")?.get(provider)?.as_object()
+    }
+
+    /// Replace `providers.<id>`.
+    pub fn set_provider_state(&mut self, provider: &str, state: Map<String, Value>) {
+        self.section_mut("providers").insert(provider.to_string(), Value::Object(state));
+    }
+
+    /// `providers.<id>`, mutable.
+    pub fn provider_state_mut(&mut self, provider: &str) -> Option<&mut Map<String, Value>> {
+        self.section_mut("providers").get_mut(provider)?.as_object_mut()
+    }
+
+    /// Remove `providers.<id>`.
+    pub fn remove_provider_state(&mut self, provider: &str) -> bool {
+        self.section_mut("providers").remove(provider).is_some()
+    }
+
+    /// The raw pool entries of a provider (objects only).
+    pub fn pool(&self, provider: &str) -> Vec<&Map<String, Value>> {
+        self.section("credential_pool")
+            .and_then(|p| p.get(provider))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_object).collect())
+            .unwrap_or_default()
+    }
+
+    /// The pool array of a provider, created if absent.
+    pub fn pool_mut(&mut self, provider: &str) -> &mut Vec<Value> {
+        let v = self
+            .section_mut("credential_pool")
+            .entry(provider.to_string())
+            .or_insert_with(|| json!([]));
+        if !v.is_array() {
+            *v = json!([]);
+        }
+        v.as_array_mut().expect("just made an array")
+    }
+
+    /// Remove a provider's whole pool.
+    pub fn remove_pool(&mut self, provider: &str) {
+        self.section_mut("credential_pool").remove(provider);
+    }
+
+    /// `suppressed_sources.<id>`.
+    pub fn suppressed(&self, provider: &str) -> Vec<String> {
+        self.section("suppressed_sources")
+            .and_then(|s| s.get(provider))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// Add or remove a source from `suppressed_sources.<id>`.
+    pub fn set_suppressed(&mut self, provider: &str, source: &str, suppressed: bool) {
+        let section = self.section_mut("suppressed_sources");
+        let list = section.entry(provider.to_string()).or_insert_with(|| json!([]));
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        let arr = list.as_array_mut().expect("just made an array");
+        arr.retain(|v| v.as_str() != Some(source));
+        if suppressed {
+            arr.push(Value::String(source.to_string()));
+        }
+        if arr.is_empty() {
+            section.remove(provider);
+        }
+    }
+
+    /// `active_provider`.
+    pub fn active_provider(&self) -> Option<&str> {
+        self.root.get("active_provider").and_then(Value::as_str)
+    }
+
+    /// Set or clear `active_provider`.
+    pub fn set_active_provider(&mut self, provider: Option<&str>) {
+        match provider {
+            Some(p) => {
+                self.root.insert("active_provider".into(), Value::String(p.into()));
+            }
+            None => {
+                self.root.insert("active_provider".into(), Value::Null);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::new(&Paths::new(dir.path()));
+        (dir, s)
+    }
+
+    #[test]
+    fn missing_file_is_empty_and_unknown_keys_survive_a_write() {
+        let (_d, s) = store();
+        assert_eq!(s.read().unwrap().provider_state("x"), None);
+        std::fs::write(s.path(), r#"{"version":1,"providers":{},"something_else":{"keep":true}}"#).unwrap();
+        s.update(|f| {
+            f.set_provider_state("x", Map::new());
+            Ok(())
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(s.path()).unwrap();
+        assert!(text.contains("\"something_else\""), "{text}");
+        assert_eq!(crate::fsutil::mode_of(s.path()), Some(0o600));
+    }
+
+    #[test]
+    fn corrupt_file_is_reported_kept_and_never_overwritten() {
+        let (_d, s) = store();
+        std::fs::write(s.path(), b"{\"version\":1,\"providers\":{").unwrap();
+        let err = s.update(|f| {
+            f.set_provider_state("x", Map::new());
+            Ok(())
+        });
+        let e = err.unwrap_err();
+        assert!(e.message().contains("is corrupt (invalid JSON at line 1"), "{}", e.message());
+        assert!(e.help().unwrap().contains("mv "), "{:?}", e.help());
+        assert_eq!(std::fs::read(s.path()).unwrap(), b"{\"version\":1,\"providers\":{");
+        let copy = s.path().with_file_name("auth.json.corrupt");
+        assert_eq!(std::fs::read(copy).unwrap(), b"{\"version\":1,\"providers\":{");
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors_not_panics() {
+        for bad in [&b"[]"[..], b"{\"version\":2}", b"{\"providers\":[]}", b"", b"  \n", b"\xff\xfe"] {
+            assert!(AuthFile::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn suppression_round_trip() {
+        let mut f = AuthFile::empty();
+        f.set_suppressed("p", "oauth", true);
+        f.set_suppressed("p", "oauth", true);
+        assert_eq!(f.suppressed("p"), vec!["oauth"]);
+        f.set_suppressed("p", "oauth", false);
+        assert!(f.suppressed("p").is_empty());
+    }
+}

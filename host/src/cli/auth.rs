@@ -1,0 +1,429 @@
+//! `hermes auth …`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hermes_plugin_api::{flow, status_state, RemovalPlan, StatusReport};
+use serde_json::{json, Value};
+
+use super::Ctx;
+use crate::auth::login::{self, Tick};
+use crate::auth::pool::{self, EntryView, Slot, SINGLETON_SOURCE};
+use crate::auth::{Store, TokenSource};
+use crate::error::{Error, Result};
+use crate::plugins::registry::Entry;
+use crate::plugins::runtime::{PluginSet, Provider, Scope};
+use crate::services::{Net, ProviderServices};
+use crate::timefmt::{human_duration, iso_from_ms, now_ms};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Cmd {
+    /// Sign in to a provider (device code: open a URL, enter a code).
+    Add {
+        /// Provider id or alias.
+        provider: String,
+        /// A name for this login; with an existing login, a new label adds a second account.
+        #[arg(long)]
+        label: Option<String>,
+        /// Region (e.g. global, cn); default: the provider's first.
+        #[arg(long)]
+        region: Option<String>,
+        /// Never open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+        /// Read an API key from stdin (api-key providers).
+        #[arg(long)]
+        api_key_stdin: bool,
+    },
+    /// List logins, per provider.
+    List {
+        /// Only this provider.
+        provider: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether you are signed in; exit 1 when not.
+    Status {
+        /// Only this provider.
+        provider: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove one login of a provider (by number, id or label, see `auth list`).
+    Remove {
+        /// Provider id or alias.
+        provider: String,
+        /// Number, id or label.
+        entry: String,
+    },
+    /// Remove every login of a provider.
+    Logout {
+        /// Provider id or alias.
+        provider: String,
+    },
+    /// Print a valid access token (refreshing it if due), for scripts.
+    Token {
+        /// Provider id or alias.
+        provider: String,
+        /// The login to use (number, id or label); default: HERMES_ACCOUNT, then priority.
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
+    match cmd {
+        Cmd::Add { provider, label, region, no_browser, timeout, api_key_stdin } => {
+            add(ctx, &provider, label.as_deref(), region.as_deref(), no_browser, timeout, api_key_stdin)
+        }
+        Cmd::List { provider, json } => list(ctx, provider.as_deref(), json),
+        Cmd::Status { provider, json } => status(ctx, provider.as_deref(), json),
+        Cmd::Remove { provider, entry } => remove(ctx, &provider, &entry),
+        Cmd::Logout { provider } => logout(ctx, &provider),
+        Cmd::Token { provider, account } => token(ctx, &provider, account),
+    }
+}
+
+/// Open the provider called `name`.
+pub fn open(ctx: &Ctx, name: &str) -> Result<Arc<Provider>> {
+    let set = PluginSet::load(&ctx.env.paths(), Scope::Provider(name))?;
+    let entry = set.resolve(name)?;
+    open_entry(ctx, &set, entry)
+}
+
+fn open_entry(ctx: &Ctx, set: &PluginSet, entry: &Entry) -> Result<Arc<Provider>> {
+    let services = ProviderServices::new(&entry.provider, &ctx.env, Default::default(), ctx.out.clone());
+    Ok(Arc::new(set.open(entry, services.into_box())?))
+}
+
+fn add(
+    ctx: &Ctx,
+    name: &str,
+    label: Option<&str>,
+    region: Option<&str>,
+    no_browser: bool,
+    timeout: Option<u64>,
+    api_key_stdin: bool,
+) -> Result<ExitCode> {
+    let provider = open(ctx, name)?;
+    let d = provider.desc.clone();
+    if let Some(r) = region {
+        if d.region(Some(r)).is_none() {
+            let names: Vec<&str> = d.regions.iter().map(|r| r.name.as_str()).collect();
+            return Err(Error::usage(format!("{} has no region {r:?}", d.display_name), format!("choose one of: {}", names.join(", "))));
+        }
+    }
+    let mut options = json!({});
+    if d.flow == flow::API_KEY {
+        if !api_key_stdin {
+            return Err(Error::usage(
+                format!("{} signs in with an API key", d.display_name),
+                format!("pipe it in: `hermes auth add {} --api-key-stdin < key.txt` (keys are never taken as arguments)", d.id),
+            ));
+        }
+        let mut key = String::new();
+        std::io::stdin().read_line(&mut key).map_err(|e| Error::io("cannot read the key from stdin", e))?;
+        options["api_key"] = Value::String(key.trim().to_string());
+    }
+    let challenge = login::start(&provider, region, &options.to_string())?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = Arc::clone(&cancel);
+        Net::get().runtime().spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    if d.flow == flow::DEVICE_CODE || !challenge.verification_uri.is_empty() {
+        ctx.out.notice(&format!("To sign in to {}, open this URL and enter the code:", d.display_name));
+        ctx.out.notice("");
+        ctx.out.notice(&format!("  {}", challenge.verification_uri));
+        ctx.out.notice(&format!("  code: {}", challenge.user_code));
+        ctx.out.notice("");
+        let interactive = std::io::stdin().is_terminal() && ctx.out.stderr_is_tty();
+        if interactive && !ctx.env.ssh && !no_browser {
+            open_browser(challenge.verification_uri.as_str());
+        }
+    }
+    let deadline = match timeout {
+        Some(s) => now_ms().saturating_add((s as i64).saturating_mul(1000)),
+        None => challenge.expires_at_ms,
+    };
+    let spinner = ctx.out.animated().then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.enable_steady_tick(Duration::from_millis(120));
+        s
+    });
+    let result = login::wait(&provider, &challenge, deadline, &cancel, &mut |t| {
+        let Tick::Waiting(left) = t;
+        if let Some(s) = &spinner {
+            s.set_message(format!("waiting for approval… {} left (Ctrl-C to cancel)", human_duration(left)));
+        }
+    });
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let approved = match result {
+        Ok(a) => a,
+        Err(e) if cancel.load(Ordering::SeqCst) => {
+            ctx.out.error(&e);
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(e),
+    };
+    let store = Store::new(&ctx.env.paths());
+    let region_name = approved.credential.region.to_string();
+    let expires = approved.credential.expires_at_ms;
+    let saved = login::save(&store, &d.id, approved.credential, label)?;
+    let mut line = format!("{} Signed in to {}", ctx.out.ok_mark(), d.display_name);
+    if !region_name.is_empty() {
+        line.push_str(&format!(" (region {region_name})"));
+    }
+    if saved.extra_account {
+        line.push_str(&format!(" as an extra account {:?}", label.unwrap_or("")));
+    }
+    if expires > 0 {
+        line.push_str(&format!("; token valid {}", human_duration(expires - now_ms())));
+    }
+    ctx.out.result(&line);
+    if !approved.message.is_empty() {
+        ctx.out.notice(&format!("Note from {}: {}", short_name(&d.display_name), approved.message));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `MiniMax (OAuth)` → `MiniMax`.
+fn short_name(display: &str) -> &str {
+    display.split(" (").next().unwrap_or(display)
+}
+
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let _ = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+/// The providers a command reports on: one, or all.
+fn providers(ctx: &Ctx, name: Option<&str>) -> Result<(PluginSet, Vec<Entry>)> {
+    let set = PluginSet::load(&ctx.env.paths(), name.map_or(Scope::All, Scope::Provider))?;
+    let entries = match name {
+        Some(n) => vec![set.resolve(n)?.clone()],
+        None => set.registry.entries().to_vec(),
+    };
+    Ok((set, entries))
+}
+
+fn state_name(s: u32) -> &'static str {
+    match s {
+        status_state::VALID => "valid",
+        status_state::REFRESH_ON_NEXT_USE => "refresh_on_next_use",
+        status_state::RELOGIN_REQUIRED => "relogin_required",
+        _ => "not_logged_in",
+    }
+}
+
+fn entry_json(e: &EntryView, n: usize, report: &StatusReport) -> Value {
+    json!({
+        "number": n,
+        "id": e.id,
+        "label": e.label,
+        "source": e.source,
+        "priority": e.priority,
+        "state": state_name(report.state),
+        "logged_in": report.logged_in(),
+        "summary": report.summary.as_str(),
+        "region": report.region.as_str(),
+        "token_preview": crate::secret::mask(&e.credential.access_token),
+        "has_refresh_token": !e.credential.refresh_token.is_empty(),
+        "expires_at": (e.credential.expires_at_ms > 0).then(|| iso_from_ms(e.credential.expires_at_ms)).flatten(),
+        "expires_at_ms": e.credential.expires_at_ms,
+        "last_error": e.last_error.as_ref().map(|le| json!({"code": le.code, "message": le.message, "at": le.at})),
+        "problems": report.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
+    let (set, entries) = providers(ctx, name)?;
+    let file = Store::new(&ctx.env.paths()).read()?;
+    let now = now_ms();
+    let mut all = Vec::new();
+    for entry in &entries {
+        let provider = open_entry(ctx, &set, entry)?;
+        let logins = file.entries(&entry.provider.id);
+        let rows: Vec<Value> = logins
+            .iter()
+            .enumerate()
+            .map(|(i, e)| entry_json(e, i + 1, &provider.handle.status.status(Some(&e.credential).into(), now)))
+            .collect();
+        if !as_json {
+            ctx.out.result(&format!("{} ({}):", entry.provider.id, entry.provider.display_name));
+            if rows.is_empty() {
+                ctx.out.result(&format!("  no logins; sign in with `{}`", entry.provider.login_command()));
+            }
+            for r in &rows {
+                ctx.out.result(&format!(
+                    "  #{} {} {:<22} {:<8} {}  {}",
+                    r["number"],
+                    r["id"].as_str().unwrap_or(""),
+                    if r["label"].as_str().unwrap_or("").is_empty() { r["source"].as_str().unwrap_or("") } else { r["label"].as_str().unwrap_or("") },
+                    r["source"].as_str().unwrap_or(""),
+                    r["token_preview"].as_str().unwrap_or(""),
+                    r["summary"].as_str().unwrap_or(""),
+                ));
+            }
+        }
+        all.push(json!({"provider": entry.provider.id, "display_name": entry.provider.display_name, "logins": rows}));
+    }
+    if as_json {
+        ctx.out.json(&json!({"version": 1, "providers": all}));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
+    let (set, entries) = providers(ctx, name)?;
+    let file = Store::new(&ctx.env.paths()).read()?;
+    let now = now_ms();
+    let mut any_logged_in = false;
+    let mut all_logged_in = true;
+    let mut out = Vec::new();
+    for entry in &entries {
+        let d = &entry.provider;
+        let provider = open_entry(ctx, &set, entry)?;
+        let logins = file.entries(&d.id);
+        let chosen = pool::select(&logins, ctx.env.account.as_deref());
+        let report = provider.handle.status.status(chosen.map(|e| &e.credential).into(), now);
+        any_logged_in |= report.logged_in();
+        all_logged_in &= report.logged_in();
+        if as_json {
+            let mut v = json!({
+                "provider": d.id,
+                "display_name": d.display_name,
+                "logged_in": report.logged_in(),
+                "state": state_name(report.state),
+                "summary": report.summary.as_str(),
+                "region": report.region.as_str(),
+                "problems": report.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            });
+            if let Some(e) = chosen {
+                v["account"] = entry_json(e, 0, &report);
+            }
+            out.push(v);
+            continue;
+        }
+        let mark = if report.logged_in() { ctx.out.ok_mark() } else { ctx.out.bad_mark() };
+        ctx.out.result(&format!("{} ({})", d.id, d.display_name));
+        ctx.out.result(&format!("  {mark} {}", report.summary));
+        if let Some(e) = chosen {
+            ctx.out.result(&format!("  - login: {} (id {})", e.name(), e.id));
+            if !e.credential.access_token.is_empty() {
+                ctx.out.result(&format!("  - token: {}", crate::secret::mask(&e.credential.access_token)));
+            }
+            if let Some(iso) = (e.credential.expires_at_ms > 0).then(|| iso_from_ms(e.credential.expires_at_ms)).flatten() {
+                ctx.out.result(&format!("  - expires: {iso}"));
+            }
+        }
+        for p in report.problems.iter() {
+            ctx.out.result(&format!("  - {p}"));
+        }
+        if !report.logged_in() {
+            ctx.out.result(&format!("  - fix: {}", d.login_command()));
+        }
+    }
+    if as_json {
+        ctx.out.json(&json!({"version": 1, "logged_in": if name.is_some() { all_logged_in } else { any_logged_in }, "providers": out}));
+    }
+    let ok = if name.is_some() { all_logged_in } else { any_logged_in };
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn remove(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
+    let provider = open(ctx, name)?;
+    let id = provider.desc.id.clone();
+    let store = Store::new(&ctx.env.paths());
+    let file = store.read()?;
+    let logins = file.entries(&id);
+    let Some(target) = pool::find(&logins, key).cloned() else {
+        return Err(Error::msg(format!("{} has no login {key:?}", provider.desc.display_name))
+            .with_help(format!("see them with `hermes auth list {id}`")));
+    };
+    let plan = match provider.handle.removal.as_ref().into_option() {
+        Some(r) => r.removal(target.source.as_str().into()),
+        None => RemovalPlan {
+            clear_provider_state: target.slot == Slot::Singleton,
+            suppress_source: target.slot == Slot::Singleton,
+            message: Default::default(),
+        },
+    };
+    store.update(|f| {
+        match &target.slot {
+            Slot::Singleton => {
+                if plan.clear_provider_state {
+                    f.remove_provider_state(&id);
+                }
+                f.remove_pool_source(&id, SINGLETON_SOURCE);
+            }
+            Slot::Pool(pid) => {
+                f.remove_pool_entry(&id, pid);
+            }
+        }
+        if plan.suppress_source {
+            f.set_suppressed(&id, &target.source, true);
+        }
+        Ok(())
+    })?;
+    ctx.out.result(&format!("removed login {} ({}) of {}", target.name(), target.id, provider.desc.display_name));
+    if !plan.message.is_empty() {
+        ctx.out.info(plan.message.as_str());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn logout(ctx: &Ctx, name: &str) -> Result<ExitCode> {
+    let set = PluginSet::load(&ctx.env.paths(), Scope::Provider(name))?;
+    let d = set.resolve(name)?.provider.clone();
+    let store = Store::new(&ctx.env.paths());
+    let removed = store.update(|f| {
+        let had = f.provider_state(&d.id).is_some() || !f.pool(&d.id).is_empty();
+        f.remove_provider_state(&d.id);
+        f.remove_pool(&d.id);
+        if f.active_provider() == Some(d.id.as_str()) {
+            f.set_active_provider(None);
+        }
+        Ok(had)
+    })?;
+    if removed {
+        ctx.out.result(&format!("signed out of {}; its logins were removed", d.display_name));
+    } else {
+        ctx.out.result(&format!("not signed in to {}; nothing to do", d.display_name));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(ctx: &Ctx, name: &str, account: Option<String>) -> Result<ExitCode> {
+    let provider = open(ctx, name)?;
+    let (account, why) = match (account, ctx.env.account.clone()) {
+        (Some(a), _) => (Some(a), "--account"),
+        (None, Some(a)) => (Some(a), "HERMES_ACCOUNT"),
+        (None, None) => (None, ""),
+    };
+    let source = TokenSource::new(Store::new(&ctx.env.paths()), provider, account, why, ctx.out.clone());
+    let resolved = source.token()?;
+    ctx.out.log(1, &format!("using login {} ({}): {}", resolved.entry_name, resolved.entry_id, resolved.reason));
+    // The one place a token is printed unmasked: this command exists to hand it to scripts.
+    ctx.out.result(resolved.token.expose());
+    Ok(ExitCode::SUCCESS)
+}

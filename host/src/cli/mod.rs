@@ -1,0 +1,98 @@
+//! The command line: one module per command group.
+
+mod auth;
+mod doctor;
+mod plugins;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Env;
+use crate::error::{Error, Result};
+use crate::output::Output;
+
+/// hermes: sign in to LLM providers through plugins, and use them.
+#[derive(Debug, Parser)]
+#[command(name = "hermes", version, about, propagate_version = true)]
+struct Cli {
+    /// More detail on stderr (-v, -vv, -vvv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less prose on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install, list and manage provider plugins.
+    #[command(subcommand)]
+    Plugins(plugins::Cmd),
+    /// Sign in, list logins, print tokens for scripts.
+    #[command(subcommand)]
+    Auth(auth::Cmd),
+    /// Check every plugin and provider (no network); exit 1 when something needs action.
+    Doctor(doctor::Args),
+    /// A short summary of providers and logins.
+    Status(status::Args),
+    /// Trial-load a plugin library and print its descriptor as JSON (used by install).
+    #[command(name = "__probe-plugin", hide = true)]
+    ProbePlugin {
+        /// The library.
+        path: std::path::PathBuf,
+    },
+}
+
+/// What every command gets.
+pub struct Ctx {
+    /// The environment.
+    pub env: Env,
+    /// Output.
+    pub out: Output,
+}
+
+/// Run the command line; the exit code says how it went.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let env = match Env::from_process() {
+        Ok(e) => e,
+        Err(e) => {
+            Output::plain(0).error(&e);
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let out = Output::new(&env, cli.verbose, cli.quiet);
+    let ctx = Ctx { env, out: out.clone() };
+    match run(&ctx, cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Plugins(c) => plugins::run(ctx, c),
+        Command::Auth(c) => auth::run(ctx, c),
+        Command::Doctor(a) => doctor::run(ctx, a),
+        Command::Status(a) => status::run(ctx, a),
+        Command::ProbePlugin { path } => {
+            let report = crate::plugins::install::probe(&path);
+            let ok = report.ok;
+            ctx.out.result(&serde_json::to_string(&report).map_err(|e| Error::msg(e.to_string()))?);
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! `hermes plugins …`.
+
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::plugins::install::{self, Installed as Outcome};
+use crate::plugins::manifest;
+use crate::plugins::runtime::{Installed, PluginSet, Scope};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Cmd {
+    /// Install a plugin by name (from the plugin index), path to a library, or URL.
+    Install {
+        /// Name, path or URL.
+        target: String,
+        /// Expected SHA-256 of the library (required for URLs without an index entry).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Allow replacing a newer version with an older one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List installed plugins with their status.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one plugin (by plugin id, provider id or alias).
+    Info {
+        /// Plugin or provider.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Uninstall a plugin (its logins in auth.json are kept).
+    Remove {
+        /// Plugin id.
+        id: String,
+    },
+    /// Load a disabled plugin again.
+    Enable {
+        /// Plugin id.
+        id: String,
+    },
+    /// Keep a plugin installed but do not load it.
+    Disable {
+        /// Plugin id.
+        id: String,
+    },
+}
+
+pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
+    match cmd {
+        Cmd::Install { target, sha256, force } => install_cmd(ctx, &target, sha256.as_deref(), force),
+        Cmd::List { json } => list(ctx, json),
+        Cmd::Info { name, json } => info(ctx, &name, json),
+        Cmd::Remove { id } => remove(ctx, &id),
+        Cmd::Enable { id } => set_enabled(ctx, &id, true),
+        Cmd::Disable { id } => set_enabled(ctx, &id, false),
+    }
+}
+
+fn install_cmd(ctx: &Ctx, target: &str, sha256: Option<&str>, force: bool) -> Result<ExitCode> {
+    let outcome = install::install(&ctx.env, target, sha256, force)?;
+    for w in &outcome.warnings {
+        ctx.out.warn(w);
+    }
+    match outcome.installed {
+        Outcome::New(r) => ctx.out.result(&format!("installed {} {} (providers: {})", r.id, r.version, r.providers.join(", "))),
+        Outcome::Replaced { old, new } if old.version == new.version => {
+            ctx.out.result(&format!("reinstalled {} {} (the library changed)", new.id, new.version))
+        }
+        Outcome::Replaced { old, new } => ctx.out.result(&format!("replaced {} {} with {}", new.id, old.version, new.version)),
+        Outcome::Unchanged(r) => ctx.out.result(&format!("{} {} is already installed; nothing to do", r.id, r.version)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_json(i: &Installed, set: &PluginSet) -> Value {
+    let r = &i.record;
+    let providers: Vec<Value> = match i.usable() {
+        Some(p) => p
+            .desc
+            .providers
+            .iter()
+            .map(|d| {
+                let accepted = set.registry.resolve(&d.id).filter(|e| e.plugin_id == r.id);
+                json!({
+                    "id": d.id,
+                    "display_name": d.display_name,
+                    "aliases": accepted.map(|e| e.aliases.clone()).unwrap_or_default(),
+                    "flow": d.flow,
+                    "api_mode": d.api_mode,
+                    "regions": d.regions,
+                    "models": d.models,
+                    "aux_model": d.aux_model,
+                    "docs_url": d.docs_url,
+                })
+            })
+            .collect(),
+        None => r.providers.iter().map(|p| json!({"id": p})).collect(),
+    };
+    json!({
+        "id": r.id,
+        "version": r.version,
+        "api_version": r.api_version,
+        "status": i.status(),
+        "reason": i.reason(),
+        "enabled": r.enabled,
+        "path": r.path,
+        "sha256": r.sha256,
+        "source": r.source,
+        "installed_at": r.installed_at,
+        "description": i.usable().map(|p| p.desc.description.clone()),
+        "providers": providers,
+        "conflicts": set.registry.conflicts_of(&r.id).map(|c| c.message.clone()).collect::<Vec<_>>(),
+    })
+}
+
+fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
+    let set = PluginSet::load(&ctx.env.paths(), Scope::All)?;
+    if as_json {
+        let plugins: Vec<Value> = set.installed.iter().map(|i| plugin_json(i, &set)).collect();
+        ctx.out.json(&json!({ "version": 1, "plugins": plugins }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if set.installed.is_empty() {
+        ctx.out.info("no plugins installed; try `hermes plugins install minimax-oauth`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    ctx.out.result(&format!("{:<20} {:<10} {:<6} {:<16} {}", "PLUGIN", "VERSION", "API", "STATUS", "PROVIDERS"));
+    for i in &set.installed {
+        let r = &i.record;
+        let providers: Vec<String> = set
+            .registry
+            .entries()
+            .iter()
+            .filter(|e| e.plugin_id == r.id)
+            .map(|e| {
+                if e.aliases.is_empty() {
+                    e.provider.id.clone()
+                } else {
+                    format!("{} ({})", e.provider.id, e.aliases.join(", "))
+                }
+            })
+            .collect();
+        let providers = if providers.is_empty() { r.providers.join(", ") } else { providers.join(", ") };
+        ctx.out.result(&format!("{:<20} {:<10} {:<6} {:<16} {}", r.id, r.version, r.api_version, i.status(), providers));
+        if let Some(reason) = i.reason() {
+            ctx.out.result(&format!("  {reason}"));
+        }
+        for c in set.registry.conflicts_of(&r.id) {
+            ctx.out.result(&format!("  {}", c.message));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info(ctx: &Ctx, name: &str, as_json: bool) -> Result<ExitCode> {
+    let set = PluginSet::load(&ctx.env.paths(), Scope::All)?;
+    let plugin_id = match set.installed.iter().find(|i| i.record.id == name) {
+        Some(i) => i.record.id.clone(),
+        None => set.resolve(name)?.plugin_id.clone(),
+    };
+    let Some(i) = set.installed.iter().find(|i| i.record.id == plugin_id) else {
+        return Err(Error::msg(format!("plugin {plugin_id} is not installed")));
+    };
+    let v = plugin_json(i, &set);
+    if as_json {
+        ctx.out.json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = &i.record;
+    ctx.out.result(&format!("{} {}", r.id, r.version));
+    if let Some(d) = v["description"].as_str() {
+        ctx.out.result(&format!("  {d}"));
+    }
+    ctx.out.result(&format!("  status:      {}{}", i.status(), i.reason().map(|r| format!(" ({r})")).unwrap_or_default()));
+    ctx.out.result(&format!("  plugin-api:  {}", r.api_version));
+    ctx.out.result(&format!("  library:     {}", r.library(&ctx.env.home).display()));
+    ctx.out.result(&format!("  sha256:      {}", r.sha256));
+    ctx.out.result(&format!("  source:      {}", r.source));
+    if let Some(p) = i.usable() {
+        for d in &p.desc.providers {
+            ctx.out.result(&format!("  provider {} ({})", d.id, d.display_name));
+            let aliases = set.registry.resolve(&d.id).filter(|e| e.plugin_id == r.id).map(|e| e.aliases.join(", ")).unwrap_or_default();
+            ctx.out.result(&format!("    aliases:   {aliases}"));
+            ctx.out.result(&format!("    flow:      {}", d.flow));
+            ctx.out.result(&format!("    api mode:  {}", d.api_mode));
+            for reg in &d.regions {
+                ctx.out.result(&format!("    region {:<8} portal {}  inference {}", reg.name, reg.portal_base_url, reg.inference_base_url));
+            }
+            for m in &d.models {
+                ctx.out.result(&format!("    model {:<24} context {}  max output {}", m.id, m.context_window, m.max_output));
+            }
+            if let Some(aux) = &d.aux_model {
+                ctx.out.result(&format!("    aux model: {aux}"));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(ctx: &Ctx, id: &str) -> Result<ExitCode> {
+    let paths = ctx.env.paths();
+    let removed = manifest::update(&paths, |m| {
+        let pos = m.plugins.iter().position(|r| r.id == id);
+        Ok(pos.map(|p| m.plugins.remove(p)))
+    })?;
+    match removed {
+        Some(r) => {
+            install::remove_library_dir(&paths, &r);
+            ctx.out.result(&format!("removed {} {}", r.id, r.version));
+            ctx.out.info("logins in auth.json were kept; remove them with `hermes auth logout <provider>`");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Err(Error::msg(format!("plugin {id} is not installed")).with_help("see `hermes plugins list`")),
+    }
+}
+
+fn set_enabled(ctx: &Ctx, id: &str, enabled: bool) -> Result<ExitCode> {
+    let found = manifest::update(&ctx.env.paths(), |m| {
+        Ok(m.get_mut(id).map(|r| {
+            let changed = r.enabled != enabled;
+            r.enabled = enabled;
+            changed
+        }))
+    })?;
+    let word = if enabled { "enabled" } else { "disabled" };
+    match found {
+        Some(true) => ctx.out.result(&format!("{id} {word}")),
+        Some(false) => ctx.out.result(&format!("{id} was already {word}")),
+        None => return Err(Error::msg(format!("plugin {id} is not installed")).with_help("see `hermes plugins list`")),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,115 @@
+//! Where hermes keeps its files and what the environment says. The only module that reads
+//! environment variables: everything else receives an [`Env`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The environment hermes runs in, read once at start-up.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// `HERMES_HOME`, or `~/.hermes`.
+    pub home: PathBuf,
+    /// `NO_COLOR` is set.
+    pub no_color: bool,
+    /// An SSH session (`SSH_CONNECTION`, `SSH_TTY` or `SSH_CLIENT`).
+    pub ssh: bool,
+    /// `HERMES_PLUGIN_INDEX`: a JSON plugin index replacing the built-in one.
+    pub plugin_index: Option<PathBuf>,
+    /// `HERMES_ACCOUNT`: the pool entry to use when none is given on the command line.
+    pub account: Option<String>,
+    /// Every variable, for plugin URL overrides (only the names a plugin declares are read).
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// Read the process environment.
+    pub fn from_process() -> Result<Env> {
+        let vars: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Env::from_vars(vars)
+    }
+
+    /// Build from a map (tests).
+    pub fn from_vars(vars: BTreeMap<String, String>) -> Result<Env> {
+        let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
+        let home = match get("HERMES_HOME") {
+            Some(h) => PathBuf::from(h),
+            None => match get("HOME") {
+                Some(h) => Path::new(&h).join(".hermes"),
+                None => {
+                    return Err(Error::usage(
+                        "cannot find a home directory: neither HERMES_HOME nor HOME is set",
+                        "set HERMES_HOME to the directory hermes should use",
+                    ))
+                }
+            },
+        };
+        Ok(Env {
+            home,
+            no_color: vars.contains_key("NO_COLOR"),
+            ssh: ["SSH_CONNECTION", "SSH_TTY", "SSH_CLIENT"]
+                .iter()
+                .any(|k| get(k).is_some()),
+            plugin_index: get("HERMES_PLUGIN_INDEX").map(PathBuf::from),
+            account: get("HERMES_ACCOUNT"),
+            vars,
+        })
+    }
+
+    /// A variable a plugin declared as a URL override.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The paths under `HERMES_HOME`.
+    pub fn paths(&self) -> Paths {
+        Paths::new(&self.home)
+    }
+}
+
+/// The files under `HERMES_HOME`.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// `HERMES_HOME` itself.
+    pub home: PathBuf,
+}
+
+impl Paths {
+    /// Paths under `home`.
+    pub fn new(home: &Path) -> Paths {
+        Paths { home: home.to_path_buf() }
+    }
+    /// `auth.json`.
+    pub fn auth_json(&self) -> PathBuf {
+        self.home.join("auth.json")
+    }
+    /// `auth.lock`.
+    pub fn auth_lock(&self) -> PathBuf {
+        self.home.join("auth.lock")
+    }
+    /// `plugins.json`.
+    pub fn plugins_json(&self) -> PathBuf {
+        self.home.join("plugins.json")
+    }
+    /// `plugins.lock`.
+    pub fn plugins_lock(&self) -> PathBuf {
+        self.home.join("plugins.lock")
+    }
+    /// `plugins/`.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.home.join("plugins")
+    }
+    /// `config.yaml`.
+    pub fn config_yaml(&self) -> PathBuf {
+        self.home.join("config.yaml")
+    }
+
+    /// Create `HERMES_HOME` (0700) if it does not exist.
+    pub fn ensure_home(&self) -> Result<()> {
+        crate::fsutil::create_private_dir(&self.home)
+            .map_err(|e| Error::io(format!("cannot create {}", self.home.display()), e))
+    }
+}

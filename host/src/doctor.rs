@@ -1,0 +1,290 @@
+//! `hermes doctor`: every check over every installed plugin and provider, without any network
+//! call. Each check registers itself with `inventory`, so adding one touches one place.
+
+use serde::Serialize;
+
+use crate::auth::{AuthFile, Store};
+use crate::config::{Env, Paths};
+use crate::fsutil::mode_of;
+use crate::output::Output;
+use crate::plugins::install::sha256_file;
+use crate::plugins::runtime::PluginSet;
+use crate::plugins::Registry;
+use crate::services::ProviderServices;
+use hermes_plugin_api::status_state;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// All good.
+    Ok,
+    /// Worth knowing; nothing to do.
+    Info,
+    /// Works, but should be fixed.
+    Warning,
+    /// Needs action.
+    Error,
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// The check that made it.
+    pub check: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// What it is about: a plugin id, a provider id, or `hermes`.
+    pub subject: String,
+    /// One line.
+    pub message: String,
+    /// The exact command that fixes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Provider status fields, for provider findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProviderStatus>,
+}
+
+/// A provider's status in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProviderStatus {
+    /// `not_logged_in`, `valid`, `refresh_on_next_use`, `relogin_required`.
+    pub state: &'static str,
+    /// Logged in (possibly after a refresh).
+    pub logged_in: bool,
+    /// Region.
+    pub region: String,
+    /// Expiry, unix ms (0: none).
+    pub expires_at_ms: i64,
+    /// The login (pool entry) reported on.
+    pub account: String,
+}
+
+/// What checks look at.
+pub struct Context<'a> {
+    /// Paths.
+    pub paths: &'a Paths,
+    /// Environment.
+    pub env: &'a Env,
+    /// The installed plugins.
+    pub set: &'a PluginSet,
+    /// The credential store, or why it cannot be read.
+    pub auth: &'a crate::Result<AuthFile>,
+    /// Only this provider (canonical id).
+    pub provider: Option<&'a str>,
+    /// For provider services' logging.
+    pub out: &'a Output,
+}
+
+/// A registered check.
+pub struct Check {
+    /// Name (`home`, `plugins`, `providers`).
+    pub name: &'static str,
+    /// Order in the report.
+    pub order: u32,
+    /// The check.
+    pub run: fn(&Context<'_>) -> Vec<Finding>,
+}
+
+inventory::collect!(Check);
+
+fn finding(check: &'static str, severity: Severity, subject: &str, message: String, fix: Option<String>) -> Finding {
+    Finding { check, severity, subject: subject.to_string(), message, fix, status: None }
+}
+
+/// Run every check.
+pub fn run(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut checks: Vec<&Check> = inventory::iter::<Check>.into_iter().collect();
+    checks.sort_by_key(|c| c.order);
+    checks.iter().flat_map(|c| (c.run)(ctx)).collect()
+}
+
+fn check_home(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let home = &ctx.paths.home;
+    match mode_of(home) {
+        None => out.push(finding("home", Severity::Info, "hermes", format!("{} does not exist yet", home.display()), None)),
+        Some(m) if m & 0o077 != 0 => out.push(finding(
+            "home",
+            Severity::Warning,
+            "hermes",
+            format!("{} is accessible by other users (mode {m:o})", home.display()),
+            Some(format!("chmod 700 {}", home.display())),
+        )),
+        Some(_) => {}
+    }
+    for f in [ctx.paths.auth_json(), ctx.paths.plugins_json()] {
+        if let Some(m) = mode_of(&f) {
+            if m & 0o077 != 0 {
+                out.push(finding(
+                    "home",
+                    Severity::Warning,
+                    "hermes",
+                    format!("{} is readable by other users (mode {m:o})", f.display()),
+                    Some(format!("chmod 600 {}", f.display())),
+                ));
+            }
+        }
+    }
+    if let Err(e) = ctx.auth {
+        out.push(finding("home", Severity::Error, "hermes", e.message().to_string(), e.help().map(String::from)));
+    }
+    out
+}
+
+fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if ctx.set.installed.is_empty() && ctx.provider.is_none() {
+        out.push(finding(
+            "plugins",
+            Severity::Warning,
+            "hermes",
+            "no plugin is installed".into(),
+            Some("hermes plugins install minimax-oauth".into()),
+        ));
+    }
+    for inst in &ctx.set.installed {
+        let r = &inst.record;
+        let id = r.id.as_str();
+        let reinstall = Some(format!("hermes plugins install {id}"));
+        if inst.loaded.is_none() {
+            out.push(finding("plugins", Severity::Info, id, format!("plugin {id} {} is disabled", r.version), Some(format!("hermes plugins enable {id}"))));
+            continue;
+        }
+        let lib = r.library(&ctx.paths.home);
+        if !lib.is_file() {
+            out.push(finding("plugins", Severity::Error, id, format!("plugin {id}: its library {} is missing", lib.display()), reinstall));
+            continue;
+        }
+        match sha256_file(&lib) {
+            Ok(sum) if sum == r.sha256 => {}
+            Ok(_) => out.push(finding(
+                "plugins",
+                Severity::Error,
+                id,
+                format!("plugin {id}: the library's checksum no longer matches the one recorded at install"),
+                reinstall.clone(),
+            )),
+            Err(e) => out.push(finding("plugins", Severity::Error, id, format!("plugin {id}: cannot read {}: {e}", lib.display()), reinstall.clone())),
+        }
+        if let Some(m) = mode_of(&lib) {
+            if m & 0o022 != 0 {
+                out.push(finding(
+                    "plugins",
+                    Severity::Warning,
+                    id,
+                    format!("plugin {id}: {} is writable by other users (mode {m:o})", lib.display()),
+                    Some(format!("chmod 700 {}", lib.display())),
+                ));
+            }
+        }
+        match (&inst.loaded, inst.status()) {
+            (Some(Ok(p)), "ok") => out.push(finding(
+                "plugins",
+                Severity::Ok,
+                id,
+                format!("plugin {id} {} loaded (plugin-api {})", p.desc.version, p.api_version),
+                None,
+            )),
+            (_, status) => out.push(finding(
+                "plugins",
+                Severity::Error,
+                id,
+                format!("plugin {id}: {status}: {}", inst.reason().unwrap_or_default()),
+                Some(format!("hermes plugins install <a build of {id} for this hermes>, or hermes plugins remove {id}")),
+            )),
+        }
+        for c in ctx.set.registry.conflicts_of(id) {
+            out.push(finding(
+                "plugins",
+                if c.refused_plugin { Severity::Error } else { Severity::Warning },
+                id,
+                c.message.clone(),
+                Some(format!("hermes plugins remove {}", if c.refused_plugin { id } else { c.plugin.as_str() })),
+            ));
+        }
+    }
+    out
+}
+
+fn state_name(s: u32) -> &'static str {
+    match s {
+        status_state::VALID => "valid",
+        status_state::REFRESH_ON_NEXT_USE => "refresh_on_next_use",
+        status_state::RELOGIN_REQUIRED => "relogin_required",
+        _ => "not_logged_in",
+    }
+}
+
+fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let reg: &Registry = &ctx.set.registry;
+    let empty = AuthFile::empty();
+    let file = ctx.auth.as_ref().unwrap_or(&empty);
+    let now = crate::timefmt::now_ms();
+    for entry in reg.entries() {
+        if ctx.provider.is_some_and(|p| p != entry.provider.id) {
+            continue;
+        }
+        let d = &entry.provider;
+        let services = ProviderServices::new(d, ctx.env, Default::default(), ctx.out.clone());
+        let provider = match ctx.set.open(entry, services.into_box()) {
+            Ok(p) => p,
+            Err(e) => {
+                out.push(finding("providers", Severity::Error, &d.id, e.message().to_string(), Some(format!("hermes plugins install {}", entry.plugin_id))));
+                continue;
+            }
+        };
+        let entries = file.entries(&d.id);
+        let creds: Vec<Option<&crate::auth::EntryView>> = if entries.is_empty() { vec![None] } else { entries.iter().map(Some).collect() };
+        for e in creds {
+            let report = provider
+                .handle
+                .status
+                .status(e.map(|e| &e.credential).into(), now);
+            let account = e.map(|e| e.name().to_string()).unwrap_or_default();
+            let severity = match report.state {
+                status_state::VALID | status_state::REFRESH_ON_NEXT_USE => Severity::Ok,
+                status_state::NOT_LOGGED_IN => Severity::Warning,
+                _ => Severity::Error,
+            };
+            let who = if entries.len() > 1 { format!(" [{account}]") } else { String::new() };
+            let mut message = format!("{}{who}  {}", d.display_name, report.summary);
+            for p in report.problems.iter() {
+                message.push_str(&format!("; {p}"));
+            }
+            let fix = (severity > Severity::Ok).then(|| d.login_command());
+            out.push(Finding {
+                check: "providers",
+                severity,
+                subject: d.id.clone(),
+                message,
+                fix,
+                status: Some(ProviderStatus {
+                    state: state_name(report.state),
+                    logged_in: report.logged_in(),
+                    region: report.region.to_string(),
+                    expires_at_ms: report.expires_at_ms,
+                    account,
+                }),
+            });
+        }
+    }
+    out
+}
+
+inventory::submit! { Check { name: "home", order: 10, run: check_home } }
+inventory::submit! { Check { name: "plugins", order: 20, run: check_plugins } }
+inventory::submit! { Check { name: "providers", order: 30, run: check_providers } }
+
+/// Whether the report needs action (any error; a warning about not being signed in does not
+/// count as broken only when `strict` is false).
+pub fn healthy(findings: &[Finding]) -> bool {
+    findings.iter().all(|f| f.severity < Severity::Warning)
+}
+
+/// The store's current contents for doctor (errors become findings, never failures).
+pub fn read_auth(paths: &Paths) -> crate::Result<AuthFile> {
+    Store::new(paths).read()
+}

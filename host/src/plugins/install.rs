@@ -1,0 +1,378 @@
+//! `hermes plugins install`: resolve, verify the checksum, trial-load in a child process, then
+//! copy into `plugins/<id>/<version>/` and record it in `plugins.json` atomically.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::descriptor::{self, PluginDesc};
+use super::index::{self, IndexEntry};
+use super::loader::{self, LoadError};
+use super::manifest::{self, Record};
+use super::registry::{PluginProviders, Registry};
+use super::runtime::{PluginSet, Scope};
+use crate::config::{Env, Paths};
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// Largest library accepted from a URL.
+pub const MAX_DOWNLOAD: usize = 64 * 1024 * 1024;
+/// How long a trial load may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a trial load reports (the probe's stdout).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// Loaded and described.
+    pub ok: bool,
+    /// Interface version, when read.
+    pub api_version: Option<String>,
+    /// Descriptor, when loaded.
+    pub desc: Option<PluginDesc>,
+    /// `ok`, `incompatible` or `failed to load`.
+    pub status: String,
+    /// One line.
+    pub error: Option<String>,
+    /// The long report (layout errors).
+    pub detail: Option<String>,
+    /// Descriptor problems.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// Run in the child: load `path` and describe it.
+pub fn probe(path: &Path) -> ProbeReport {
+    match loader::load(path) {
+        Ok(p) => ProbeReport {
+            ok: true,
+            api_version: Some(p.api_version.clone()),
+            problems: descriptor::validate(&p.desc),
+            desc: Some(p.desc),
+            status: "ok".into(),
+            error: None,
+            detail: None,
+        },
+        Err(e) => ProbeReport {
+            ok: false,
+            api_version: None,
+            desc: None,
+            status: e.status().into(),
+            detail: e.detail().map(String::from),
+            error: Some(e.to_string()),
+            problems: Vec::new(),
+        },
+    }
+}
+
+/// Trial-load `path` in a child process so that a crashing library cannot take this one
+/// down.
+pub fn probe_in_child(path: &Path) -> Result<ProbeReport> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the hermes binary", e))?;
+    let mut child = Command::new(exe)
+        .arg("__probe-plugin")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("cannot start the trial load", e))?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| Error::io("trial load", e))? {
+            break s;
+        }
+        if start.elapsed() > PROBE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::msg(format!(
+                "{}: the library did not finish loading within {} s",
+                path.display(),
+                PROBE_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut out = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    if let Ok(report) = serde_json::from_str::<ProbeReport>(out.trim()) {
+        return Ok(report);
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (_, Some(sig)) => format!("crashed with signal {sig}"),
+        (Some(c), _) => format!("exited with status {c}"),
+        _ => "ended abnormally".into(),
+    };
+    Ok(ProbeReport {
+        ok: false,
+        api_version: None,
+        desc: None,
+        status: "failed to load".into(),
+        error: Some(format!("the library {how} while loading (a panic or crash in its initialisation)")),
+        detail: None,
+        problems: Vec::new(),
+    })
+}
+
+/// SHA-256 of a file, lower-case hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The outcome, for the message.
+#[derive(Debug)]
+pub enum Installed {
+    /// Newly installed.
+    New(Record),
+    /// Replaced an older (or different) build.
+    Replaced {
+        /// The old record.
+        old: Record,
+        /// The new one.
+        new: Record,
+    },
+    /// The same version and checksum was already there.
+    Unchanged(Record),
+}
+
+/// Alias conflicts the new plugin will live with.
+pub struct Outcome {
+    /// What happened.
+    pub installed: Installed,
+    /// Warnings (refused aliases).
+    pub warnings: Vec<String>,
+}
+
+struct Fetched {
+    file: PathBuf,
+    source: String,
+    expected: Option<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn looks_like_path(t: &str) -> bool {
+    t.contains('/') || t.ends_with(std::env::consts::DLL_SUFFIX) || Path::new(t).exists()
+}
+
+fn fetch(env: &Env, target: &str, sha256: Option<&str>) -> Result<Fetched> {
+    if target.starts_with("https://") || target.starts_with("http://") {
+        return download(target, sha256.map(String::from));
+    }
+    if looks_like_path(target) {
+        let p = PathBuf::from(target);
+        if !p.is_file() {
+            return Err(Error::msg(format!("{target} is not a file")));
+        }
+        return Ok(Fetched { file: p, source: target.into(), expected: sha256.map(String::from), _tmp: None });
+    }
+    let index: Vec<IndexEntry> = match &env.plugin_index {
+        Some(p) => index::from_file(p)?,
+        None => index::beside_binary(),
+    };
+    let Some(entry) = index::lookup(&index, target) else {
+        let names: Vec<&str> = index.iter().map(|e| e.name.as_str()).collect();
+        return Err(Error::msg(format!(
+            "no plugin called {target:?} in the plugin index ({})",
+            if names.is_empty() { "it is empty".to_string() } else { format!("it has {}", names.join(", ")) }
+        ))
+        .with_help("give a path to a .so file, or a URL with --sha256"));
+    };
+    let expected = sha256.map(String::from).or_else(|| entry.sha256.clone());
+    match (&entry.path, &entry.url) {
+        (Some(p), _) => Ok(Fetched { file: p.clone(), source: format!("index:{}", entry.name), expected, _tmp: None }),
+        (None, Some(u)) => download(u, expected),
+        (None, None) => Err(Error::msg(format!("index entry {} has neither a path nor a URL", entry.name))),
+    }
+}
+
+fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
+    let Some(expected) = sha256 else {
+        return Err(Error::usage(
+            format!("refusing to install from {url} without a checksum"),
+            "pass --sha256 <hex> (or use an index entry that carries one)",
+        ));
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| Error::msg(format!("not a URL: {e}")))?;
+    if parsed.scheme() != "https" && !crate::services::is_loopback(&parsed) {
+        return Err(Error::msg("plugins are downloaded over https only"));
+    }
+    let net = crate::services::Net::get();
+    let bytes = net
+        .runtime()
+        .block_on(async {
+            let mut resp = net.client_for(&parsed).get(parsed.clone()).send().await?.error_for_status()?;
+            let mut buf = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                if buf.len() + chunk.len() > MAX_DOWNLOAD {
+                    return Ok(None);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>(Some(buf))
+        })
+        .map_err(|e| Error::msg(format!("cannot download {url}: {e}")))?
+        .ok_or_else(|| Error::msg(format!("{url} is larger than {} MiB", MAX_DOWNLOAD >> 20)))?;
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("cannot create a temp dir", e))?;
+    let file = tmp.path().join(format!("download{}", std::env::consts::DLL_SUFFIX));
+    std::fs::write(&file, bytes).map_err(|e| Error::io("cannot save the download", e))?;
+    Ok(Fetched { file, source: url.into(), expected: Some(expected), _tmp: Some(tmp) })
+}
+
+/// Install `target` (a name, a path or a URL).
+pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Result<Outcome> {
+    let paths = env.paths();
+    let fetched = fetch(env, target, sha256)?;
+    let sum = sha256_file(&fetched.file).map_err(|e| Error::io(format!("cannot read {}", fetched.file.display()), e))?;
+    if let Some(exp) = &fetched.expected {
+        if !exp.eq_ignore_ascii_case(&sum) {
+            return Err(Error::msg(format!(
+                "checksum mismatch for {}: expected {exp}, got {sum}; nothing was installed",
+                fetched.source
+            )));
+        }
+    }
+    let report = probe_in_child(&fetched.file)?;
+    let shown = fetched.file.display().to_string();
+    if !report.ok {
+        let mut e = Error::msg(format!(
+            "cannot install {shown}: {}",
+            report.error.unwrap_or_else(|| "it failed to load".into())
+        ));
+        if let Some(d) = report.detail {
+            e = e.with_detail(d);
+        }
+        return Err(e);
+    }
+    let (Some(desc), Some(api_version)) = (report.desc, report.api_version) else {
+        return Err(Error::msg(format!("cannot install {shown}: the trial load returned no descriptor")));
+    };
+    if !report.problems.is_empty() {
+        return Err(Error::msg(format!(
+            "cannot install {shown}: its descriptor is invalid: {}",
+            report.problems.join("; ")
+        )));
+    }
+    let existing = PluginSet::load(&paths, Scope::All)?;
+    let mut warnings = Vec::new();
+    {
+        let others: Vec<&crate::plugins::LoadedPlugin> = existing
+            .installed
+            .iter()
+            .filter_map(|i| i.usable())
+            .filter(|p| p.desc.id != desc.id)
+            .collect();
+        let reg = Registry::build(
+            others
+                .iter()
+                .map(|p| PluginProviders { plugin_id: &p.desc.id, providers: &p.desc.providers })
+                .chain(std::iter::once(PluginProviders { plugin_id: &desc.id, providers: &desc.providers })),
+        );
+        for c in reg.conflicts_of(&desc.id) {
+            if c.refused_plugin {
+                return Err(Error::msg(format!("cannot install {}: {}", desc.id, c.message))
+                    .with_help(format!("remove the other plugin first: `hermes plugins remove {}`", c.holder)));
+            }
+            warnings.push(c.message.clone());
+        }
+    }
+    let old = manifest::read(&paths)?.get(&desc.id).cloned();
+    if let Some(o) = &old {
+        if o.version == desc.version && o.sha256 == sum && o.library(&paths.home).is_file() {
+            return Ok(Outcome { installed: Installed::Unchanged(o.clone()), warnings });
+        }
+        let (ov, nv) = (semver::Version::parse(&o.version), semver::Version::parse(&desc.version));
+        if let (Ok(ov), Ok(nv)) = (ov, nv) {
+            if nv < ov && !force {
+                return Err(Error::msg(format!(
+                    "{} {} is installed; refusing to downgrade to {}",
+                    desc.id, o.version, desc.version
+                ))
+                .with_help("pass --force to downgrade"));
+            }
+        }
+    }
+    let rel = PathBuf::from("plugins")
+        .join(&desc.id)
+        .join(&desc.version)
+        .join(format!("lib{}{}", desc.id.replace('-', "_"), std::env::consts::DLL_SUFFIX));
+    copy_in(&paths, &fetched.file, &rel)?;
+    let record = Record {
+        id: desc.id.clone(),
+        version: desc.version.clone(),
+        api_version,
+        path: rel.to_string_lossy().into_owned(),
+        sha256: sum,
+        enabled: old.as_ref().is_none_or(|o| o.enabled),
+        providers: desc.providers.iter().map(|p| p.id.clone()).collect(),
+        source: fetched.source.clone(),
+        installed_at: crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default(),
+    };
+    manifest::update(&paths, |m| {
+        match m.get_mut(&record.id) {
+            Some(r) => *r = record.clone(),
+            None => m.plugins.push(record.clone()),
+        }
+        Ok(())
+    })?;
+    if let Some(o) = &old {
+        if o.path != record.path {
+            remove_library_dir(&paths, o);
+        }
+    }
+    Ok(Outcome {
+        installed: match old {
+            Some(o) => Installed::Replaced { old: o, new: record },
+            None => Installed::New(record),
+        },
+        warnings,
+    })
+}
+
+/// Copy a library to `rel` under `HERMES_HOME`, atomically (a reader sees the old file or the
+/// new one). The directories are 0700, the library 0700.
+fn copy_in(paths: &Paths, src: &Path, rel: &Path) -> Result<()> {
+    let dst = paths.home.join(rel);
+    let dir = dst.parent().unwrap_or(&paths.home);
+    fsutil::create_private_dir(&paths.plugins_dir()).map_err(|e| Error::io("cannot create the plugins directory", e))?;
+    fsutil::create_private_dir(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let bytes = std::fs::read(src).map_err(|e| Error::io(format!("cannot read {}", src.display()), e))?;
+    fsutil::write_atomic(&dst, &bytes, 0o700).map_err(|e| Error::io(format!("cannot write {}", dst.display()), e))
+}
+
+/// Remove a plugin's version directory (and its id directory when empty).
+pub fn remove_library_dir(paths: &Paths, r: &Record) {
+    let lib = r.library(&paths.home);
+    if let Some(vdir) = lib.parent() {
+        if vdir.starts_with(paths.plugins_dir()) {
+            let _ = std::fs::remove_dir_all(vdir);
+            if let Some(iddir) = vdir.parent() {
+                let _ = std::fs::remove_dir(iddir);
+            }
+        }
+    }
+}
+
+/// Map a load error for listings.
+pub fn describe_load_error(e: &LoadError) -> String {
+    e.to_string()
+}

@@ -1,0 +1,197 @@
+//! Loading one plugin file.
+//!
+//! The order matters (see the design notes): read the plain `hermes_plugin_api_version`
+//! symbol and check it with semver first, so that an incompatible plugin gets one line instead
+//! of abi_stable's multi-kilobyte layout report; only then run abi_stable's own checks with
+//! `lib_header_from_path` + `init_root_module` — never `RootModule::load_from_file`, which
+//! caches one library per type and would hand back the first plugin for every later file.
+//! Libraries are never unloaded.
+
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::std_types::RResult;
+use hermes_plugin_api::{PluginModRef, API_VERSION, API_VERSION_SYMBOL};
+
+use super::descriptor::PluginDesc;
+
+/// Why a plugin could not be loaded. `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is missing.
+    #[error("{0} does not exist")]
+    Missing(PathBuf),
+    /// The file is not a loadable library.
+    #[error("not a loadable library: {0}")]
+    NotALibrary(String),
+    /// The library is not a hermes plugin.
+    #[error("not a hermes plugin (it exports no hermes_plugin_api_version)")]
+    NotAPlugin,
+    /// Its interface version is not usable.
+    #[error("built for plugin-api {plugin}, this hermes speaks {host}: {advice}")]
+    Incompatible {
+        /// The plugin's interface version.
+        plugin: String,
+        /// The host's.
+        host: String,
+        /// What to do.
+        advice: String,
+    },
+    /// abi_stable refused the layout.
+    #[error("its ABI layout does not match this hermes ({summary}): rebuild it against hermes-plugin-api {API_VERSION}")]
+    Layout {
+        /// One line.
+        summary: String,
+        /// abi_stable's full report (shown with `-v`).
+        full: String,
+    },
+    /// `describe()` failed or panicked.
+    #[error("describe() failed: {0}")]
+    Describe(String),
+}
+
+impl LoadError {
+    /// The long report behind the one line, if any.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            LoadError::Layout { full, .. } => Some(full),
+            _ => None,
+        }
+    }
+    /// A short status word for listings.
+    pub fn status(&self) -> &'static str {
+        match self {
+            LoadError::Incompatible { .. } | LoadError::Layout { .. } => "incompatible",
+            _ => "failed to load",
+        }
+    }
+}
+
+/// A loaded plugin.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// Its root module.
+    pub module: PluginModRef,
+    /// Its interface version.
+    pub api_version: String,
+    /// Its descriptor.
+    pub desc: PluginDesc,
+}
+
+/// Read the interface version without abi_stable's checks.
+fn read_api_version(path: &Path) -> Result<String, LoadError> {
+    // SAFETY: loading runs the library's initialisers. That is the nature of plugins; the
+    // install step trial-loads every library in a child process before it is used here.
+    let lib = unsafe { libloading::Library::new(path) }
+        .map_err(|e| LoadError::NotALibrary(one_line(&e.to_string())))?;
+    let version = {
+        // SAFETY: the symbol is declared by the SDK as `extern "C" fn() -> *const c_char`
+        // returning a static NUL-terminated string.
+        let sym: libloading::Symbol<'_, extern "C" fn() -> *const c_char> =
+            unsafe { lib.get(API_VERSION_SYMBOL) }.map_err(|_| LoadError::NotAPlugin)?;
+        let ptr = sym();
+        if ptr.is_null() {
+            return Err(LoadError::NotAPlugin);
+        }
+        // SAFETY: non-null and NUL-terminated per the SDK contract; bounded below.
+        let cstr = unsafe { CStr::from_ptr(ptr) };
+        let bytes = cstr.to_bytes();
+        if bytes.len() > 64 {
+            return Err(LoadError::NotAPlugin);
+        }
+        String::from_utf8_lossy(bytes).into_owned()
+    };
+    // Plugins are never unloaded: their code may still be referenced by objects we hold.
+    std::mem::forget(lib);
+    Ok(version)
+}
+
+/// Check a plugin's interface version against the host's.
+pub fn check_api_version(plugin: &str) -> Result<(), LoadError> {
+    let host = semver::Version::parse(API_VERSION).expect("API_VERSION is semver");
+    let incompatible = |advice: &str| LoadError::Incompatible {
+        plugin: plugin.to_string(),
+        host: API_VERSION.to_string(),
+        advice: advice.to_string(),
+    };
+    let v = semver::Version::parse(plugin).map_err(|_| incompatible("its version is not semver; rebuild it"))?;
+    if v.major != host.major {
+        let advice = if v.major < host.major {
+            "rebuild it against this hermes-plugin-api"
+        } else {
+            "upgrade hermes"
+        };
+        return Err(incompatible(advice));
+    }
+    Ok(())
+}
+
+fn one_line(s: &str) -> String {
+    let first = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    super::descriptor::clip(first)
+}
+
+fn layout_error(e: LibraryError) -> LoadError {
+    let full = e.to_string();
+    let summary = match &e {
+        LibraryError::InvalidAbiHeader(_) => "invalid abi_stable header".to_string(),
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+            format!("interface layout {actual_version}, expected {expected_version}")
+        }
+        LibraryError::AbiInstability(_) => "type layouts differ".to_string(),
+        LibraryError::OpenError { .. } => "cannot open".to_string(),
+        LibraryError::GetSymbolError { .. } => "no abi_stable root module".to_string(),
+        _ => one_line(&full),
+    };
+    LoadError::Layout { summary, full }
+}
+
+/// Load a plugin file: version check, layout check, descriptor.
+pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
+    if !path.exists() {
+        return Err(LoadError::Missing(path.to_path_buf()));
+    }
+    let api_version = read_api_version(path)?;
+    check_api_version(&api_version)?;
+    let header = lib_header_from_path(path).map_err(layout_error)?;
+    let module = header.init_root_module::<PluginModRef>().map_err(layout_error)?;
+    let info = match (module.describe())() {
+        RResult::ROk(info) => info,
+        RResult::RErr(e) => return Err(LoadError::Describe(one_line(&e.message))),
+    };
+    Ok(LoadedPlugin {
+        path: path.to_path_buf(),
+        module,
+        api_version,
+        desc: PluginDesc::from(&info),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver_check_is_by_major() {
+        assert!(check_api_version("1.0.0").is_ok());
+        assert!(check_api_version("1.7.2").is_ok());
+        let e = check_api_version("0.3.0").unwrap_err().to_string();
+        assert_eq!(e, "built for plugin-api 0.3.0, this hermes speaks 1.0.0: rebuild it against this hermes-plugin-api");
+        assert!(check_api_version("2.0.0").unwrap_err().to_string().contains("upgrade hermes"));
+        assert!(check_api_version("banana").is_err());
+    }
+
+    #[test]
+    fn garbage_file_is_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("libgarbage.so");
+        std::fs::write(&p, b"this is not an ELF file at all").unwrap();
+        let e = load(&p).err().unwrap().to_string();
+        assert!(e.starts_with("not a loadable library"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+}

@@ -1,0 +1,181 @@
+//! The plugins of one `hermes` run: loaded from `plugins.json`, validated, and put in the
+//! registry. A plugin that fails to load is recorded with its reason and skipped; it never
+//! stops the others.
+
+use std::path::Path;
+
+use abi_stable::std_types::RResult;
+use hermes_plugin_api::{HostBox, ProviderHandle};
+
+use super::descriptor::{self, ProviderDesc};
+use super::loader::{self, LoadError, LoadedPlugin};
+use super::manifest::{self, Record};
+use super::registry::{Entry, PluginProviders, Registry};
+use crate::config::Paths;
+use crate::error::{Error, Result};
+
+/// One installed plugin and what became of loading it.
+pub struct Installed {
+    /// Its `plugins.json` record.
+    pub record: Record,
+    /// The loaded plugin, or why it could not be loaded; `None` when disabled.
+    pub loaded: Option<Result<LoadedPlugin, LoadError>>,
+    /// Descriptor problems (a plugin with any is not registered).
+    pub problems: Vec<String>,
+}
+
+impl Installed {
+    /// The loaded plugin if it loaded and its descriptor is valid.
+    pub fn usable(&self) -> Option<&LoadedPlugin> {
+        match &self.loaded {
+            Some(Ok(p)) if self.problems.is_empty() => Some(p),
+            _ => None,
+        }
+    }
+    /// `ok`, `disabled`, `invalid`, `incompatible` or `failed to load`.
+    pub fn status(&self) -> &'static str {
+        match &self.loaded {
+            None => "disabled",
+            Some(Err(e)) => e.status(),
+            Some(Ok(_)) if !self.problems.is_empty() => "invalid",
+            Some(Ok(_)) => "ok",
+        }
+    }
+    /// The reason behind a status other than `ok`.
+    pub fn reason(&self) -> Option<String> {
+        match &self.loaded {
+            Some(Err(e)) => Some(e.to_string()),
+            Some(Ok(_)) if !self.problems.is_empty() => Some(self.problems.join("; ")),
+            _ => None,
+        }
+    }
+}
+
+/// The installed plugins and the registry built from the usable ones.
+pub struct PluginSet {
+    /// Every installed plugin, in install order.
+    pub installed: Vec<Installed>,
+    /// Providers and aliases.
+    pub registry: Registry,
+}
+
+/// Which installed plugins to load.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    /// Every enabled plugin.
+    All,
+    /// Only what is needed to resolve this provider name.
+    Provider(&'a str),
+}
+
+impl PluginSet {
+    /// Load the enabled plugins in `scope`.
+    pub fn load(paths: &Paths, scope: Scope<'_>) -> Result<PluginSet> {
+        let manifest = manifest::read(paths)?;
+        let only: Option<&str> = match scope {
+            // A canonical id recorded at install time needs only its own plugin; an alias
+            // needs every plugin, since conflicts decide who owns it.
+            Scope::Provider(name) => manifest
+                .plugins
+                .iter()
+                .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
+                .map(|r| r.id.as_str()),
+            Scope::All => None,
+        };
+        let installed = manifest
+            .plugins
+            .iter()
+            .filter(|r| only.is_none_or(|id| r.id == id))
+            .map(|r| load_record(&paths.home, r.clone()))
+            .collect();
+        Ok(PluginSet::from_installed(installed))
+    }
+
+    /// Build the registry over already loaded plugins.
+    pub fn from_installed(installed: Vec<Installed>) -> PluginSet {
+        let registry = Registry::build(installed.iter().filter_map(|i| {
+            i.usable().map(|p| PluginProviders {
+                plugin_id: &p.desc.id,
+                providers: &p.desc.providers,
+            })
+        }));
+        PluginSet { installed, registry }
+    }
+
+    /// The provider called `name`, or an error that lists what is installed.
+    pub fn resolve(&self, name: &str) -> Result<&Entry> {
+        self.registry.resolve(name).ok_or_else(|| {
+            let known: Vec<&str> = self.registry.entries().iter().map(|e| e.provider.id.as_str()).collect();
+            let list = if known.is_empty() {
+                "no provider is installed".to_string()
+            } else {
+                format!("installed providers: {}", known.join(", "))
+            };
+            Error::msg(format!("unknown provider {:?} ({list})", descriptor::clip(name))).with_help(
+                if known.is_empty() {
+                    "install one, e.g. `hermes plugins install minimax-oauth`".to_string()
+                } else {
+                    "run `hermes plugins list` to see providers and their aliases".to_string()
+                },
+            )
+        })
+    }
+
+    /// The loaded plugin that provides `entry`.
+    pub fn plugin_of(&self, entry: &Entry) -> Option<&LoadedPlugin> {
+        self.installed
+            .iter()
+            .filter_map(Installed::usable)
+            .find(|p| p.desc.id == entry.plugin_id)
+    }
+
+    /// Open provider `entry` with the host's services.
+    pub fn open(&self, entry: &Entry, host: HostBox) -> Result<Provider> {
+        let plugin = self
+            .plugin_of(entry)
+            .ok_or_else(|| Error::msg(format!("plugin {} is not loaded", entry.plugin_id)))?;
+        match (plugin.module.provider())(entry.provider.id.as_str().into(), host) {
+            RResult::ROk(handle) => Ok(Provider {
+                desc: entry.provider.clone(),
+                plugin_id: entry.plugin_id.clone(),
+                handle,
+            }),
+            RResult::RErr(e) => Err(Error::msg(format!(
+                "plugin {} could not open provider {}: {}",
+                entry.plugin_id, entry.provider.id, e.message
+            ))),
+        }
+    }
+}
+
+/// A provider's live capabilities.
+pub struct Provider {
+    /// Its descriptor.
+    pub desc: ProviderDesc,
+    /// Its plugin.
+    pub plugin_id: String,
+    /// The capability objects.
+    pub handle: ProviderHandle,
+}
+
+fn load_record(home: &Path, record: Record) -> Installed {
+    if !record.enabled {
+        return Installed { record, loaded: None, problems: Vec::new() };
+    }
+    let loaded = loader::load(&record.library(home));
+    let problems = match &loaded {
+        Ok(p) => {
+            let mut problems = descriptor::validate(&p.desc);
+            if p.desc.id != record.id {
+                problems.push(format!(
+                    "the library now says it is plugin {}, but it was installed as {}",
+                    descriptor::clip(&p.desc.id),
+                    record.id
+                ));
+            }
+            problems
+        }
+        Err(_) => Vec::new(),
+    };
+    Installed { record, loaded: Some(loaded), problems }
+}

@@ -1,0 +1,355 @@
+//! The services plugins call ([`HostServices`]). This is the one place that audits what a
+//! plugin may do on the network:
+//!
+//! * https only, except to loopback hosts;
+//! * only the hosts the plugin's descriptor allows (loopback always), checked on every request
+//!   and every redirect hop;
+//! * 307/308 followed with the body re-sent, 301/302/303 followed as `GET`, at most 5 hops;
+//! * a total timeout (15 s by default) and a body cap (16 KiB for error bodies, 1 MiB else);
+//! * proxies from `HTTP(S)_PROXY`, never for loopback.
+//!
+//! A dropped connection, a timeout or a truncated body is a [`kind::TRANSIENT`] error; a
+//! refusal is [`kind::REFUSED`]. Nothing here panics across the boundary.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
+use hermes_plugin_api::{
+    kind, log_level, HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, PluginError,
+};
+
+use crate::config::Env;
+use crate::output::Output;
+use crate::plugins::ProviderDesc;
+
+/// Default total timeout of a plugin request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest timeout a plugin may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// Cap on error bodies (status ≥ 400).
+pub const ERROR_BODY_CAP: usize = 16 * 1024;
+/// Cap on other bodies.
+pub const BODY_CAP: usize = 1024 * 1024;
+/// Most redirects followed.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The shared async runtime and HTTP clients, built on first use only: commands that make no
+/// network call never pay for them.
+pub struct Net {
+    rt: tokio::runtime::Runtime,
+    proxied: reqwest::Client,
+    direct: reqwest::Client,
+}
+
+static NET: OnceLock<Net> = OnceLock::new();
+
+impl Net {
+    /// The process-wide instance.
+    pub fn get() -> &'static Net {
+        NET.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .thread_name("hermes-net")
+                .build()
+                .expect("cannot start the async runtime");
+            let base = || {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(10))
+                    .user_agent(concat!("hermes/", env!("CARGO_PKG_VERSION")))
+            };
+            let proxied = base().build().expect("cannot build the HTTP client");
+            let direct = base().no_proxy().build().expect("cannot build the HTTP client");
+            Net { rt, proxied, direct }
+        })
+    }
+    /// The runtime.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+    /// The client for `url` (no proxy for loopback).
+    pub fn client_for(&self, url: &reqwest::Url) -> &reqwest::Client {
+        if is_loopback(url) {
+            &self.direct
+        } else {
+            &self.proxied
+        }
+    }
+}
+
+/// Whether the URL's host is loopback (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// The rules a provider's requests are held to.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The provider (for messages).
+    pub provider: String,
+    /// Hosts allowed besides loopback, lower-case.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Policy {
+    /// Check one URL (the first request or a redirect hop).
+    pub fn check(&self, url: &reqwest::Url) -> Result<(), PluginError> {
+        let refuse = |msg: String| Err(PluginError::new(kind::REFUSED, "request_refused", msg));
+        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+        let loopback = is_loopback(url);
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => return refuse(format!("refused plain http to {host}: only https is allowed (http only to loopback)")),
+            other => return refuse(format!("refused a {other}: URL: only https is allowed")),
+        }
+        if !loopback && !self.allowed_hosts.iter().any(|h| *h == host) {
+            return refuse(format!(
+                "refused a request to {host}: provider {} may only reach {}",
+                self.provider,
+                self.allowed_hosts.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn transient(code: &str, msg: String) -> PluginError {
+    PluginError::transient(code, msg)
+}
+
+fn classify(e: &reqwest::Error, host: &str) -> PluginError {
+    if e.is_timeout() {
+        transient("timeout", format!("request to {host} timed out"))
+    } else if e.is_connect() {
+        transient("network", format!("cannot connect to {host}"))
+    } else if e.is_body() || e.is_decode() {
+        transient("truncated", format!("the response from {host} was cut short"))
+    } else {
+        transient("network", format!("the connection to {host} failed before a response"))
+    }
+}
+
+/// Make a request under `policy`. Used for plugin requests; blocks the calling thread, so it
+/// must not be called from inside an async task.
+pub fn http_blocking(policy: &Policy, req: HttpRequest) -> Result<HttpResponse, PluginError> {
+    let net = Net::get();
+    net.runtime().block_on(http(net, policy, req))
+}
+
+async fn http(net: &Net, policy: &Policy, req: HttpRequest) -> Result<HttpResponse, PluginError> {
+    let mut url = reqwest::Url::parse(&req.url).map_err(|e| {
+        PluginError::new(kind::INVALID_INPUT, "bad_url", format!("not a URL: {e}"))
+    })?;
+    policy.check(&url)?;
+    let timeout = match req.timeout_ms {
+        0 => DEFAULT_TIMEOUT,
+        ms => Duration::from_millis(ms).min(MAX_TIMEOUT),
+    };
+    let deadline = Instant::now() + timeout;
+    let mut method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
+        PluginError::new(kind::INVALID_INPUT, "bad_method", "not an HTTP method")
+    })?;
+    let mut body: Vec<u8> = req.body.into_vec();
+    let headers: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|Tuple2(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for _hop in 0..=MAX_REDIRECTS {
+        let host = url.host_str().unwrap_or("").to_string();
+        let mut rb = net.client_for(&url).request(method.clone(), url.clone());
+        for (k, v) in &headers {
+            // Body framing is the host's business; a stale length would corrupt redirects.
+            if k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("host") {
+                continue;
+            }
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        if !body.is_empty() {
+            rb = rb.body(body.clone());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let resp = match tokio::time::timeout(left, rb.send()).await {
+            Err(_) => return Err(transient("timeout", format!("request to {host} timed out after {} s", timeout.as_secs()))),
+            Ok(Err(e)) => return Err(classify(&e, &host)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+            let Some(loc) = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()) else {
+                return Err(transient("bad_redirect", format!("{host} answered {status} without a Location")));
+            };
+            let next = url.join(loc).map_err(|_| transient("bad_redirect", format!("{host} redirected to an invalid URL")))?;
+            policy.check(&next)?;
+            if !matches!(status, 307 | 308) {
+                method = reqwest::Method::GET;
+                body.clear();
+            }
+            url = next;
+            continue;
+        }
+        let resp_headers: RVec<Tuple2<RString, RString>> = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some(Tuple2(RString::from(k.as_str()), RString::from(v.to_str().ok()?))))
+            .collect();
+        let cap = if status >= 400 { ERROR_BODY_CAP } else { BODY_CAP };
+        let mut resp = resp;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut truncated = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, resp.chunk()).await {
+                Err(_) => return Err(transient("timeout", format!("reading the response from {host} timed out"))),
+                Ok(Err(e)) => return Err(classify(&e, &host)),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => {
+                    let room = cap - buf.len();
+                    if chunk.len() > room {
+                        buf.extend_from_slice(&chunk[..room]);
+                        truncated = true;
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+        }
+        return Ok(HttpResponse {
+            status,
+            headers: resp_headers,
+            body: buf.into(),
+            truncated,
+            final_url: url.as_str().into(),
+        });
+    }
+    Err(transient("too_many_redirects", format!("more than {MAX_REDIRECTS} redirects")))
+}
+
+/// The host's services for one provider.
+#[derive(Clone)]
+pub struct ProviderServices {
+    policy: Policy,
+    config: Arc<BTreeMap<String, String>>,
+    out: Output,
+}
+
+impl ProviderServices {
+    /// Services for `desc`: its allow-list, its declared URL overrides from the environment,
+    /// and its configuration values.
+    pub fn new(desc: &ProviderDesc, env: &Env, config: BTreeMap<String, String>, out: Output) -> Self {
+        let mut values = config;
+        for o in &desc.url_overrides {
+            if let Some(v) = env.var(&o.env) {
+                values.insert(o.env.clone(), v.to_string());
+            }
+        }
+        ProviderServices {
+            policy: Policy {
+                provider: desc.id.clone(),
+                allowed_hosts: desc.allowed_hosts.clone(),
+            },
+            config: Arc::new(values),
+            out,
+        }
+    }
+    /// The FFI object.
+    pub fn into_box(self) -> HostBox {
+        HostServices_TO::from_value(self, TD_Opaque)
+    }
+    fn guard<T>(&self, what: &str, f: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
+        catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+            self.out.warn(&format!("internal error in host service {what}"));
+            fallback()
+        })
+    }
+}
+
+impl HostServices for ProviderServices {
+    fn http(&self, request: HttpRequest) -> RResult<HttpResponse, PluginError> {
+        let what = format!("{} {}", request.method, request.url);
+        self.out.log(2, &format!("[{}] {what}", self.policy.provider));
+        let r = self.guard(
+            "http",
+            || http_blocking(&self.policy, request),
+            || Err(PluginError::new(kind::BUG, "host_panic", "internal error in the host's HTTP service")),
+        );
+        match &r {
+            Ok(resp) => self.out.log(2, &format!("[{}] {what} -> {}", self.policy.provider, resp.status)),
+            Err(e) => self.out.log(2, &format!("[{}] {what} -> {}", self.policy.provider, e.message)),
+        }
+        r.into()
+    }
+    fn now_ms(&self) -> i64 {
+        crate::timefmt::now_ms()
+    }
+    fn random_bytes(&self, n: u32) -> RVec<u8> {
+        let mut buf = vec![0u8; (n as usize).min(1 << 20)];
+        if getrandom::fill(&mut buf).is_err() {
+            // Without an OS random source nothing secure can be made; an empty answer makes
+            // the plugin fail loudly instead of using predictable bytes.
+            return RVec::new();
+        }
+        buf.into()
+    }
+    fn log(&self, level: u32, message: RStr<'_>) {
+        let msg = format!("[{}] {}", self.policy.provider, message.as_str());
+        match level {
+            log_level::ERROR | log_level::WARN => self.out.log(1, &msg),
+            log_level::INFO => self.out.log(1, &msg),
+            log_level::DEBUG => self.out.log(2, &msg),
+            _ => self.out.log(3, &msg),
+        }
+    }
+    fn config_get(&self, key: RStr<'_>) -> ROption<RString> {
+        self.config.get(key.as_str()).map(|v| RString::from(v.as_str())).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            provider: "p".into(),
+            allowed_hosts: vec!["api.example.com".into()],
+        }
+    }
+
+    #[test]
+    fn https_to_an_allowed_host_passes() {
+        policy().check(&"https://api.example.com/x".parse().unwrap()).unwrap();
+        policy().check(&"http://127.0.0.1:9/x".parse().unwrap()).unwrap();
+        policy().check(&"http://localhost:9/x".parse().unwrap()).unwrap();
+        policy().check(&"http://[::1]:9/x".parse().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_host_is_refused() {
+        let e = policy().check(&"http://api.example.com/x".parse().unwrap()).unwrap_err();
+        assert_eq!(e.kind, kind::REFUSED);
+        assert!(e.message.contains("plain http"), "{}", e.message);
+    }
+
+    #[test]
+    fn hosts_outside_the_allow_list_are_refused() {
+        let e = policy().check(&"https://evil.example.net/x".parse().unwrap()).unwrap_err();
+        assert_eq!(e.kind, kind::REFUSED);
+        assert!(e.message.contains("evil.example.net"));
+        // A look-alike suffix is not the allowed host.
+        assert!(policy().check(&"https://api.example.com.evil.net/".parse().unwrap()).is_err());
+        assert!(policy().check(&"file:///etc/passwd".parse().unwrap()).is_err());
+    }
+}

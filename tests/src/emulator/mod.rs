@@ -1,0 +1,465 @@
+//! An emulator of the MiniMax OAuth portal and of its Anthropic-compatible inference endpoint.
+//!
+//! It follows the wire contract in `minimax-protocol.md`: the legacy `/oauth/*` paths answer 307 like
+//! production, the device-code login checks PKCE, refresh tokens rotate with reuse detection, and
+//! `/anthropic/v1/messages` speaks the Anthropic Messages API (JSON and SSE). End-to-end tests run it
+//! in-process with [`Emulator::start`]; the `minimax-emulator` binary serves the same thing for demos
+//! and scripts, driven over HTTP through the `/_emulator/` control endpoints listed below.
+//!
+//! # Regions
+//!
+//! The global region is served at the root and the cn region under `/cn`, each with its own device
+//! codes, tokens and counters; a token minted in one region is unknown in the other.
+//!
+//! # Control endpoints
+//!
+//! Control is global (one configuration, one fault queue). The `/cn/_emulator/...` alias only changes
+//! the default region of the operations that take one (`pending`, `issue-tokens`).
+//!
+//! | request | effect |
+//! |---|---|
+//! | `GET /_emulator/counters` | [`Counters`] as JSON |
+//! | `GET /_emulator/pending[?region=global\|cn]` | JSON list of pending user codes |
+//! | `POST /_emulator/approve`, `POST /_emulator/deny` | body `{"user_code":"..."}` or a form; 404 when the code is not pending |
+//! | `GET /_emulator/config` | the current [`EmulatorConfig`] |
+//! | `POST /_emulator/config` | any subset of the config fields, e.g. `{"auto_approve":true,"expiry_encoding":"unix_seconds"}` |
+//! | `POST /_emulator/fault` | `{"path":"/oauth2/token","fault":"500"\|"429"\|"malformed"\|"drop"\|"slow_ms:1500"\|"truncated","count":1}` |
+//! | `POST /_emulator/expire-access-tokens` | every access token issued so far answers 401 |
+//! | `POST /_emulator/issue-tokens` | `{"region"?,"access_ttl_ms"?}` → `{"access_token","refresh_token","region"}` |
+//! | `POST /_emulator/api-keys` | `{"key":"..."}`: accept it as `x-api-key` |
+//!
+//! Faults and control requests never interact: a fault never applies to a `/_emulator/` path.
+
+mod control;
+mod http;
+mod messages;
+mod net;
+mod oauth;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use messages::REPLY_PREFIX;
+use state::{Region, Shared};
+
+/// The OAuth client id every request must carry.
+pub const CLIENT_ID: &str = "78257093-7e40-4613-99e0-527b14b39113";
+/// The only scope the device-code endpoint accepts.
+pub const SCOPE: &str = "group_id profile model.completion";
+/// The `grant_type` of a login poll.
+pub const LOGIN_GRANT: &str = "urn:ietf:params:oauth:grant-type:user_code";
+/// Models `/anthropic/v1/messages` accepts.
+pub const MODELS: [&str; 2] = ["MiniMax-M2.7", "MiniMax-M2.7-highspeed"];
+/// The largest `max_tokens` the models accept.
+pub const MAX_OUTPUT_TOKENS: u64 = 131_072;
+
+/// How `expired_in` is written in device-code and token responses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiryEncoding {
+    /// Absolute unix-millisecond deadline: what production sends.
+    #[default]
+    UnixMs,
+    /// Absolute unix-second deadline.
+    UnixSeconds,
+    /// Seconds from now (rounded up so a short life is never sent as 0).
+    TtlSeconds,
+}
+
+impl FromStr for ExpiryEncoding {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "unix_ms" => Ok(Self::UnixMs),
+            "unix_seconds" => Ok(Self::UnixSeconds),
+            "ttl_seconds" => Ok(Self::TtlSeconds),
+            other => Err(format!(
+                "unknown expiry encoding {other:?} (expected unix_ms, unix_seconds or ttl_seconds)"
+            )),
+        }
+    }
+}
+
+/// Behaviour of the emulator; every field can be changed at run time with
+/// [`Emulator::set_config`] or `POST /_emulator/config` (except `port`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmulatorConfig {
+    /// TCP port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Approve every login by itself, after `approve_after_polls` pending answers.
+    pub auto_approve: bool,
+    /// With `auto_approve`, how many polls of a user code answer `pending` before it is approved.
+    pub approve_after_polls: u32,
+    /// How `expired_in` is encoded.
+    pub expiry_encoding: ExpiryEncoding,
+    /// Life of an access token issued from now on, in milliseconds (0 or negative: born expired).
+    pub access_ttl_ms: i64,
+    /// Life of a user code, in milliseconds.
+    pub code_ttl_ms: i64,
+    /// The `interval` of a device-code response, in milliseconds.
+    pub interval_ms: u64,
+    /// Answer the legacy `/oauth/code` and `/oauth/token` paths with 307 (as production does)
+    /// instead of serving them.
+    pub redirect_legacy_paths: bool,
+    /// Echo a different `state` than the client sent (to exercise CSRF detection).
+    pub wrong_state: bool,
+    /// Sent as `notification_message` in a successful login.
+    pub notification_message: Option<String>,
+    /// Leave `refresh_token` out of refresh responses; the presented one then stays current.
+    pub omit_refresh_token_on_refresh: bool,
+    /// Sent as `resource_url` in successful login and refresh responses.
+    pub resource_url: Option<String>,
+    /// End SSE streams with an `overloaded_error` event after this many text deltas.
+    pub stream_error_after_chunks: Option<u32>,
+    /// Pause between SSE events, in milliseconds, so clients see a stream arrive in pieces.
+    pub stream_event_delay_ms: u64,
+    /// Log one line per request to stderr (tokens masked).
+    pub log_requests: bool,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            auto_approve: false,
+            approve_after_polls: 0,
+            expiry_encoding: ExpiryEncoding::UnixMs,
+            access_ttl_ms: 900_000,
+            code_ttl_ms: 600_000,
+            interval_ms: 2000,
+            redirect_legacy_paths: true,
+            wrong_state: false,
+            notification_message: None,
+            omit_refresh_token_on_refresh: false,
+            resource_url: None,
+            stream_error_after_chunks: None,
+            stream_event_delay_ms: 0,
+            log_requests: false,
+        }
+    }
+}
+
+/// A failure injected into the next requests of a path (see [`Emulator::inject`]).
+///
+/// A faulted request is not processed (no token rotates, no code is consumed), except with
+/// [`Fault::Slow`], which only delays it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 500 with a small JSON body.
+    Status500,
+    /// 429 with `retry-after: 1`.
+    Status429,
+    /// 200 whose JSON body is cut short: `{"status":"succ`.
+    MalformedJson,
+    /// Close the TCP connection without writing a byte.
+    DropConnection,
+    /// Wait this long, then answer normally.
+    Slow(Duration),
+    /// 200 with a `content-length` larger than the bytes sent, then close the connection.
+    TruncatedBody,
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    /// Parses the control-endpoint spelling: `500`, `429`, `malformed`, `drop`, `slow_ms:N`, `truncated`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "500" => Ok(Self::Status500),
+            "429" => Ok(Self::Status429),
+            "malformed" => Ok(Self::MalformedJson),
+            "drop" => Ok(Self::DropConnection),
+            "truncated" => Ok(Self::TruncatedBody),
+            other => match other.strip_prefix("slow_ms:").map(str::parse::<u64>) {
+                Some(Ok(ms)) => Ok(Self::Slow(Duration::from_millis(ms))),
+                _ => Err(format!(
+                    "unknown fault {other:?} (expected 500, 429, malformed, drop, slow_ms:N or truncated)"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status500 => f.write_str("500"),
+            Self::Status429 => f.write_str("429"),
+            Self::MalformedJson => f.write_str("malformed"),
+            Self::DropConnection => f.write_str("drop"),
+            Self::Slow(d) => write!(f, "slow_ms:{}", d.as_millis()),
+            Self::TruncatedBody => f.write_str("truncated"),
+        }
+    }
+}
+
+macro_rules! counter_set {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* $field:ident,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: u64,)*
+        }
+
+        impl $name {
+            fn plus(&self, other: &Self) -> Self {
+                Self { $($field: self.$field + other.$field,)* }
+            }
+        }
+    };
+}
+
+counter_set! {
+    /// Request counters of one region (or of both, in [`Counters::total`]).
+    pub struct CounterSet {
+        /// Requests to the device-code endpoint (valid or not).
+        code_requests,
+        /// 307 answers on `/oauth/code` and `/oauth/token`.
+        legacy_redirects,
+        /// Token requests with the login grant (valid or not).
+        token_polls,
+        /// Polls answered `{"status":"pending"}`.
+        polls_pending,
+        /// User codes approved (by hand or by `auto_approve`).
+        logins_approved,
+        /// User codes denied.
+        logins_denied,
+        /// Logins that ended with a token pair.
+        logins_completed,
+        /// Token requests with the refresh grant (valid or not).
+        refresh_requests,
+        /// Refreshes that issued new tokens.
+        refresh_success,
+        /// Refreshes that presented an already used refresh token.
+        refresh_reused,
+        /// Refreshes rejected with `invalid_grant` (unknown or revoked token).
+        refresh_invalid_grant,
+        /// Requests to `/anthropic/v1/messages` (valid or not).
+        messages_requests,
+        /// Messages requests answered (JSON or stream).
+        messages_ok,
+        /// Messages requests answered 401.
+        messages_unauthorized,
+        /// Messages requests answered 400.
+        messages_invalid,
+        /// Messages requests answered as SSE.
+        messages_streamed,
+        /// SSE streams ended by `stream_error_after_chunks`.
+        stream_errors,
+        /// Requests answered by an injected fault.
+        faults_injected,
+    }
+}
+
+/// How a messages request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthStyle {
+    /// Neither `Authorization` nor `x-api-key`.
+    None,
+    /// `Authorization: Bearer …` only.
+    Bearer,
+    /// `x-api-key` only.
+    ApiKey,
+    /// Both headers.
+    Both,
+    /// `Authorization` with a scheme other than Bearer.
+    Other,
+}
+
+/// What the emulator saw of one `/anthropic/v1/messages` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagesRequestRecord {
+    /// `global` or `cn`.
+    pub region: String,
+    /// The full request path, e.g. `/cn/anthropic/v1/messages`.
+    pub path: String,
+    /// Which auth headers were present.
+    pub auth: AuthStyle,
+    /// The status answered.
+    pub status: u16,
+    /// `model` of the body, when it had one.
+    pub model: Option<String>,
+    /// Whether the body asked for `stream: true`.
+    pub stream: bool,
+    /// The `anthropic-version` header.
+    pub anthropic_version: Option<String>,
+    /// The `anthropic-beta` header.
+    pub anthropic_beta: Option<String>,
+    /// The `content-type` header.
+    pub content_type: Option<String>,
+}
+
+/// A snapshot of the counters and of the last messages requests.
+///
+/// It dereferences to [`Counters::total`], so `counters.refresh_success` counts both regions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Both regions together (flattened into the top level of the JSON).
+    #[serde(flatten)]
+    pub total: CounterSet,
+    /// The global region.
+    pub global: CounterSet,
+    /// The cn region.
+    pub cn: CounterSet,
+    /// The most recent messages request.
+    pub last_messages_request: Option<MessagesRequestRecord>,
+    /// The most recent messages requests, oldest first (at most 64).
+    pub recent_messages_requests: Vec<MessagesRequestRecord>,
+}
+
+impl std::ops::Deref for Counters {
+    type Target = CounterSet;
+
+    fn deref(&self) -> &CounterSet {
+        &self.total
+    }
+}
+
+/// A running emulator; dropping it stops the server and frees the port.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts the emulator on its own thread and returns once it accepts connections.
+    ///
+    /// # Panics
+    /// When the port cannot be bound; use [`Emulator::try_start`] to handle that.
+    pub fn start(config: EmulatorConfig) -> Emulator {
+        match Self::try_start(config) {
+            Ok(emulator) => emulator,
+            Err(err) => panic!("cannot start the MiniMax emulator: {err}"),
+        }
+    }
+
+    /// Starts the emulator, reporting a port that cannot be bound as an error.
+    pub fn try_start(config: EmulatorConfig) -> io::Result<Emulator> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config, addr.port()));
+        let (shutdown, thread) = net::spawn_server(listener, Arc::clone(&shared))?;
+        Ok(Emulator {
+            shared,
+            addr,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// The socket address the emulator listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The global portal base, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The cn portal base, `http://127.0.0.1:PORT/cn`.
+    pub fn cn_url(&self) -> String {
+        format!("http://{}/cn", self.addr)
+    }
+
+    /// The global inference base, `http://127.0.0.1:PORT/anthropic`.
+    pub fn inference_url(&self) -> String {
+        format!("http://{}/anthropic", self.addr)
+    }
+
+    /// The cn inference base, `http://127.0.0.1:PORT/cn/anthropic`.
+    pub fn cn_inference_url(&self) -> String {
+        format!("http://{}/cn/anthropic", self.addr)
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.lock().counters()
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> EmulatorConfig {
+        self.shared.lock().config.clone()
+    }
+
+    /// Changes the configuration; takes effect with the next request. `port` is ignored.
+    pub fn set_config(&self, f: impl FnOnce(&mut EmulatorConfig)) {
+        let mut state = self.shared.lock();
+        f(&mut state.config);
+        state.config.port = self.addr.port();
+    }
+
+    /// Approves a pending user code (either region); false when it is unknown, expired or decided.
+    pub fn approve(&self, user_code: &str) -> bool {
+        self.shared.lock().approve(user_code)
+    }
+
+    /// Denies a pending user code (either region); false when it is unknown, expired or decided.
+    pub fn deny(&self, user_code: &str) -> bool {
+        self.shared.lock().deny(user_code)
+    }
+
+    /// User codes of both regions still waiting for a decision.
+    pub fn pending_user_codes(&self) -> Vec<String> {
+        self.shared.lock().pending_codes(None)
+    }
+
+    /// The next `count` requests whose path ends with `path_suffix` (e.g. `/oauth2/token`, which
+    /// matches both regions, or `/cn/oauth2/token`) get `fault`. Faults queue in injection order.
+    pub fn inject(&self, path_suffix: &str, fault: Fault, count: u32) {
+        self.shared.lock().inject(path_suffix, fault, count);
+    }
+
+    /// Makes every access token issued so far (both regions) answer 401; later ones are unaffected.
+    pub fn expire_all_access_tokens(&self) {
+        self.shared.lock().expire_all_access_tokens();
+    }
+
+    /// Mints a valid token pair in `region` (`global` or `cn`; anything else means global) whose
+    /// access token lives `access_ttl_ms` (0 or negative: already expired).
+    pub fn issue_tokens(&self, region: &str, access_ttl_ms: i64) -> (String, String) {
+        let region = Region::parse(region).unwrap_or(Region::Global);
+        self.shared.lock().mint_pair(region, access_ttl_ms)
+    }
+
+    /// Accepts `key` as `x-api-key` on the messages endpoint of both regions.
+    pub fn add_api_key(&self, key: &str) {
+        self.shared.lock().api_keys.insert(key.to_string());
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
