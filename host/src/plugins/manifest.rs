@@ -43,7 +43,7 @@ impl Record {
 }
 
 /// The whole file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Format version (1).
     #[serde(default = "one")]
@@ -55,6 +55,12 @@ pub struct Manifest {
 
 fn one() -> u32 {
     1
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest { version: 1, plugins: Vec::new() }
+    }
 }
 
 impl Manifest {

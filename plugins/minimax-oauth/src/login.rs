@@ -132,10 +132,11 @@ pub fn start(host: &Host, region: &str, _options: &str) -> Result<Challenge, Plu
 
 /// One poll of a started login.
 ///
-/// `status: "error"` becomes a [`poll_status::DENIED`] outcome carrying MiniMax's message
-/// (not an `authorization_denied` error), so the host can show "denied" the same way for every
-/// provider. Anything that may clear up by itself (a dropped connection, a malformed 200, an
-/// unknown status) is reported as pending and logged at debug level; the deadline bounds it.
+/// `status: "error"` becomes a [`poll_status::DENIED`] outcome whose message is MiniMax's
+/// `base_resp.status_msg` (empty when absent), not an `authorization_denied` error, so the
+/// host shows "denied" the same way for every provider. Anything that may clear up by itself
+/// (a dropped connection, a malformed 200, an unknown status) is reported as pending and
+/// logged at debug level; the deadline bounds it.
 pub fn poll(host: &Host, session: &str) -> Result<PollOutcome, PluginError> {
     let s: Session = serde_json::from_str(session).map_err(|_| {
         PluginError::new(
@@ -200,14 +201,11 @@ pub fn poll(host: &Host, session: &str) -> Result<PollOutcome, PluginError> {
         Some("error") => Ok(PollOutcome {
             status: poll_status::DENIED,
             credential: ROption::RNone,
-            message: match wire::status_msg(&obj) {
-                Some(msg) => format!(
-                    "MiniMax OAuth authorization denied: {}",
-                    wire::clean(msg, &secrets)
-                ),
-                None => "MiniMax OAuth authorization denied.".to_string(),
-            }
-            .into(),
+            // Only MiniMax's own words: the host already says "sign-in was denied".
+            message: wire::status_msg(&obj)
+                .map(|msg| wire::clean(msg, &secrets))
+                .unwrap_or_default()
+                .into(),
             interval_ms: 0,
         }),
         Some("pending") => Ok(PollOutcome::pending()),

@@ -257,11 +257,10 @@ mod tests {
 
     #[test]
     fn error_bodies_become_one_safe_line() {
-        let out = body_for_message(&resp(
-            500,
-            b"<html>\r\n<b>down</b>\x1b[2J\n</html>\n",
-            false,
-        ));
+        let out = body_for_message(
+            &resp(500, b"<html>\r\n<b>down</b>\x1b[2J\n</html>\n", false),
+            &[],
+        );
         assert_eq!(out, "<html>  <b>down</b> [2J </html>");
     }
 
@@ -315,6 +314,15 @@ mod tests {
         assert!(!is_trusted_base_url("http://127.0.0.1.evil.example/"));
         assert!(!is_trusted_base_url("ftp://127.0.0.1/"));
         assert!(!is_trusted_base_url(""));
+    }
+
+    #[test]
+    fn redaction_happens_before_the_cut() {
+        // A token straddling the 16 KiB cut must not leave its first half in the message.
+        let secret = "rt-secret-0123456789";
+        let body = format!("{}{secret}", "x".repeat(MAX_ERROR_BODY - 5));
+        let out = body_for_message(&resp(400, body.as_bytes(), false), &[secret]);
+        assert!(!out.contains("rt-se"), "{}", &out[out.len() - 40..]);
     }
 
     #[test]

@@ -100,13 +100,10 @@ fn error_status_is_denied_with_status_msg() {
     .unwrap();
     assert_eq!(out.status, poll_status::DENIED);
     assert!(out.credential.is_none());
-    assert_eq!(
-        out.message.as_str(),
-        "MiniMax OAuth authorization denied: user rejected"
-    );
+    assert_eq!(out.message.as_str(), "user rejected");
     let out = poll_json(200, json!({"status": "error"})).unwrap();
     assert_eq!(out.status, poll_status::DENIED);
-    assert_eq!(out.message.as_str(), "MiniMax OAuth authorization denied.");
+    assert_eq!(out.message.as_str(), "");
 }
 
 #[test]
