@@ -132,7 +132,11 @@ pub fn check_api_version(plugin: &str) -> Result<(), LoadError> {
 
 fn one_line(s: &str) -> String {
     let first = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    super::descriptor::clip(first)
+    let mut s: String = first.chars().take(240).filter(|c| !c.is_control()).collect();
+    if first.chars().count() > 240 {
+        s.push('…');
+    }
+    s
 }
 
 fn layout_error(e: LibraryError) -> LoadError {

@@ -1642,3 +1642,32 @@ fn fault_and_expiry_names_parse_like_the_control_endpoint() {
     assert_eq!(http::mask("mm-at-abcdefghijklmnopqrstuvwxyz"), "mm-…wxyz");
     assert_eq!(http::mask("short"), "…");
 }
+
+#[test]
+fn the_handle_is_shareable_and_usable_from_async_code() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Emulator>();
+
+    // End-to-end tests often live inside a tokio runtime; starting and dropping the emulator
+    // there must neither panic nor deadlock.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        let emu = emulator();
+        let addr = emu.addr();
+        let status = tokio::task::spawn_blocking(move || {
+            send_raw(addr, "GET", "/healthz", &[], b"")
+                .ok()
+                .and_then(|raw| parse_response(&raw).ok())
+                .map(|r| r.status)
+        })
+        .await
+        .ok()
+        .flatten();
+        assert_eq!(status, Some(200));
+        drop(emu);
+    });
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `hermes` binary, the real plugin libraries loaded through the
+//! real loader, and (from the auth tests on) real HTTP to the MiniMax emulator on 127.0.0.1.
+//!
+//! Run `cargo build --workspace` first: these tests use the binaries and plugin libraries it
+//! leaves in the target directory.
+
+mod support;
+
+mod plugins;

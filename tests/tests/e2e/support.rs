@@ -1,0 +1,195 @@
+//! Test support: a temporary `HERMES_HOME` per test, a command runner for the real binary,
+//! and paths to the built plugin libraries.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The target directory the test binary was built in (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/e2e-<hash> → target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The `hermes` binary.
+pub fn hermes_bin() -> PathBuf {
+    let p = bin_dir().join("hermes");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// A plugin library built in the workspace, by crate name (`minimax_oauth`).
+pub fn lib(crate_name: &str) -> PathBuf {
+    let p = bin_dir().join(format!("lib{crate_name}.so"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    /// Assert exit 0 and return self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    /// Assert this exit code and return self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    /// stdout + stderr.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+    /// stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A temporary `HERMES_HOME` and the environment commands run with.
+pub struct Home {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = BTreeMap::new();
+        env.insert(
+            "HERMES_HOME".to_string(),
+            dir.path().join("home").display().to_string(),
+        );
+        env.insert("NO_COLOR".to_string(), "1".to_string());
+        Home { dir, env }
+    }
+    /// `HERMES_HOME`.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    /// A scratch directory beside it.
+    pub fn scratch(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+    /// Set an environment variable for every later command.
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.insert(k.to_string(), v.to_string());
+    }
+    /// A `hermes` command with the environment set (and nothing inherited that could change
+    /// behaviour, such as a user's own HERMES_* or MINIMAX_* variables).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(hermes_bin());
+        c.args(args).env_clear();
+        for k in ["PATH", "HOME", "LANG", "TMPDIR"] {
+            if let Ok(v) = std::env::var(k) {
+                c.env(k, v);
+            }
+        }
+        c.envs(&self.env).stdin(Stdio::null());
+        c
+    }
+    /// Run `hermes args…`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run hermes"))
+    }
+    /// Run with stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut c = self.command(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn hermes");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait"))
+    }
+    /// Install the MiniMax plugin by name, as a user would.
+    pub fn install_minimax(&self) {
+        self.run(&["plugins", "install", "minimax-oauth"]).ok();
+    }
+    /// Read a file under `HERMES_HOME`.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+    /// `auth.json` parsed.
+    pub fn auth_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.read("auth.json")).expect("auth.json is JSON")
+    }
+    /// Record a library in plugins.json without going through install (to test what the
+    /// host does with a plugin that became bad after installation).
+    pub fn force_record(&self, id: &str, lib_path: &Path) {
+        let rel = format!("plugins/{id}/0.1.0/lib{}.so", id.replace('-', "_"));
+        let dst = self.path().join(&rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(lib_path, &dst).unwrap();
+        let manifest_path = self.path().join("plugins.json");
+        let mut m: serde_json::Value = std::fs::read_to_string(&manifest_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({"version": 1, "plugins": []}));
+        let sha = sha256_hex(&std::fs::read(&dst).unwrap());
+        m["plugins"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "id": id, "version": "0.1.0", "api_version": "1.0.0", "path": rel,
+                "sha256": sha, "enabled": true, "providers": [id],
+            }));
+        std::fs::write(manifest_path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    }
+}
+
+/// SHA-256, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
