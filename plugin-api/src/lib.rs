@@ -92,6 +92,22 @@ pub const API_VERSION: &str = "1.0.0";
 /// the host can read it before the layout check.
 pub const API_VERSION_CSTR: &std::ffi::CStr = c"1.0.0";
 
+/// A fingerprint of this interface's source (FNV-1a of this file). A host records it beside
+/// each plugin file it has layout-checked, so that it can skip repeating the check while
+/// neither the file nor the interface changed.
+pub const INTERFACE_FINGERPRINT: u64 = fnv1a(include_bytes!("lib.rs"));
+
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
 /// The name of the plain C symbol holding the interface version.
 pub const API_VERSION_SYMBOL: &[u8] = b"hermes_plugin_api_version\0";
 

@@ -15,8 +15,8 @@ use crate::auth::pool::{self, EntryView, Slot, SINGLETON_SOURCE};
 use crate::auth::{Store, TokenSource};
 use crate::error::{Error, Result};
 use crate::plugins::registry::Entry;
-use crate::plugins::runtime::{PluginSet, Provider, Scope};
-use crate::services::{Net, ProviderServices};
+use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
+use crate::services::Net;
 use crate::timefmt::{human_duration, iso_from_ms, now_ms};
 
 #[derive(Debug, clap::Subcommand)]
@@ -94,14 +94,11 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
 
 /// Open the provider called `name`.
 pub fn open(ctx: &Ctx, name: &str) -> Result<Arc<Provider>> {
-    let set = PluginSet::load(&ctx.env.paths(), Scope::Provider(name))?;
-    let entry = set.resolve(name)?;
-    open_entry(ctx, &set, entry)
+    runtime::open_provider(&ctx.env, name, &ctx.out)
 }
 
 fn open_entry(ctx: &Ctx, set: &PluginSet, entry: &Entry) -> Result<Arc<Provider>> {
-    let services = ProviderServices::new(&entry.provider, &ctx.env, Default::default(), ctx.out.clone());
-    Ok(Arc::new(set.open(entry, services.into_box())?))
+    runtime::open_entry(&ctx.env, set, entry, &ctx.out)
 }
 
 fn add(

@@ -17,6 +17,9 @@ pub struct Args {
     /// Only this provider (id or alias).
     #[arg(long)]
     provider: Option<String>,
+    /// Re-hash every plugin library, even those unchanged since they were verified.
+    #[arg(long)]
+    deep: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
@@ -35,6 +38,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         auth: &auth,
         provider: provider.as_deref(),
         out: &ctx.out,
+        deep: args.deep,
     });
     let healthy = doctor::healthy(&findings);
     if args.json {

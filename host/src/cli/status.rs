@@ -6,7 +6,6 @@ use super::Ctx;
 use crate::auth::{pool, Store};
 use crate::error::Result;
 use crate::plugins::runtime::{PluginSet, Scope};
-use crate::services::ProviderServices;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -22,8 +21,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
     }
     for entry in set.registry.entries() {
         let d = &entry.provider;
-        let services = ProviderServices::new(d, &ctx.env, Default::default(), ctx.out.clone());
-        let provider = set.open(entry, services.into_box())?;
+        let provider = crate::plugins::runtime::open_entry(&ctx.env, &set, entry, &ctx.out)?;
         let logins = file.entries(&d.id);
         let chosen = pool::select(&logins, ctx.env.account.as_deref());
         let report = provider.handle.status.status(chosen.map(|e| &e.credential).into(), now);

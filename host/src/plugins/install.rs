@@ -316,6 +316,9 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
         .join(&desc.version)
         .join(format!("lib{}{}", desc.id.replace('-', "_"), std::env::consts::DLL_SUFFIX));
     copy_in(&paths, &fetched.file, &rel)?;
+    // The child verified the checksum's file and its layout; remember what the installed copy
+    // looks like so that ordinary loads need not repeat the work.
+    let verified = manifest::Verified::of(&paths.home.join(&rel)).ok();
     let record = Record {
         id: desc.id.clone(),
         version: desc.version.clone(),
@@ -326,6 +329,7 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
         providers: desc.providers.iter().map(|p| p.id.clone()).collect(),
         source: fetched.source.clone(),
         installed_at: crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default(),
+        verified,
     };
     manifest::update(&paths, |m| {
         match m.get_mut(&record.id) {

@@ -154,15 +154,36 @@ fn layout_error(e: LibraryError) -> LoadError {
     LoadError::Layout { summary, full }
 }
 
+/// Whether to run abi_stable's layout check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Check it (install, `plugins check`, a changed file).
+    Check,
+    /// The file was checked by a host of this interface and has not changed since
+    /// ([`super::manifest::Record::unchanged_since_verified`]).
+    AlreadyVerified,
+}
+
 /// Load a plugin file: version check, layout check, descriptor.
 pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
+    load_with(path, Layout::Check)
+}
+
+/// Load a plugin file, skipping the layout check only when told it was already done.
+pub fn load_with(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError> {
     if !path.exists() {
         return Err(LoadError::Missing(path.to_path_buf()));
     }
     let api_version = read_api_version(path)?;
     check_api_version(&api_version)?;
     let header = lib_header_from_path(path).map_err(layout_error)?;
-    let module = header.init_root_module::<PluginModRef>().map_err(layout_error)?;
+    let module = match layout {
+        Layout::Check => header.init_root_module::<PluginModRef>(),
+        // SAFETY: this exact file (same inode, size, mtime and ctime) passed the full layout
+        // check against this exact interface (same fingerprint) when it was installed.
+        Layout::AlreadyVerified => unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() },
+    }
+    .map_err(layout_error)?;
     let info = match (module.describe())() {
         RResult::ROk(info) => info,
         RResult::RErr(e) => return Err(LoadError::Describe(one_line(&e.message))),

@@ -33,6 +33,52 @@ pub struct Record {
     /// When it was installed, ISO-8601.
     #[serde(default)]
     pub installed_at: String,
+    /// The file as it was when its checksum and ABI layout were verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+}
+
+/// What a library file looked like when it was verified (checksum and full layout check),
+/// and against which interface. While all of it still holds, the file has not changed — the
+/// inode change time cannot be set back from user space — and repeating the checks would
+/// give the same answer, so ordinary loads skip them. `hermes doctor --deep` repeats them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// Size in bytes.
+    pub size: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Modification time, ns.
+    pub mtime_ns: i64,
+    /// Inode change time, ns.
+    pub ctime_ns: i64,
+    /// `hermes_plugin_api::INTERFACE_FINGERPRINT` of the verifying host, hex.
+    pub interface: String,
+}
+
+impl Verified {
+    /// The current state of `path`.
+    pub fn of(path: &Path) -> std::io::Result<Verified> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Verified {
+            size: m.size(),
+            ino: m.ino(),
+            mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
+            ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
+            interface: format!("{:016x}", hermes_plugin_api::INTERFACE_FINGERPRINT),
+        })
+    }
+}
+
+impl Record {
+    /// Whether the library is unchanged since it was verified by a host of this interface.
+    pub fn unchanged_since_verified(&self, home: &Path) -> bool {
+        match (&self.verified, Verified::of(&self.library(home))) {
+            (Some(v), Ok(now)) => *v == now,
+            _ => false,
+        }
+    }
 }
 
 impl Record {

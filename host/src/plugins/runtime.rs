@@ -148,6 +148,24 @@ impl PluginSet {
     }
 }
 
+/// Load what is needed and open the provider called `name` with the host's services.
+pub fn open_provider(env: &crate::config::Env, name: &str, out: &crate::output::Output) -> Result<std::sync::Arc<Provider>> {
+    let set = PluginSet::load(&env.paths(), Scope::Provider(name))?;
+    let entry = set.resolve(name)?;
+    open_entry(env, &set, entry, out)
+}
+
+/// Open a registry entry with the host's services (its allow-list, URL overrides, logging).
+pub fn open_entry(
+    env: &crate::config::Env,
+    set: &PluginSet,
+    entry: &Entry,
+    out: &crate::output::Output,
+) -> Result<std::sync::Arc<Provider>> {
+    let services = crate::services::ProviderServices::new(&entry.provider, env, Default::default(), out.clone());
+    Ok(std::sync::Arc::new(set.open(entry, services.into_box())?))
+}
+
 /// A provider's live capabilities.
 pub struct Provider {
     /// Its descriptor.
@@ -162,7 +180,12 @@ fn load_record(home: &Path, record: Record) -> Installed {
     if !record.enabled {
         return Installed { record, loaded: None, problems: Vec::new() };
     }
-    let loaded = loader::load(&record.library(home));
+    let layout = if record.unchanged_since_verified(home) {
+        loader::Layout::AlreadyVerified
+    } else {
+        loader::Layout::Check
+    };
+    let loaded = loader::load_with(&record.library(home), layout);
     let problems = match &loaded {
         Ok(p) => {
             let mut problems = descriptor::validate(&p.desc);

@@ -121,14 +121,19 @@ pub(crate) async fn dispatch(
         ),
     };
     if shared.lock().config.log_requests {
+        let outcome = if conn.is_killed() {
+            "connection dropped".to_string()
+        } else {
+            response.status().as_u16().to_string()
+        };
         eprintln!(
             "[minimax-emulator] {} {} -> {} ({} ms){}{}",
             parts.method,
             full_path,
-            response.status().as_u16(),
+            outcome,
             started.elapsed().as_millis(),
             if note.is_empty() { "" } else { " " },
-            note
+            note.trim_end()
         );
     }
     response
@@ -147,7 +152,7 @@ async fn route(shared: &Shared, req: &Req, conn: &ConnHandle, note: &mut String)
         fault
     };
     if let Some(fault) = fault {
-        note.push_str(&format!("fault={fault}"));
+        note.push_str(&format!("fault={fault} "));
         match fault {
             Fault::Slow(delay) => tokio::time::sleep(delay).await,
             other => return fault_response(other, req, conn),

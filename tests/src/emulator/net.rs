@@ -38,6 +38,10 @@ impl ConnHandle {
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
     }
+
+    pub(crate) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
 }
 
 impl Connected<IncomingStream<'_, KillableListener>> for ConnHandle {

@@ -271,7 +271,7 @@ fn poll(shared: &Shared, req: &Req, form: &Form, note: &mut String) -> Response 
         }
         CodeStatus::Approved => {
             let (access, refresh, expires_at_ms) =
-                state.mint_family(req.region, config.access_ttl_ms);
+                state.mint_family(req.region, config.access_ttl_ms, now);
             let rs = state.region_mut(req.region);
             rs.counters.logins_completed += 1;
             if let Some(code) = rs.codes.get_mut(user_code) {
@@ -314,7 +314,7 @@ fn refresh(shared: &Shared, req: &Req, form: &Form, note: &mut String) -> Respon
     note.push_str(&format!("refresh {}", mask(presented)));
     let config = state.config.clone();
     let now = now_ms();
-    match state.refresh(req.region, presented) {
+    match state.refresh(req.region, presented, now) {
         RefreshOutcome::InvalidGrant => {
             state.counters_mut(req.region).refresh_invalid_grant += 1;
             note.push_str(" -> invalid_grant");

@@ -327,9 +327,9 @@ impl State {
         n
     }
 
-    fn new_access(&mut self, region: Region, family: u64, ttl_ms: i64) -> (String, i64) {
+    fn new_access(&mut self, region: Region, family: u64, ttl_ms: i64, now: i64) -> (String, i64) {
         let token = self.token("mm-at-");
-        let expires_at_ms = now_ms().saturating_add(ttl_ms);
+        let expires_at_ms = now.saturating_add(ttl_ms);
         self.region_mut(region).access.insert(
             token.clone(),
             AccessGrant {
@@ -353,20 +353,23 @@ impl State {
     }
 
     /// Starts a new token family (one login) and returns its first pair and access deadline.
+    ///
+    /// `now` is the caller's clock reading, so a TTL it encodes from the same reading is exact.
     pub(crate) fn mint_family(
         &mut self,
         region: Region,
         access_ttl_ms: i64,
+        now: i64,
     ) -> (String, String, i64) {
         self.next_family += 1;
         let family = self.next_family;
-        let (access, expires_at_ms) = self.new_access(region, family, access_ttl_ms);
+        let (access, expires_at_ms) = self.new_access(region, family, access_ttl_ms, now);
         let refresh = self.new_refresh(region, family);
         (access, refresh, expires_at_ms)
     }
 
     pub(crate) fn mint_pair(&mut self, region: Region, access_ttl_ms: i64) -> (String, String) {
-        let (access, refresh, _) = self.mint_family(region, access_ttl_ms);
+        let (access, refresh, _) = self.mint_family(region, access_ttl_ms, now_ms());
         (access, refresh)
     }
 
@@ -378,7 +381,7 @@ impl State {
     }
 
     /// Presents a refresh token: rotation with reuse detection.
-    pub(crate) fn refresh(&mut self, region: Region, presented: &str) -> RefreshOutcome {
+    pub(crate) fn refresh(&mut self, region: Region, presented: &str, now: i64) -> RefreshOutcome {
         let omit = self.config.omit_refresh_token_on_refresh;
         let ttl = self.config.access_ttl_ms;
         let rs = self.region_mut(region);
@@ -402,7 +405,7 @@ impl State {
             }
             Some(self.new_refresh(region, grant.family))
         };
-        let (access, access_expires_at_ms) = self.new_access(region, grant.family, ttl);
+        let (access, access_expires_at_ms) = self.new_access(region, grant.family, ttl, now);
         RefreshOutcome::Rotated {
             access,
             refresh,

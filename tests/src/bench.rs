@@ -1,0 +1,210 @@
+//! The measurements behind `bench/run`. Wall times are medians of repeated runs; peak RSS
+//! comes from the kernel's accounting of each child (`wait4`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Rows of (what, figure, target).
+#[derive(Default)]
+pub struct Table {
+    rows: Vec<(String, String, String)>,
+}
+
+impl Table {
+    /// Add a row (also shown on stderr as it is measured).
+    pub fn row(&mut self, what: &str, figure: String, target: &str) {
+        eprintln!("  {what}: {figure}");
+        self.rows.push((what.to_string(), figure, target.to_string()));
+    }
+    /// Print as a Markdown table on stdout.
+    pub fn print(&self) {
+        println!("| measurement | result | target |");
+        println!("|---|---|---|");
+        for (w, f, t) in &self.rows {
+            println!("| {w} | {f} | {t} |");
+        }
+    }
+}
+
+/// A finished child: wall time and peak RSS in KiB.
+pub struct ChildStats {
+    /// Wall time.
+    pub wall: Duration,
+    /// Peak resident set size, KiB.
+    pub max_rss_kib: i64,
+    /// Exit code.
+    pub code: i32,
+}
+
+/// Run a command to completion and measure it. The command is started by a fresh, small
+/// process (`hermes-bench __measure`): a child's peak RSS includes the memory of whoever forked
+/// it until it execs, and this benchmark process holds dozens of loaded plugins.
+pub fn measure(cmd: &Command) -> ChildStats {
+    let exe = std::env::current_exe().expect("bench exe");
+    let mut outer = Command::new(exe);
+    outer.arg("__measure").arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
+        };
+    }
+    let out = outer.output().expect("run __measure");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|w| w.parse::<i64>().unwrap_or(-1));
+    let (ns, rss, code) = (
+        it.next().unwrap_or(-1),
+        it.next().unwrap_or(-1),
+        it.next().unwrap_or(-1),
+    );
+    ChildStats {
+        wall: Duration::from_nanos(ns.max(0) as u64),
+        max_rss_kib: rss,
+        code: code as i32,
+    }
+}
+
+/// The `__measure` mode: run argv, print `wall_ns max_rss_kib exit_code`.
+pub fn measure_main(argv: &[String]) -> ! {
+    let Some((prog, args)) = argv.split_first() else {
+        std::process::exit(2)
+    };
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: plain FFI call with valid out-pointers; the child is ours and not yet reaped.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(r, pid, "wait4 failed");
+    std::mem::forget(child);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    println!("{} {} {}", wall.as_nanos(), usage.ru_maxrss, code);
+    std::process::exit(0)
+}
+
+/// Median wall time and max peak RSS of repeated runs.
+pub fn repeat(n: usize, cmd: &Command) -> (Duration, i64) {
+    let mut walls = Vec::with_capacity(n);
+    let mut rss = 0;
+    for _ in 0..n {
+        let s = measure(cmd);
+        assert!(s.code >= 0, "{cmd:?} did not exit normally");
+        walls.push(s.wall);
+        rss = rss.max(s.max_rss_kib);
+    }
+    walls.sort();
+    (walls[n / 2], rss)
+}
+
+/// Milliseconds with two decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// MB with one decimal from KiB.
+pub fn mb(kib: i64) -> String {
+    format!("{:.1} MB", kib as f64 / 1024.0)
+}
+
+/// A fresh `HERMES_HOME` (inside the returned temp dir).
+pub fn temp_home() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let h = t.path().join("home");
+    (t, h)
+}
+
+/// `hermes` with a home.
+pub fn hermes(dir: &Path, home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(dir.join("hermes"));
+    c.args(args).env("HERMES_HOME", home).env("NO_COLOR", "1");
+    c
+}
+
+/// Run a command that must succeed; its stdout.
+pub fn run_ok(mut c: Command) -> String {
+    let out = c.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        c,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Make `n` copies of the test-provider fixture with distinct ids (`bench-00`, …).
+pub fn bench_copies(dir: &Path, into: &Path, n: usize) -> Vec<PathBuf> {
+    let src = dir.join("libfixture_test_provider.so");
+    std::fs::create_dir_all(into).expect("mkdir");
+    (0..n)
+        .map(|i| {
+            let p = into.join(format!("libbench_{i:02}.so"));
+            std::fs::copy(&src, &p).expect("copy fixture");
+            p
+        })
+        .collect()
+}
+
+/// Plugin load, doctor with 1 and 50 plugins, `--version`.
+pub fn plugins(dir: &Path, table: &mut Table) {
+    // In-process load of distinct files, each loaded once (the real first-load cost). Every
+    // command loads installed, unchanged libraries without repeating the layout check; install
+    // and changed files get the full check.
+    use hermes::plugins::loader::{load_with, Layout};
+    let (_t, scratch) = temp_home();
+    for (layout, what, target) in [
+        (
+            Layout::AlreadyVerified,
+            "plugin load, installed and unchanged (mean of 50 distinct libraries)",
+            "≤ 0.5 ms",
+        ),
+        (
+            Layout::Check,
+            "plugin load with the full ABI layout check (install, changed file)",
+            "",
+        ),
+    ] {
+        let copies = bench_copies(dir, &scratch.join(format!("{layout:?}")), 50);
+        let start = Instant::now();
+        for p in &copies {
+            load_with(p, layout).expect("load bench plugin");
+        }
+        let per = start.elapsed() / copies.len() as u32;
+        table.row(what, format!("{:.3} ms", per.as_secs_f64() * 1000.0), target);
+    }
+
+    let minimax = dir.join("libminimax_oauth.so").display().to_string();
+    let (_t1, home1) = temp_home();
+    run_ok(hermes(dir, &home1, &["plugins", "install", &minimax]));
+    let (wall, rss) = repeat(30, &hermes(dir, &home1, &["doctor"]));
+    table.row("hermes doctor, 1 plugin (median of 30)", ms(wall), "≤ 10 ms");
+    table.row("hermes doctor, 1 plugin, peak RSS", mb(rss), "≤ 10 MB");
+
+    let (_t50, home50) = temp_home();
+    let copies = bench_copies(dir, &scratch.join("installed"), 49);
+    run_ok(hermes(dir, &home50, &["plugins", "install", &minimax]));
+    for p in &copies {
+        run_ok(hermes(dir, &home50, &["plugins", "install", &p.display().to_string()]));
+    }
+    let (wall, rss) = repeat(20, &hermes(dir, &home50, &["doctor"]));
+    table.row("hermes doctor, 50 plugins (median of 20)", ms(wall), "≤ 30 ms");
+    table.row("hermes doctor, 50 plugins, peak RSS", mb(rss), "");
+    let (wall, _) = repeat(10, &hermes(dir, &home50, &["doctor", "--deep"]));
+    table.row("hermes doctor --deep (re-hash every library), 50 plugins (median of 10)", ms(wall), "");
+
+    let (wall, rss) = repeat(30, &hermes(dir, &home1, &["--version"]));
+    table.row("hermes --version (median of 30)", ms(wall), "");
+    table.row("hermes --version, peak RSS", mb(rss), "");
+}
