@@ -254,8 +254,14 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
             };
             let who = if entries.len() > 1 { format!(" [{account}]") } else { String::new() };
             let mut message = format!("{}{who}  {}", d.display_name, report.summary);
-            for p in report.problems.iter() {
-                message.push_str(&format!("; {p}"));
+            // A missing login's problem line only repeats the fix shown beside it.
+            if report.state != status_state::NOT_LOGGED_IN {
+                for p in report.problems.iter() {
+                    message.push_str(&format!("; {p}"));
+                }
+            }
+            if let Some(t) = e.and_then(|e| e.last_transient.as_ref()) {
+                message.push_str(&format!("; last refresh attempt failed at {} ({}), will retry on next use", t.at, t.message));
             }
             let fix = (severity > Severity::Ok).then(|| d.login_command());
             out.push(Finding {

@@ -61,6 +61,8 @@ pub struct EntryView {
     pub credential: Credential,
     /// The quarantine record, if any.
     pub last_error: Option<LastError>,
+    /// The last transient refresh failure since the last success, if any.
+    pub last_transient: Option<LastError>,
 }
 
 impl EntryView {
@@ -105,7 +107,11 @@ fn credential_of(m: &Map<String, Value>) -> Credential {
 }
 
 fn last_error_of(m: &Map<String, Value>) -> Option<LastError> {
-    let e = m.get("last_auth_error")?.as_object()?;
+    error_at(m, "last_auth_error")
+}
+
+fn error_at(m: &Map<String, Value>, key: &str) -> Option<LastError> {
+    let e = m.get(key)?.as_object()?;
     Some(LastError {
         code: str_of(e, "code").to_string(),
         message: str_of(e, "message").to_string(),
@@ -139,6 +145,7 @@ fn apply(m: &mut Map<String, Value>, cred: &Credential) {
         m.insert("label".into(), json!(cred.label.as_str()));
     }
     m.remove("last_auth_error");
+    m.remove("last_refresh_failure");
 }
 
 fn short_id(seed: &str) -> String {
@@ -189,6 +196,7 @@ impl AuthFile {
                     slot: Slot::Singleton,
                     credential: credential_of(s),
                     last_error: last_error_of(s),
+                    last_transient: error_at(s, "last_refresh_failure"),
                 });
             } else {
                 out.push(EntryView {
@@ -199,6 +207,7 @@ impl AuthFile {
                     slot: Slot::Pool(id),
                     credential: credential_of(e),
                     last_error: last_error_of(e),
+                    last_transient: error_at(e, "last_refresh_failure"),
                 });
             }
         }
@@ -213,6 +222,7 @@ impl AuthFile {
                     slot: Slot::Singleton,
                     credential: credential_of(s),
                     last_error: last_error_of(s),
+                    last_transient: error_at(s, "last_refresh_failure"),
                 },
             );
         }
@@ -245,6 +255,15 @@ impl AuthFile {
 
     /// Store a refreshed credential in `slot`, keeping every other key of the record.
     pub fn update_credential(&mut self, provider: &str, slot: &Slot, cred: &Credential) -> Result<()> {
+        if *slot == Slot::Singleton {
+            // Fold pool copies of the singleton's token pair first: once the pair rotates, a
+            // copy would look like a separate login holding a dead refresh token.
+            let current = self
+                .provider_state(provider)
+                .map(|m| str_of(m, "refresh_token").to_string())
+                .unwrap_or_default();
+            self.normalize(provider, &current);
+        }
         let m = self
             .slot_map_mut(provider, slot)
             .ok_or_else(|| Error::msg(format!("the login of {provider} was removed while it was being refreshed")))?;
@@ -341,6 +360,21 @@ impl AuthFile {
                 "message": err.message.as_str(),
                 "reason": "runtime_refresh_failure",
                 "relogin_required": true,
+                "at": timefmt::iso_from_ms(now_ms).unwrap_or_default(),
+            }),
+        );
+    }
+
+    /// Record a transient refresh failure on the login in `slot` (shown by doctor; cleared by
+    /// the next successful refresh). The login itself is untouched.
+    pub fn note_transient_failure(&mut self, provider: &str, slot: &Slot, err: &PluginError, now_ms: i64) {
+        let Some(m) = self.slot_map_mut(provider, slot) else { return };
+        m.insert(
+            "last_refresh_failure".into(),
+            json!({
+                "code": err.code.as_str(),
+                "message": err.message.as_str(),
+                "transient": true,
                 "at": timefmt::iso_from_ms(now_ms).unwrap_or_default(),
             }),
         );

@@ -218,6 +218,9 @@ impl TokenSource {
                     .with_help(format!("run `{}`", self.provider.desc.login_command())))
             }
             RResult::RErr(e) => {
+                file.note_transient_failure(id, &entry.slot, &e, now_ms());
+                // Best effort: the note is for doctor; failing to write it changes nothing else.
+                let _ = locked.write(&mut file);
                 drop(locked);
                 let c = &entry.credential;
                 let still_valid = !c.access_token.is_empty() && (c.expires_at_ms == 0 || c.expires_at_ms > now_ms());
