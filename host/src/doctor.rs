@@ -297,3 +297,52 @@ pub fn healthy(findings: &[Finding]) -> bool {
 pub fn read_auth(paths: &Paths) -> crate::Result<AuthFile> {
     Store::new(paths).read()
 }
+
+/// A whole doctor report: what `hermes doctor` prints, and what `hermes doctor --json` and
+/// the dashboard's `GET /api/doctor` serialize with [`Report::to_json`].
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// `HERMES_HOME`.
+    pub home: std::path::PathBuf,
+    /// Every finding, in check order.
+    pub findings: Vec<Finding>,
+    /// No finding needs action.
+    pub healthy: bool,
+}
+
+impl Report {
+    /// Load the installed plugins and run every check, for every provider or only for
+    /// `provider` (an id or alias; unknown is an error). Calls plugins (their Status), so
+    /// async callers must run it on a blocking thread.
+    pub fn collect(env: &Env, out: &Output, provider: Option<&str>, deep: bool) -> crate::Result<Report> {
+        let paths = env.paths();
+        let scope = provider.map_or(crate::plugins::runtime::Scope::All, crate::plugins::runtime::Scope::Provider);
+        let set = PluginSet::load(&paths, scope)?;
+        let provider = match provider {
+            Some(p) => Some(set.resolve(p)?.provider.id.clone()),
+            None => None,
+        };
+        let auth = read_auth(&paths);
+        let findings = run(&Context {
+            paths: &paths,
+            env,
+            set: &set,
+            auth: &auth,
+            provider: provider.as_deref(),
+            out,
+            deep,
+        });
+        let healthy = healthy(&findings);
+        Ok(Report { home: paths.home, findings, healthy })
+    }
+
+    /// The stable JSON form (version 1; see docs/cli.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": 1,
+            "healthy": self.healthy,
+            "hermes_home": self.home,
+            "findings": self.findings,
+        })
+    }
+}

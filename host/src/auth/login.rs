@@ -40,6 +40,31 @@ pub enum Tick {
     Waiting(i64),
 }
 
+/// How a sign-in that did not succeed ended: the dashboard reports it as a status, the CLI
+/// only prints the error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `cancel` was set.
+    Cancelled,
+    /// The user (or the provider) refused.
+    Denied,
+    /// The code expired before approval (reported by the provider, or its deadline passed).
+    Expired,
+    /// `deadline_ms` (shorter than the code's life) passed first.
+    GaveUp,
+    /// Anything else: the provider failed.
+    Failed,
+}
+
+/// A sign-in that did not succeed.
+#[derive(Debug)]
+pub struct NotApproved {
+    /// How it ended.
+    pub ending: Ending,
+    /// What to tell the user.
+    pub error: Error,
+}
+
 /// Poll until done. `deadline_ms` caps the wait (the challenge's own expiry also applies);
 /// `cancel` stops it between polls; `tick` is called about every 100 ms.
 pub fn wait(
@@ -49,18 +74,34 @@ pub fn wait(
     cancel: &AtomicBool,
     tick: &mut dyn FnMut(Tick),
 ) -> Result<Approved> {
+    wait_ending(provider, challenge, deadline_ms, cancel, tick).map_err(|n| n.error)
+}
+
+/// [`wait`], saying how a sign-in that did not succeed ended.
+pub fn wait_ending(
+    provider: &Provider,
+    challenge: &Challenge,
+    deadline_ms: i64,
+    cancel: &AtomicBool,
+    tick: &mut dyn FnMut(Tick),
+) -> std::result::Result<Approved, NotApproved> {
+    let end = |ending: Ending, message: String| NotApproved { ending, error: Error::msg(message) };
     let Some(flow) = provider.handle.auth_flow.as_ref().into_option() else {
-        return Err(Error::msg(format!("{} has no sign-in flow", provider.desc.display_name)));
+        return Err(end(Ending::Failed, format!("{} has no sign-in flow", provider.desc.display_name)));
     };
     let mut interval = challenge.interval_ms.max(1);
     let hard_deadline = deadline_ms.min(challenge.expires_at_ms.max(now_ms()));
     loop {
         if cancel.load(Ordering::SeqCst) {
-            return Err(Error::msg("sign-in cancelled; nothing was saved"));
+            return Err(end(Ending::Cancelled, "sign-in cancelled; nothing was saved".into()));
         }
         let outcome = match flow.poll(challenge.session.as_str().into()) {
             RResult::ROk(o) => o,
-            RResult::RErr(e) => return Err(Error::msg(e.message.to_string())),
+            RResult::RErr(e) => {
+                // A provider that reports its own timeout does so once its code is dead.
+                let ending = if now_ms() >= challenge.expires_at_ms { Ending::Expired } else { Ending::Failed };
+                return Err(end(ending, e.message.to_string()));
+            }
         };
         if outcome.interval_ms > 0 {
             interval = outcome.interval_ms;
@@ -68,7 +109,7 @@ pub fn wait(
         match outcome.status {
             poll_status::APPROVED => {
                 let Some(credential) = outcome.credential.into_option() else {
-                    return Err(Error::msg("the provider approved the sign-in but sent no credential"));
+                    return Err(end(Ending::Failed, "the provider approved the sign-in but sent no credential".into()));
                 };
                 return Ok(Approved {
                     credential,
@@ -81,27 +122,27 @@ pub fn wait(
                 } else {
                     format!(": {}", outcome.message)
                 };
-                return Err(Error::msg(format!("sign-in was denied{why}")));
+                return Err(end(Ending::Denied, format!("sign-in was denied{why}")));
             }
-            poll_status::EXPIRED => return Err(Error::msg("the sign-in code expired before it was approved")),
+            poll_status::EXPIRED => return Err(end(Ending::Expired, "the sign-in code expired before it was approved".into())),
             _ => {}
         }
         // Sleep the interval, but never past the deadline; the poll after the challenge's
         // deadline lets the plugin report its own timeout.
         let now = now_ms();
         if now >= deadline_ms && deadline_ms < challenge.expires_at_ms {
-            return Err(Error::msg("gave up waiting for approval (--timeout reached); nothing was saved"));
+            return Err(end(Ending::GaveUp, "gave up waiting for approval (--timeout reached); nothing was saved".into()));
         }
         let wake = (now + interval as i64).min(hard_deadline.max(now));
         while now_ms() < wake {
             if cancel.load(Ordering::SeqCst) {
-                return Err(Error::msg("sign-in cancelled; nothing was saved"));
+                return Err(end(Ending::Cancelled, "sign-in cancelled; nothing was saved".into()));
             }
             tick(Tick::Waiting(challenge.expires_at_ms.min(deadline_ms) - now_ms()));
             std::thread::sleep(Duration::from_millis(100).min(Duration::from_millis((wake - now_ms()).max(1) as u64)));
         }
         if now_ms() >= deadline_ms && deadline_ms < challenge.expires_at_ms {
-            return Err(Error::msg("gave up waiting for approval (--timeout reached); nothing was saved"));
+            return Err(end(Ending::GaveUp, "gave up waiting for approval (--timeout reached); nothing was saved".into()));
         }
     }
 }
@@ -135,5 +176,20 @@ pub fn save(store: &Store, provider_id: &str, mut cred: Credential, label: Optio
             f.save_singleton(provider_id, &cred);
             Ok(Saved { slot: Slot::Singleton, extra_account: false })
         }
+    })
+}
+
+/// Sign out of a provider: remove its main login and every pool entry, and unset
+/// `active_provider` if it pointed there (`hermes auth logout` and the dashboard). Returns
+/// whether there was anything to remove.
+pub fn logout(store: &Store, provider_id: &str) -> Result<bool> {
+    store.update(|f| {
+        let had = f.provider_state(provider_id).is_some() || !f.pool(provider_id).is_empty();
+        f.remove_provider_state(provider_id);
+        f.remove_pool(provider_id);
+        if f.active_provider() == Some(provider_id) {
+            f.set_active_provider(None);
+        }
+        Ok(had)
     })
 }

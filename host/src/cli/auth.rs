@@ -148,7 +148,7 @@ fn add(
         ctx.out.notice("");
         let interactive = std::io::stdin().is_terminal() && ctx.out.stderr_is_tty();
         if interactive && !ctx.env.ssh && !no_browser {
-            open_browser(challenge.verification_uri.as_str());
+            super::browser::open(challenge.verification_uri.as_str());
         }
     }
     let deadline = match timeout {
@@ -201,16 +201,6 @@ fn add(
 /// `MiniMax (OAuth)` → `MiniMax`.
 fn short_name(display: &str) -> &str {
     display.split(" (").next().unwrap_or(display)
-}
-
-fn open_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-    let _ = std::process::Command::new(opener)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
 }
 
 /// The providers a command reports on: one, or all.
@@ -392,16 +382,7 @@ fn remove(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
 fn logout(ctx: &Ctx, name: &str) -> Result<ExitCode> {
     let set = PluginSet::load(&ctx.env.paths(), Scope::Provider(name))?;
     let d = set.resolve(name)?.provider.clone();
-    let store = Store::new(&ctx.env.paths());
-    let removed = store.update(|f| {
-        let had = f.provider_state(&d.id).is_some() || !f.pool(&d.id).is_empty();
-        f.remove_provider_state(&d.id);
-        f.remove_pool(&d.id);
-        if f.active_provider() == Some(d.id.as_str()) {
-            f.set_active_provider(None);
-        }
-        Ok(had)
-    })?;
+    let removed = login::logout(&Store::new(&ctx.env.paths()), &d.id)?;
     if removed {
         ctx.out.result(&format!("signed out of {}; its logins were removed", d.display_name));
     } else {

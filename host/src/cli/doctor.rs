@@ -2,12 +2,9 @@
 
 use std::process::ExitCode;
 
-use serde_json::json;
-
 use super::Ctx;
-use crate::doctor::{self, Context, Severity};
+use crate::doctor::{Report, Severity};
 use crate::error::Result;
-use crate::plugins::runtime::{PluginSet, Scope};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,33 +20,12 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
-    let paths = ctx.env.paths();
-    let scope = args.provider.as_deref().map_or(Scope::All, Scope::Provider);
-    let set = PluginSet::load(&paths, scope)?;
-    let provider = match &args.provider {
-        Some(p) => Some(set.resolve(p)?.provider.id.clone()),
-        None => None,
-    };
-    let auth = doctor::read_auth(&paths);
-    let findings = doctor::run(&Context {
-        paths: &paths,
-        env: &ctx.env,
-        set: &set,
-        auth: &auth,
-        provider: provider.as_deref(),
-        out: &ctx.out,
-        deep: args.deep,
-    });
-    let healthy = doctor::healthy(&findings);
+    let report = Report::collect(&ctx.env, &ctx.out, args.provider.as_deref(), args.deep)?;
+    let (findings, healthy) = (&report.findings, report.healthy);
     if args.json {
-        ctx.out.json(&json!({
-            "version": 1,
-            "healthy": healthy,
-            "hermes_home": paths.home,
-            "findings": findings,
-        }));
+        ctx.out.json(&report.to_json());
     } else {
-        for f in &findings {
+        for f in findings {
             let mark = match f.severity {
                 Severity::Ok => ctx.out.ok_mark(),
                 Severity::Info => "·".to_string(),

@@ -429,3 +429,42 @@ fn no_token_is_printed_unmasked_except_by_auth_token() {
     }
     assert_eq!(token.stdout.trim(), second["access_token"].as_str().unwrap());
 }
+
+#[test]
+fn regress_auth_status_minimax_oauth_has_a_branch() {
+    let (_emu, home) = minimax(approving());
+    login(&home);
+    for name in ["minimax-oauth", "minimax-portal", "MiniMax-Global", "minimax_oauth"] {
+        let r = home.run(&["auth", "status", name]).ok();
+        assert!(r.stdout.contains("✓ logged in, region global, token valid"), "{name}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn regress_unbounded_error_body_is_capped() {
+    // A server that answers a refresh with a 2 MiB error body and keeps the connection open.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(2) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "x".repeat(2 * 1024 * 1024);
+            let _ = write!(s, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    });
+    let (emu, home) = minimax(EmulatorConfig { access_ttl_ms: 30_000, ..approving() });
+    login(&home);
+    let path = home.path().join("auth.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace(&emu.url(), &format!("http://{addr}"));
+    std::fs::write(&path, text).unwrap();
+    let started = std::time::Instant::now();
+    let r = home.run(&["-v", "auth", "token", "minimax-oauth"]).ok();
+    assert!(r.stderr.contains("...[truncated]"), "{}", r.stderr);
+    assert!(r.stderr.len() < 20 * 1024, "error output is {} bytes", r.stderr.len());
+    // The host's timeout is 15 s: finishing well before it means the cap ended the read.
+    assert!(started.elapsed() < Duration::from_secs(12), "the client waited for the server to close");
+}

@@ -266,3 +266,20 @@ pub fn assert_no_secret(text: &str, secrets: &[String]) {
         assert!(!text.contains(s.as_str()), "a secret leaked into the output:\n{text}");
     }
 }
+
+impl Home {
+    /// Another binary from the target directory, with this home's environment.
+    pub fn command_of(&self, bin: &str, args: &[&str]) -> Command {
+        let mut c = self.command(args);
+        let mut other = Command::new(bin_dir().join(bin));
+        other.args(c.get_args()).env_clear();
+        for (k, v) in c.get_envs() {
+            if let Some(v) = v {
+                other.env(k, v);
+            }
+        }
+        other.stdin(Stdio::null());
+        let _ = &mut c;
+        other
+    }
+}
