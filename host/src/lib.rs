@@ -8,10 +8,15 @@
 //!   randomness, logging, configuration).
 //! * [`cli`] is one module per command group; [`output`] is the only place that prints.
 //! * [`config`] is the only module that reads the environment.
+//! * [`dashboard`] is `hermes dashboard`: a loopback web page over the same registry, store
+//!   and sign-in driver.
 
 pub mod auth;
+pub mod catalog;
+pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;

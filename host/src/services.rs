@@ -243,6 +243,7 @@ pub struct ProviderServices {
     policy: Policy,
     config: Arc<BTreeMap<String, String>>,
     out: Output,
+    clock: crate::timefmt::Clock,
 }
 
 impl ProviderServices {
@@ -262,7 +263,17 @@ impl ProviderServices {
             },
             config: Arc::new(values),
             out,
+            clock: crate::timefmt::system_clock(),
         }
+    }
+    /// Use `clock` for `now_ms` (tests that age tokens without sleeping).
+    pub fn with_clock(mut self, clock: crate::timefmt::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// The request policy (for the host's own requests on this provider's behalf).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
     /// The FFI object.
     pub fn into_box(self) -> HostBox {
@@ -292,7 +303,7 @@ impl HostServices for ProviderServices {
         r.into()
     }
     fn now_ms(&self) -> i64 {
-        crate::timefmt::now_ms()
+        (self.clock)()
     }
     fn random_bytes(&self, n: u32) -> RVec<u8> {
         let mut buf = vec![0u8; (n as usize).min(1 << 20)];

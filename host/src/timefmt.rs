@@ -17,6 +17,14 @@ pub fn ms_from_iso(s: &str) -> Option<i64> {
     i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// A source of the current time in unix ms: the system clock, or a test's.
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(now_ms)
+}
+
 /// The current time, unix ms.
 pub fn now_ms() -> i64 {
     let d = std::time::SystemTime::now()

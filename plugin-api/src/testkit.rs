@@ -1,4 +1,12 @@
-//! A fake host for plugin tests: scripted HTTP, an injected clock and seeded randomness.
+//! A fake host for plugin tests (scripted HTTP, an injected clock, seeded randomness) and the
+//! conformance suite ([`conformance`]).
+//!
+//! Enable it for tests only:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! hermes-plugin-api = { version = "1", features = ["testkit"] }
+//! ```
 //!
 //! ```
 //! use hermes_plugin_api::testkit::{FakeHost, Reply};
@@ -13,15 +21,22 @@
 //! assert_eq!(host.requests().len(), 1);
 //! ```
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{ROption, RResult, RStr, RString, RVec, Tuple2},
 };
 
+use crate::sdk::check::{self, CheckHost, DebugProbe, Report};
 use crate::{sdk, HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, PluginError};
+
+/// A poisoned lock only means another test thread panicked; the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A recorded request, decoded for assertions.
 #[derive(Clone, Debug)]
@@ -34,6 +49,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// Body as text.
     pub body: String,
+    /// The timeout the plugin asked for, ms (0: the host's default).
+    pub timeout_ms: u64,
 }
 
 impl Recorded {
@@ -87,8 +104,12 @@ fn url_decode(s: &str) -> String {
 
 /// What the scripted responder answers.
 pub enum Reply {
-    /// A response.
+    /// A response: status and body (no headers, not truncated, final URL = request URL).
     Response(u16, Vec<u8>),
+    /// A whole response, for what [`Reply::Response`] leaves out: headers, a body the host
+    /// `truncated` at its size cap, or the `final_url` after redirects (an empty `final_url`
+    /// is replaced by the request's URL).
+    Full(HttpResponse),
     /// A host-side error (timeout, dropped connection, refused).
     Error(PluginError),
 }
@@ -97,6 +118,17 @@ impl Reply {
     /// A JSON body with a status.
     pub fn json(status: u16, body: &str) -> Self {
         Reply::Response(status, body.as_bytes().to_vec())
+    }
+    /// A whole response with this status and body, to adjust before returning it:
+    /// `Reply::Full(HttpResponse { truncated: true, ..Reply::response(200, "{") })`.
+    pub fn response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: RVec::new(),
+            body: body.as_bytes().to_vec().into(),
+            truncated: false,
+            final_url: RString::new(),
+        }
     }
     /// A transient network failure.
     pub fn dropped() -> Self {
@@ -121,6 +153,13 @@ pub struct FakeHost {
     inner: Arc<Inner>,
 }
 
+impl Default for FakeHost {
+    /// A fake host whose clock reads 2023-11-14T22:13:20Z (1 700 000 000 000 ms).
+    fn default() -> Self {
+        Self::new(1_700_000_000_000)
+    }
+}
+
 impl FakeHost {
     /// A fake host whose clock reads `now_ms`.
     pub fn new(now_ms: i64) -> Self {
@@ -135,9 +174,15 @@ impl FakeHost {
             }),
         }
     }
+    /// The same fake with its random bytes seeded by `seed`: two fakes with one seed hand out
+    /// the same bytes, so tests can pin values derived from them (PKCE verifiers, states).
+    pub fn with_seed(self, seed: u64) -> Self {
+        self.inner.seed.store(seed, Ordering::SeqCst);
+        self
+    }
     /// Script the HTTP answers. Without a responder every request fails as `no_network`.
     pub fn on_request(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
-        *self.inner.responder.lock().unwrap() = Some(Arc::new(f));
+        *lock(&self.inner.responder) = Some(Arc::new(f));
     }
     /// Set the clock.
     pub fn set_now(&self, now_ms: i64) {
@@ -149,15 +194,15 @@ impl FakeHost {
     }
     /// Set a configuration value returned by `config_get`.
     pub fn set_config(&self, key: &str, value: &str) {
-        self.inner.config.lock().unwrap().push((key.into(), value.into()));
+        lock(&self.inner.config).push((key.into(), value.into()));
     }
     /// The requests made so far.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.inner.requests.lock().unwrap().clone()
+        lock(&self.inner.requests).clone()
     }
     /// The log lines so far.
     pub fn logs(&self) -> Vec<(u32, String)> {
-        self.inner.logs.lock().unwrap().clone()
+        lock(&self.inner.logs).clone()
     }
     /// The FFI object to hand to a provider.
     pub fn host_box(&self) -> HostBox {
@@ -180,9 +225,10 @@ impl HostServices for FakeHost {
                 .map(|Tuple2(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             body: String::from_utf8_lossy(&request.body).into_owned(),
+            timeout_ms: request.timeout_ms,
         };
-        self.inner.requests.lock().unwrap().push(rec.clone());
-        let responder = self.inner.responder.lock().unwrap().clone();
+        lock(&self.inner.requests).push(rec.clone());
+        let responder = lock(&self.inner.responder).clone();
         let Some(responder) = responder else {
             return RResult::RErr(PluginError::transient("no_network", "the fake host has no responder"));
         };
@@ -194,6 +240,12 @@ impl HostServices for FakeHost {
                 truncated: false,
                 final_url: rec.url.into(),
             }),
+            Reply::Full(mut resp) => {
+                if resp.final_url.is_empty() {
+                    resp.final_url = rec.url.into();
+                }
+                RResult::ROk(resp)
+            }
             Reply::Error(e) => RResult::RErr(e),
         }
     }
@@ -216,17 +268,119 @@ impl HostServices for FakeHost {
             .collect()
     }
     fn log(&self, level: u32, message: RStr<'_>) {
-        self.inner.logs.lock().unwrap().push((level, message.to_string()));
+        lock(&self.inner.logs).push((level, message.to_string()));
     }
     fn config_get(&self, key: RStr<'_>) -> ROption<RString> {
-        self.inner
-            .config
-            .lock()
-            .unwrap()
+        lock(&self.inner.config)
             .iter()
             .rev()
             .find(|(k, _)| k == key.as_str())
             .map(|(_, v)| RString::from(v.as_str()))
             .into()
+    }
+}
+
+impl CheckHost for FakeHost {
+    fn host_box(&self) -> HostBox {
+        FakeHost::host_box(self)
+    }
+    fn requests(&self) -> Vec<String> {
+        lock(&self.inner.requests)
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.url))
+            .collect()
+    }
+    fn logs(&self) -> Vec<String> {
+        lock(&self.inner.logs).iter().map(|(_, l)| l.clone()).collect()
+    }
+    fn now_ms(&self) -> i64 {
+        HostServices::now_ms(self)
+    }
+}
+
+/// Run the conformance checks on plugin `P` and panic with every finding if any fails; returns
+/// the report (which may carry warnings) when all pass. Put it in your crate's tests:
+///
+/// ```
+/// # use hermes_plugin_api::prelude::*;
+/// # struct MyPlugin;
+/// # impl sdk::Plugin for MyPlugin {
+/// #     fn info() -> PluginInfo {
+/// #         let mut p = ProviderInfo::new("mine", "Mine", flow::EXTERNAL, api_mode::ANTHROPIC_MESSAGES);
+/// #         p.regions.push(RegionInfo { name: "global".into(), portal_base_url: "".into(), inference_base_url: "https://api.mine.example".into() });
+/// #         PluginInfo::new("mine", "0.1.0", "Mine", vec![p])
+/// #     }
+/// #     fn provider(_id: &str, _host: sdk::Host) -> Result<sdk::Capabilities, PluginError> {
+/// #         Ok(sdk::Capabilities::new(S))
+/// #     }
+/// # }
+/// # struct S;
+/// # impl sdk::StatusImpl for S {
+/// #     fn status(&self, _c: Option<&Credential>, _now: i64) -> StatusReport {
+/// #         StatusReport::new(status_state::NOT_LOGGED_IN, "not logged in")
+/// #     }
+/// # }
+/// #[test]
+/// fn conforms_to_the_hermes_plugin_rules() {
+///     hermes_plugin_api::testkit::conformance::<MyPlugin>();
+/// }
+/// # conforms_to_the_hermes_plugin_rules();
+/// ```
+///
+/// See [`sdk::check`] for what is checked, and [`Conformance`] to add your own types to the
+/// secrets check.
+#[track_caller]
+pub fn conformance<P: sdk::Plugin>() -> Report {
+    Conformance::<P>::new().assert()
+}
+
+/// The conformance checks with options; [`conformance`] is `Conformance::new().assert()`.
+pub struct Conformance<P> {
+    host: FakeHost,
+    probes: Vec<DebugProbe>,
+    _plugin: PhantomData<fn() -> P>,
+}
+
+impl<P: sdk::Plugin> Default for Conformance<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: sdk::Plugin> Conformance<P> {
+    /// The checks over a fresh [`FakeHost`] with no HTTP responder (every request fails).
+    pub fn new() -> Self {
+        Self {
+            host: FakeHost::default(),
+            probes: Vec::new(),
+            _plugin: PhantomData,
+        }
+    }
+    /// Run over this fake instead (its clock, configuration and responder). Keep requests
+    /// failing: a responder that answers makes the checks exercise your happy paths, which is
+    /// fine, but the status check still requires no request at all.
+    pub fn with_host(mut self, host: FakeHost) -> Self {
+        self.host = host;
+        self
+    }
+    /// Adds one of your own secret-holding types to the secrets check: `render` builds the
+    /// object around the secret it is given and returns its `Debug` form, which must not show
+    /// the secret. The host cannot see your types; only this check can.
+    pub fn debug_of(mut self, name: &str, render: impl Fn(&str) -> String + 'static) -> Self {
+        self.probes.push((name.to_string(), Box::new(render)));
+        self
+    }
+    /// Run the checks.
+    pub fn report(&self) -> Report {
+        check::run(sdk::root_module::<P>(), &self.host, &self.probes)
+    }
+    /// Run the checks and panic with the whole report if any failed.
+    #[track_caller]
+    pub fn assert(&self) -> Report {
+        let report = self.report();
+        if !report.passed() {
+            panic!("the plugin fails the hermes conformance checks:\n{report}");
+        }
+        report
     }
 }

@@ -133,6 +133,11 @@ pub fn wait_ending(
         if now >= deadline_ms && deadline_ms < challenge.expires_at_ms {
             return Err(end(Ending::GaveUp, "gave up waiting for approval (--timeout reached); nothing was saved".into()));
         }
+        // Still pending at the code's deadline: the provider had its poll to report its own
+        // timeout, and polling on would spin without sleeping.
+        if now >= hard_deadline {
+            return Err(end(Ending::Expired, "the sign-in code expired before it was approved".into()));
+        }
         let wake = (now + interval as i64).min(hard_deadline.max(now));
         while now_ms() < wake {
             if cancel.load(Ordering::SeqCst) {

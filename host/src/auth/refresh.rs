@@ -24,7 +24,6 @@ use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::plugins::runtime::Provider;
 use crate::secret::Secret;
-use crate::timefmt::now_ms;
 
 /// A token ready for a request.
 #[derive(Debug)]
@@ -73,6 +72,7 @@ pub struct TokenSource {
     cache: Mutex<Option<Arc<Resolved>>>,
     flight: Mutex<()>,
     out: Output,
+    clock: crate::timefmt::Clock,
 }
 
 impl TokenSource {
@@ -95,7 +95,18 @@ impl TokenSource {
             cache: Mutex::new(None),
             flight: Mutex::new(()),
             out,
+            clock: crate::timefmt::system_clock(),
         }
+    }
+
+    /// Use `clock` instead of the system clock (give the provider's services the same one).
+    pub fn with_clock(mut self, clock: crate::timefmt::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
     }
 
     /// The provider.
@@ -107,7 +118,7 @@ impl TokenSource {
     pub fn cached(&self) -> Option<Arc<Resolved>> {
         let guard = self.cache.lock().ok()?;
         let c = guard.as_ref()?;
-        c.fresh_at(now_ms(), self.skew_ms).then(|| Arc::clone(c))
+        c.fresh_at(self.now(), self.skew_ms).then(|| Arc::clone(c))
     }
 
     /// A usable token: from memory, from the store, or refreshed.
@@ -168,7 +179,7 @@ impl TokenSource {
         // Another thread may have finished the work while we waited.
         if let Some(c) = self.cache.lock().ok().and_then(|g| g.clone()) {
             let replaced = rejected.is_some_and(|r| c.token != *r);
-            if replaced || (rejected.is_none() && c.fresh_at(now_ms(), self.skew_ms)) {
+            if replaced || (rejected.is_none() && c.fresh_at(self.now(), self.skew_ms)) {
                 return Ok(c);
             }
         }
@@ -184,7 +195,7 @@ impl TokenSource {
         }
         let due = |c: &Credential| match rejected {
             Some(r) => c.access_token.as_str() == r.expose(),
-            None => c.access_token.is_empty() || rt.needs_refresh(c, now_ms()),
+            None => c.access_token.is_empty() || rt.needs_refresh(c, self.now()),
         };
         if !due(&entry.credential) {
             return self.finish(&entry, entry.credential.clone(), &reason, false);
@@ -212,18 +223,18 @@ impl TokenSource {
                 self.finish(&entry, new, &reason, true)
             }
             RResult::RErr(e) if e.relogin_required => {
-                file.quarantine(id, &entry.slot, &e, now_ms());
+                file.quarantine(id, &entry.slot, &e, self.now());
                 locked.write(&mut file)?;
                 Err(Error::msg(format!("{}: {}", self.provider.desc.display_name, e.message))
                     .with_help(format!("run `{}`", self.provider.desc.login_command())))
             }
             RResult::RErr(e) => {
-                file.note_transient_failure(id, &entry.slot, &e, now_ms());
+                file.note_transient_failure(id, &entry.slot, &e, self.now());
                 // Best effort: the note is for doctor; failing to write it changes nothing else.
                 let _ = locked.write(&mut file);
                 drop(locked);
                 let c = &entry.credential;
-                let still_valid = !c.access_token.is_empty() && (c.expires_at_ms == 0 || c.expires_at_ms > now_ms());
+                let still_valid = !c.access_token.is_empty() && (c.expires_at_ms == 0 || c.expires_at_ms > self.now());
                 if rejected.is_none() && still_valid {
                     self.out.warn(&format!(
                         "could not refresh the {id} token ({}); using the current one while it lasts",

@@ -101,6 +101,11 @@ fn open_entry(ctx: &Ctx, set: &PluginSet, entry: &Entry) -> Result<Arc<Provider>
     runtime::open_entry(&ctx.env, set, entry, &ctx.out)
 }
 
+/// Sign in to `provider` with the defaults (used by the model picker).
+pub fn add_default(ctx: &Ctx, provider: &str) -> Result<()> {
+    add(ctx, provider, None, None, false, None, false).map(|_| ())
+}
+
 fn add(
     ctx: &Ctx,
     name: &str,
@@ -112,6 +117,8 @@ fn add(
 ) -> Result<ExitCode> {
     let provider = open(ctx, name)?;
     let d = provider.desc.clone();
+    let configured = crate::config::Settings::load(&ctx.env.paths())?.provider_values(&d.id).get("region").cloned();
+    let region = region.or(configured.as_deref());
     if let Some(r) = region {
         if d.region(Some(r)).is_none() {
             let names: Vec<&str> = d.regions.iter().map(|r| r.name.as_str()).collect();

@@ -1,7 +1,12 @@
 //! The command line: one module per command group.
 
 mod auth;
+mod browser;
+mod chat;
+mod config;
+mod dashboard;
 mod doctor;
+mod model;
 mod plugins;
 mod status;
 
@@ -20,8 +25,8 @@ struct Cli {
     /// More detail on stderr (-v, -vv, -vvv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Less prose on stderr.
-    #[arg(short, long, global = true)]
+    /// Less prose on stderr (`-q` belongs to `chat`'s prompt).
+    #[arg(long, global = true)]
     quiet: bool,
     #[command(subcommand)]
     command: Command,
@@ -39,6 +44,15 @@ enum Command {
     Doctor(doctor::Args),
     /// A short summary of providers and logins.
     Status(status::Args),
+    /// Send a message to a provider and stream the answer.
+    Chat(chat::Args),
+    /// Choose the default provider and model (a picker on a terminal).
+    Model(model::Args),
+    /// Read and change config.yaml.
+    #[command(subcommand)]
+    Config(config::Cmd),
+    /// A web page on 127.0.0.1 to see providers, sign in and sign out.
+    Dashboard(dashboard::Args),
     /// Trial-load a plugin library and print its descriptor as JSON (used by install).
     #[command(name = "__probe-plugin", hide = true)]
     ProbePlugin {
@@ -88,11 +102,24 @@ fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Auth(c) => auth::run(ctx, c),
         Command::Doctor(a) => doctor::run(ctx, a),
         Command::Status(a) => status::run(ctx, a),
+        Command::Chat(a) => chat::run(ctx, a),
+        Command::Model(a) => model::run(ctx, a),
+        Command::Config(c) => config::run(ctx, c),
+        Command::Dashboard(a) => dashboard::run(ctx, a),
         Command::ProbePlugin { path } => {
             let report = crate::plugins::install::probe(&path);
             let ok = report.ok;
             ctx.out.result(&serde_json::to_string(&report).map_err(|e| Error::msg(e.to_string()))?);
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -162,7 +162,22 @@ pub fn open_entry(
     entry: &Entry,
     out: &crate::output::Output,
 ) -> Result<std::sync::Arc<Provider>> {
-    let services = crate::services::ProviderServices::new(&entry.provider, env, Default::default(), out.clone());
+    open_entry_with(env, set, entry, out, crate::timefmt::system_clock())
+}
+
+/// [`open_entry`] with a given clock.
+pub fn open_entry_with(
+    env: &crate::config::Env,
+    set: &PluginSet,
+    entry: &Entry,
+    out: &crate::output::Output,
+    clock: crate::timefmt::Clock,
+) -> Result<std::sync::Arc<Provider>> {
+    let settings = crate::config::Settings::load(&env.paths())?;
+    let overrides: Vec<(String, String)> =
+        entry.provider.url_overrides.iter().map(|o| (o.env.clone(), o.target.clone())).collect();
+    let values = settings.values_for(&entry.provider.id, &overrides);
+    let services = crate::services::ProviderServices::new(&entry.provider, env, values, out.clone()).with_clock(clock);
     Ok(std::sync::Arc::new(set.open(entry, services.into_box())?))
 }
 

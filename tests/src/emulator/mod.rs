@@ -127,6 +127,9 @@ pub struct EmulatorConfig {
     pub stream_event_delay_ms: u64,
     /// Log one line per request to stderr (tokens masked).
     pub log_requests: bool,
+    /// Added to the wall clock for every expiry decision and every `expired_in` sent, so a
+    /// test can age tokens by moving this forward instead of sleeping.
+    pub clock_offset_ms: i64,
 }
 
 impl Default for EmulatorConfig {
@@ -147,6 +150,7 @@ impl Default for EmulatorConfig {
             stream_error_after_chunks: None,
             stream_event_delay_ms: 0,
             log_requests: false,
+            clock_offset_ms: 0,
         }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::{html_escape, html_response, json_response, mask, parse_form, Form, Req};
-use super::state::{encode_expiry, now_ms, CodeStatus, DeviceCode, RefreshOutcome, Shared};
+use super::state::{encode_expiry, CodeStatus, DeviceCode, RefreshOutcome, Shared};
 use super::{CLIENT_ID, LOGIN_GRANT, SCOPE};
 
 /// MiniMax's `base_resp` code for bad parameters.
@@ -150,7 +150,7 @@ pub(crate) fn device_code(shared: &Shared, req: &Req, note: &mut String) -> Resp
     };
 
     let mut state = shared.lock();
-    let now = now_ms();
+    let now = state.now_ms();
     let config = state.config.clone();
     let user_code = state.new_user_code();
     let expires_at_ms = now.saturating_add(config.code_ttl_ms);
@@ -209,7 +209,7 @@ fn poll(shared: &Shared, req: &Req, form: &Form, note: &mut String) -> Response 
         return invalid("invalid_request", "missing field: user_code");
     };
     note.push_str(&format!("poll user_code={user_code}"));
-    let now = now_ms();
+    let now = state.now_ms();
     let config = state.config.clone();
     let Some(code) = state.region(req.region).codes.get(user_code).cloned() else {
         return base_resp_error(STATUS_INVALID_USER_CODE, "invalid user code");
@@ -313,7 +313,7 @@ fn refresh(shared: &Shared, req: &Req, form: &Form, note: &mut String) -> Respon
     };
     note.push_str(&format!("refresh {}", mask(presented)));
     let config = state.config.clone();
-    let now = now_ms();
+    let now = state.now_ms();
     match state.refresh(req.region, presented, now) {
         RefreshOutcome::InvalidGrant => {
             state.counters_mut(req.region).refresh_invalid_grant += 1;

@@ -9,7 +9,7 @@ use super::{CounterSet, Counters, EmulatorConfig, ExpiryEncoding, Fault, Message
 /// How many messages requests [`Counters::recent_messages_requests`] keeps.
 const RECENT_MESSAGES: usize = 64;
 
-/// Milliseconds since the unix epoch.
+/// Milliseconds since the unix epoch, by the wall clock.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -196,6 +196,12 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The emulator's clock: the wall clock moved by `clock_offset_ms`, so tests can age
+    /// tokens without sleeping.
+    pub(crate) fn now_ms(&self) -> i64 {
+        now_ms().saturating_add(self.config.clock_offset_ms)
+    }
+
     pub(crate) fn region(&self, region: Region) -> &RegionState {
         &self.regions[region.index()]
     }
@@ -252,7 +258,7 @@ impl State {
         let Some(region) = self.find_code(user_code) else {
             return false;
         };
-        let now = now_ms();
+        let now = self.now_ms();
         let rs = self.region_mut(region);
         let Some(code) = rs.codes.get_mut(user_code) else {
             return false;
@@ -279,7 +285,7 @@ impl State {
 
     /// Pending, unexpired user codes of one region or of both, oldest deadline first.
     pub(crate) fn pending_codes(&self, region: Option<Region>) -> Vec<String> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut codes: Vec<(i64, String)> = Region::ALL
             .into_iter()
             .filter(|r| region.is_none_or(|only| only == *r))
@@ -369,7 +375,7 @@ impl State {
     }
 
     pub(crate) fn mint_pair(&mut self, region: Region, access_ttl_ms: i64) -> (String, String) {
-        let (access, refresh, _) = self.mint_family(region, access_ttl_ms, now_ms());
+        let (access, refresh, _) = self.mint_family(region, access_ttl_ms, self.now_ms());
         (access, refresh)
     }
 
@@ -377,7 +383,7 @@ impl State {
         let rs = self.region(region);
         rs.access
             .get(token)
-            .is_some_and(|g| g.expires_at_ms > now_ms() && !rs.family_revoked(g.family))
+            .is_some_and(|g| g.expires_at_ms > self.now_ms() && !rs.family_revoked(g.family))
     }
 
     /// Presents a refresh token: rotation with reuse detection.

@@ -1,5 +1,10 @@
-//! Where hermes keeps its files and what the environment says. The only module that reads
-//! environment variables: everything else receives an [`Env`].
+//! Configuration: where hermes keeps its files, what the environment says, and
+//! `config.yaml`. The only module that reads environment variables or the configuration file:
+//! everything else receives an [`Env`] or a [`Settings`].
+
+mod file;
+
+pub use file::{parse_value, Settings};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

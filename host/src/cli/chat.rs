@@ -1,0 +1,167 @@
+//! `hermes chat`.
+
+use std::io::{BufRead, IsTerminal, Read};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::Ctx;
+use crate::auth::{Store, TokenSource};
+use crate::catalog;
+use crate::chat::{ChatClient, ChatReply, ChatRequest, Message};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::plugins::runtime::{self, PluginSet, Scope};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The prompt; `-` reads it from stdin. Without it, every line of stdin is one turn.
+    #[arg(short = 'q', long = "query")]
+    query: Option<String>,
+    /// Provider id or alias (default: model.provider in config.yaml).
+    #[arg(long)]
+    provider: Option<String>,
+    /// Model (default: model.default in config.yaml, else the provider's first).
+    #[arg(long)]
+    model: Option<String>,
+    /// Most tokens in the answer (default: 4096, or the model's maximum if lower).
+    #[arg(long)]
+    max_tokens: Option<u64>,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    /// Wait for the whole answer and print it as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The login to use (number, id or label).
+    #[arg(long)]
+    account: Option<String>,
+}
+
+/// The login to use and why: `--account`, then `HERMES_ACCOUNT`, then `providers.<id>.account`
+/// in config.yaml; `None` lets the pool's priority decide.
+pub fn account_choice(ctx: &Ctx, settings: &Settings, provider: &str, flag: Option<String>) -> (Option<String>, &'static str) {
+    if let Some(a) = flag {
+        return (Some(a), "chosen with --account");
+    }
+    if let Some(a) = ctx.env.account.clone() {
+        return (Some(a), "chosen with HERMES_ACCOUNT");
+    }
+    if let Some(a) = settings.provider_values(provider).get("account").cloned() {
+        return (Some(a), "the default account in config.yaml");
+    }
+    (None, "")
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    let paths = ctx.env.paths();
+    let settings = Settings::load(&paths)?;
+    let set = PluginSet::load(&paths, Scope::All)?;
+    let provider_name = match (&args.provider, args.model.as_deref().and_then(|m| catalog::provider_of(&set.registry, m))) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p.to_string(),
+        (None, None) => settings.model_provider().ok_or_else(|| {
+            Error::usage("no provider chosen", "pass --provider, or choose a default with `hermes model`")
+        })?,
+    };
+    let entry = set.resolve(&provider_name)?.clone();
+    let d = entry.provider.clone();
+    let model = match &args.model {
+        Some(m) => catalog::normalize(&set.registry, &d.id, m),
+        None => settings
+            .model_default()
+            .filter(|_| settings.model_provider().is_some_and(|p| set.registry.resolve(&p).is_some_and(|e| e.provider.id == d.id)))
+            .map(|m| catalog::normalize(&set.registry, &d.id, &m))
+            .or_else(|| d.models.first().map(|m| m.id.clone()))
+            .ok_or_else(|| Error::usage(format!("{} declares no model", d.display_name), "pass --model"))?,
+    };
+    let max_output = catalog::known(&d, &model).and_then(|id| d.model(id)).map(|m| m.max_output).unwrap_or(4096);
+    if catalog::known(&d, &model).is_none() {
+        ctx.out.warn(&format!("{model} is not in {}'s model list; sending it anyway", d.display_name));
+    }
+    let max_tokens = args.max_tokens.unwrap_or(4096.min(max_output.max(1)));
+    let provider = runtime::open_entry(&ctx.env, &set, &entry, &ctx.out)?;
+    let (account, why) = account_choice(ctx, &settings, &d.id, args.account.clone());
+    let source = Arc::new(TokenSource::new(Store::new(&paths), provider, account, why, ctx.out.clone()));
+    let client = ChatClient::new(source)?.stop_on_ctrl_c();
+    let request = |messages: Vec<Message>, stream: bool| ChatRequest {
+        model: model.clone(),
+        max_tokens,
+        system: args.system.clone(),
+        messages,
+        stream,
+    };
+
+    let single = match args.query.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map_err(|e| Error::io("cannot read the prompt from stdin", e))?;
+            Some(s.trim_end_matches(['\n', '\r']).to_string())
+        }
+        Some(q) => Some(q.to_string()),
+        None => None,
+    };
+    if let Some(prompt) = single {
+        if prompt.trim().is_empty() {
+            return Err(Error::usage("the prompt is empty", "pass a prompt with -q \"…\""));
+        }
+        let msgs = vec![Message { role: "user".into(), content: prompt }];
+        let reply = if args.json {
+            client.send(&request(msgs, false), &mut |_| {})?
+        } else {
+            let r = client.send(&request(msgs, true), &mut |t| ctx.out.result_raw(t))?;
+            ctx.out.result_raw("\n");
+            r
+        };
+        report(ctx, &d.id, &reply, args.json);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // A session: one turn per line of stdin, the conversation kept.
+    if std::io::stdin().is_terminal() {
+        ctx.out.info(&format!("chatting with {} ({model}); one message per line, Ctrl-D to end", d.display_name));
+    }
+    let mut history: Vec<Message> = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| Error::io("cannot read stdin", e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        history.push(Message { role: "user".into(), content: line });
+        let reply = client.send(&request(history.clone(), !args.json), &mut |t| ctx.out.result_raw(t))?;
+        if !args.json {
+            ctx.out.result_raw("\n");
+        }
+        report(ctx, &d.id, &reply, args.json);
+        history.push(Message { role: "assistant".into(), content: reply.text });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(ctx: &Ctx, provider: &str, reply: &ChatReply, as_json: bool) {
+    if as_json {
+        ctx.out.json(&json!({
+            "provider": provider,
+            "model": reply.model,
+            "text": reply.text,
+            "stop_reason": reply.stop_reason,
+            "usage": {"input_tokens": reply.usage.input_tokens, "output_tokens": reply.usage.output_tokens},
+            "account": {"name": reply.account, "reason": reply.account_reason},
+            "retried_after_401": reply.retried_after_401,
+        }));
+    }
+    ctx.out.log(1, &format!("login: {} ({})", reply.account, reply.account_reason));
+    if reply.retried_after_401 {
+        ctx.out.log(1, "the first attempt got 401; the token was refreshed and the request retried");
+    }
+    ctx.out.log(
+        1,
+        &format!(
+            "usage: {} input tokens, {} output tokens; stop reason {}",
+            reply.usage.input_tokens,
+            reply.usage.output_tokens,
+            reply.stop_reason.as_deref().unwrap_or("none")
+        ),
+    );
+}

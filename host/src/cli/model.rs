@@ -1,0 +1,140 @@
+//! `hermes model`: choose the default provider and model.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use serde_json::json;
+use serde_yaml_ng::Value;
+
+use super::Ctx;
+use crate::auth::Store;
+use crate::catalog;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::plugins::runtime::{PluginSet, Scope};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Provider id or alias.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Model; a `provider/` or `provider:` prefix is allowed.
+    model: Option<String>,
+    /// Print the provider's auxiliary model (a small, fast model for side tasks).
+    #[arg(long)]
+    aux: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    let paths = ctx.env.paths();
+    let mut settings = Settings::load(&paths)?;
+    let set = PluginSet::load(&paths, Scope::All)?;
+    let target = match (&args.provider, args.model.as_deref().and_then(|m| catalog::provider_of(&set.registry, m))) {
+        (Some(p), _) => Some(set.resolve(p)?.provider.id.clone()),
+        (None, Some(p)) => Some(p.to_string()),
+        (None, None) => settings.model_provider().and_then(|p| set.registry.resolve(&p).map(|e| e.provider.id.clone())),
+    };
+
+    if args.aux {
+        let Some(id) = target else {
+            return Err(Error::usage("no provider chosen", "pass --provider"));
+        };
+        let d = &set.resolve(&id)?.provider;
+        let Some(aux) = &d.aux_model else {
+            return Err(Error::msg(format!("{} declares no auxiliary model", d.display_name)));
+        };
+        if args.json {
+            ctx.out.json(&json!({"provider": d.id, "aux_model": aux}));
+        } else {
+            ctx.out.result(aux);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let (provider, model) = match (target, args.model.as_deref()) {
+        (Some(p), Some(m)) => (p.clone(), catalog::normalize(&set.registry, &p, m)),
+        (None, Some(m)) => {
+            return Err(Error::usage(format!("which provider serves {m}?"), "pass --provider, or write it as provider/model"));
+        }
+        (p, None) if interactive => {
+            let only = args.provider.as_ref().and(p.as_deref());
+            match pick(ctx, &set, only)? {
+                Some(choice) => choice,
+                None => return Ok(ExitCode::SUCCESS),
+            }
+        }
+        (_, None) => {
+            // Not interactive: show the current choice.
+            let (p, m) = (settings.model_provider(), settings.model_default());
+            if args.json {
+                ctx.out.json(&json!({"provider": p, "model": m}));
+            } else {
+                match (p, m) {
+                    (Some(p), Some(m)) => ctx.out.result(&format!("{p}/{m}")),
+                    _ => ctx.out.info("no default model; choose one with `hermes model <provider>/<model>`"),
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let d = set.resolve(&provider)?.provider.clone();
+    let model = match catalog::known(&d, &model) {
+        Some(canonical) => canonical.to_string(),
+        None => {
+            let ids: Vec<&str> = d.models.iter().map(|m| m.id.as_str()).collect();
+            ctx.out.warn(&format!(
+                "{model} is not among {}'s known models ({}); saving it anyway",
+                d.display_name,
+                ids.join(", ")
+            ));
+            model
+        }
+    };
+    settings.set("model.provider", Value::String(d.id.clone()))?;
+    settings.set("model.default", Value::String(model.clone()))?;
+    settings.save()?;
+    if args.json {
+        ctx.out.json(&json!({"provider": d.id, "model": model}));
+    } else {
+        ctx.out.result(&format!("default model: {}/{model}", d.id));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The interactive picker over installed providers and their models. Signs in first when the
+/// chosen provider has no login.
+fn pick(ctx: &Ctx, set: &PluginSet, only: Option<&str>) -> Result<Option<(String, String)>> {
+    let mut choices: Vec<(String, String)> = Vec::new();
+    let mut stderr = std::io::stderr();
+    for e in set.registry.entries() {
+        if only.is_some_and(|o| o != e.provider.id) {
+            continue;
+        }
+        let _ = writeln!(stderr, "{} ({})", e.provider.display_name, e.provider.id);
+        for m in &e.provider.models {
+            choices.push((e.provider.id.clone(), m.id.clone()));
+            let _ = writeln!(stderr, "  {:>2}. {:<28} context {} tokens", choices.len(), m.id, m.context_window);
+        }
+    }
+    if choices.is_empty() {
+        return Err(Error::msg("no installed provider declares a model").with_help("hermes plugins install minimax-oauth"));
+    }
+    let _ = write!(stderr, "choose a model [1-{}]: ", choices.len());
+    let _ = stderr.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::io("cannot read the choice", e))?;
+    let Some((p, m)) = line.trim().parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| choices.get(i)).cloned() else {
+        ctx.out.info("nothing chosen");
+        return Ok(None);
+    };
+    let file = Store::new(&ctx.env.paths()).read()?;
+    if !file.entries(&p).iter().any(|e| e.usable()) {
+        ctx.out.info(&format!("{p} has no login yet; signing in first"));
+        super::auth::add_default(ctx, &p)?;
+    }
+    Ok(Some((p, m)))
+}

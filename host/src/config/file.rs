@@ -1,0 +1,213 @@
+//! `HERMES_HOME/config.yaml`: `model.provider`, `model.default` and per-provider settings under
+//! `providers.<id>` (`region`, `portal_base_url`, `inference_base_url`, `account`).
+//!
+//! The file is kept as a YAML tree so that keys this version does not know survive a rewrite.
+//! A malformed file is an error that names the line and column; it is never overwritten.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::Paths;
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// The parsed configuration file.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    path: PathBuf,
+    root: Value,
+}
+
+impl Settings {
+    /// Read `config.yaml` (an absent file is an empty configuration).
+    pub fn load(paths: &Paths) -> Result<Settings> {
+        let path = paths.config_yaml();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Settings::parse(&path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::empty(&path)),
+            Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
+        }
+    }
+
+    /// An empty configuration that would be saved at `path`.
+    pub fn empty(path: &Path) -> Settings {
+        Settings { path: path.to_path_buf(), root: Value::Mapping(Mapping::new()) }
+    }
+
+    /// Parse `text` as the file at `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Settings> {
+        if text.trim().is_empty() {
+            return Ok(Settings::empty(path));
+        }
+        let root: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                .unwrap_or_default();
+            Error::msg(format!("{} is not valid YAML{at}: {}", path.display(), first_clause(&e.to_string())))
+                .with_help(format!("fix the file, or see its keys with `hermes config path`; hermes will not overwrite it"))
+        })?;
+        match root {
+            Value::Mapping(_) => Ok(Settings { path: path.to_path_buf(), root }),
+            Value::Null => Ok(Settings::empty(path)),
+            _ => Err(Error::msg(format!("{} must be a mapping of keys to values", path.display()))),
+        }
+    }
+
+    /// Where the file lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The value at a dotted key (`model.default`).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        key.split('.').try_fold(&self.root, |v, part| v.as_mapping()?.get(part))
+    }
+
+    /// A scalar at a dotted key, as text.
+    pub fn get_str(&self, key: &str) -> Option<String> {
+        scalar_text(self.get(key)?)
+    }
+
+    /// Set a dotted key, creating the mappings on the way.
+    pub fn set(&mut self, key: &str, value: Value) -> Result<()> {
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(Error::usage(format!("{key:?} is not a valid key"), "use dotted keys such as model.default"));
+        }
+        let mut cur = &mut self.root;
+        for (i, part) in parts.iter().enumerate() {
+            if !cur.is_mapping() {
+                let so_far = parts[..i].join(".");
+                return Err(Error::msg(format!("{so_far} is not a mapping in {}", self.path.display())));
+            }
+            let map = cur.as_mapping_mut().expect("checked above");
+            if i == parts.len() - 1 {
+                map.insert(Value::String(part.to_string()), value);
+                return Ok(());
+            }
+            cur = map
+                .entry(Value::String(part.to_string()))
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+        }
+        Ok(())
+    }
+
+    /// Write the file atomically (0600).
+    pub fn save(&self) -> Result<()> {
+        let text = serde_yaml_ng::to_string(&self.root).map_err(|e| Error::msg(format!("cannot encode config.yaml: {e}")))?;
+        if let Some(dir) = self.path.parent() {
+            fsutil::create_private_dir(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        }
+        fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)
+            .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
+    }
+
+    /// The scalar settings of one provider (`providers.<id>.*`), as text.
+    pub fn provider_values(&self, provider: &str) -> BTreeMap<String, String> {
+        let Some(Value::Mapping(m)) = self.get(&format!("providers.{provider}")) else {
+            return BTreeMap::new();
+        };
+        m.iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), scalar_text(v)?)))
+            .collect()
+    }
+
+    /// What a provider's plugin may read through `config_get`: its scalar settings, plus each
+    /// URL override it declares (`(env var, target)`) filled from `<target>_base_url` — the
+    /// environment variable itself, when set, wins over this later.
+    pub fn values_for(&self, provider: &str, overrides: &[(String, String)]) -> BTreeMap<String, String> {
+        let mut values = self.provider_values(provider);
+        for (env, target) in overrides {
+            if let Some(v) = values.get(&format!("{target}_base_url")).cloned() {
+                values.insert(env.clone(), v);
+            }
+        }
+        values
+    }
+
+    /// `model.provider`.
+    pub fn model_provider(&self) -> Option<String> {
+        self.get_str("model.provider").filter(|s| !s.is_empty())
+    }
+
+    /// `model.default`.
+    pub fn model_default(&self) -> Option<String> {
+        self.get_str("model.default").filter(|s| !s.is_empty())
+    }
+}
+
+/// Parse a command-line value as YAML (`true`, `3`, `[a, b]`), falling back to a string.
+pub fn parse_value(text: &str) -> Value {
+    serde_yaml_ng::from_str::<Value>(text)
+        .ok()
+        .filter(|v| !v.is_null() || text.trim() == "null")
+        .unwrap_or_else(|| Value::String(text.to_string()))
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn first_clause(s: &str) -> String {
+    s.split(" at line ").next().unwrap_or(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings> {
+        Settings::parse(Path::new("/x/config.yaml"), text)
+    }
+
+    #[test]
+    fn unknown_keys_survive_a_rewrite() {
+        let mut s = parse("model:\n  provider: a\n  api_mode: chat_completions\nui:\n  theme: dark\n").unwrap();
+        s.set("model.default", Value::String("m".into())).unwrap();
+        let text = serde_yaml_ng::to_string(&s.root).unwrap();
+        assert!(text.contains("theme: dark"), "{text}");
+        assert!(text.contains("api_mode: chat_completions"), "{text}");
+        assert_eq!(s.get_str("model.default").as_deref(), Some("m"));
+        assert_eq!(s.model_provider().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn malformed_yaml_names_line_and_column() {
+        let e = parse("model:\n  provider: [unclosed\n").unwrap_err();
+        assert!(e.message().contains("is not valid YAML at line"), "{}", e.message());
+        assert!(e.message().contains("column"), "{}", e.message());
+        let e = parse("- a\n- b\n").unwrap_err();
+        assert!(e.message().contains("must be a mapping"), "{}", e.message());
+    }
+
+    #[test]
+    fn provider_values_are_scalars_only() {
+        let s = parse("providers:\n  p:\n    region: cn\n    port: 3\n    nested: {a: 1}\n").unwrap();
+        let v = s.provider_values("p");
+        assert_eq!(v.get("region").map(String::as_str), Some("cn"));
+        assert_eq!(v.get("port").map(String::as_str), Some("3"));
+        assert!(!v.contains_key("nested"));
+    }
+
+    #[test]
+    fn set_refuses_to_descend_into_a_scalar() {
+        let mut s = parse("model: fixed\n").unwrap();
+        assert!(s.set("model.default", Value::Null).is_err());
+        assert!(s.set("a..b", Value::Null).is_err());
+    }
+
+    #[test]
+    fn values_parse_like_yaml() {
+        assert_eq!(parse_value("true"), Value::Bool(true));
+        assert_eq!(parse_value("MiniMax-M2.7"), Value::String("MiniMax-M2.7".into()));
+        assert_eq!(parse_value("a: b: c"), Value::String("a: b: c".into()));
+    }
+}
