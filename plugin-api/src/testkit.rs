@@ -299,7 +299,8 @@ impl CheckHost for FakeHost {
 }
 
 /// Run the conformance checks on plugin `P` and panic with every finding if any fails; returns
-/// the report (which may carry warnings) when all pass. Put it in your crate's tests:
+/// the report (which may carry warnings) when all pass. Call it from a `#[test]` function in
+/// your crate's `tests/conformance.rs`:
 ///
 /// ```
 /// # use hermes_plugin_api::prelude::*;
@@ -320,11 +321,8 @@ impl CheckHost for FakeHost {
 /// #         StatusReport::new(status_state::NOT_LOGGED_IN, "not logged in")
 /// #     }
 /// # }
-/// #[test]
-/// fn conforms_to_the_hermes_plugin_rules() {
-///     hermes_plugin_api::testkit::conformance::<MyPlugin>();
-/// }
-/// # conforms_to_the_hermes_plugin_rules();
+/// let report = hermes_plugin_api::testkit::conformance::<MyPlugin>();
+/// assert!(report.passed());
 /// ```
 ///
 /// See [`sdk::check`] for what is checked, and [`Conformance`] to add your own types to the

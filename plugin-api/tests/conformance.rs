@@ -178,7 +178,7 @@ fn an_own_type_whose_debug_shows_the_secret_fails_when_registered() {
         .debug_of("Leaky", |secret| format!("{:?}", Leaky { key: secret.into() }))
         .report();
     let c = report.check("secrets").unwrap();
-    assert_eq!(c.findings, ["the Debug form of Leaky shows the API key it holds: Leaky { key: \"hck-apikey-3e8a1c5d7f9b2046c1e3\" }"]);
+    assert_eq!(c.findings, ["the Debug form of Leaky shows the secret it holds: Leaky { key: \"hck-apikey-3e8a1c5d7f9b2046c1e3\" }"]);
     let masked = Conformance::<Good>::new()
         .debug_of("Masked", |secret| format!("Masked({})", mask(secret)))
         .report();

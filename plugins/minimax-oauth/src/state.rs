@@ -36,9 +36,18 @@ pub struct LastAuthError {
 }
 
 /// A leniently parsed provider block.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ProviderState {
     map: Map<String, Value>,
+}
+
+impl std::fmt::Debug for ProviderState {
+    /// The keys only: the block holds copies of both tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderState")
+            .field("keys", &self.map.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl ProviderState {

@@ -1,12 +1,8 @@
-//! Shared test fixtures: a scripted MiniMax over the testkit's fake host, and a raw host for
-//! what the testkit does not expose (request timeouts, `truncated`, `final_url`).
+//! Shared test fixtures: a scripted MiniMax over the testkit's fake host.
 
-use std::sync::{Arc, Mutex};
-
-use hermes_plugin_api::abi_stable::sabi_trait::TD_Opaque;
+use hermes_plugin_api::log_level;
 use hermes_plugin_api::prelude::*;
 use hermes_plugin_api::testkit::{FakeHost, Recorded, Reply};
-use hermes_plugin_api::{log_level, sdk::Host, HostServices, HostServices_TO};
 use serde_json::{json, Value};
 
 use crate::login;
@@ -124,63 +120,18 @@ pub fn logged_debug(fake: &FakeHost, needle: &str) -> bool {
         .any(|(lvl, l)| *lvl == log_level::DEBUG && l.contains(needle))
 }
 
-type RawResponder = dyn Fn(&HttpRequest) -> HttpResponse + Send + Sync;
-
-/// A host that records whole [`HttpRequest`]s and answers with whole [`HttpResponse`]s.
-#[derive(Clone)]
-pub struct RawHost {
-    requests: Arc<Mutex<Vec<HttpRequest>>>,
-    responder: Arc<RawResponder>,
+/// A whole response the host cut at its size cap (`truncated`), optionally after redirects
+/// (`final_url`; empty: the request's URL).
+pub fn cut_reply(status: u16, body: &str, final_url: &str) -> Reply {
+    let mut resp = Reply::response(status, body);
+    resp.truncated = true;
+    resp.final_url = final_url.into();
+    Reply::Full(resp)
 }
 
-impl RawHost {
-    pub fn new(f: impl Fn(&HttpRequest) -> HttpResponse + Send + Sync + 'static) -> Self {
-        Self {
-            requests: Arc::default(),
-            responder: Arc::new(f),
-        }
-    }
-    pub fn host(&self) -> Host {
-        Host::new(HostServices_TO::from_value(self.clone(), TD_Opaque))
-    }
-    pub fn requests(&self) -> Vec<HttpRequest> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl HostServices for RawHost {
-    fn http(&self, request: HttpRequest) -> RResult<HttpResponse, PluginError> {
-        self.requests.lock().unwrap().push(request.clone());
-        RResult::ROk((self.responder)(&request))
-    }
-    fn now_ms(&self) -> i64 {
-        NOW
-    }
-    fn random_bytes(&self, n: u32) -> RVec<u8> {
-        (0..n).map(|i| i as u8).collect()
-    }
-    fn log(&self, _level: u32, _message: RStr<'_>) {}
-    fn config_get(&self, _key: RStr<'_>) -> ROption<RString> {
-        ROption::RNone
-    }
-}
-
-/// A response for [`RawHost`].
-pub fn raw_response(status: u16, body: &str, truncated: bool, final_url: &str) -> HttpResponse {
-    HttpResponse {
-        status,
-        headers: RVec::new(),
-        body: body.as_bytes().to_vec().into(),
-        truncated,
-        final_url: final_url.into(),
-    }
-}
-
-/// The form body of a raw request, decoded the simple way the tests need.
-pub fn raw_field(req: &HttpRequest, name: &str) -> Option<String> {
-    let body = String::from_utf8_lossy(&req.body).into_owned();
-    body.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k == name).then(|| v.to_string())
-    })
+/// A whole response that arrived after redirects, at `final_url`.
+pub fn redirected_reply(status: u16, body: &str, final_url: &str) -> Reply {
+    let mut resp = Reply::response(status, body);
+    resp.final_url = final_url.into();
+    Reply::Full(resp)
 }

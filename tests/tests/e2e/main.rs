@@ -7,5 +7,7 @@
 mod support;
 
 mod auth;
+mod chat;
+mod dashboard;
 mod plugins;
 mod race;

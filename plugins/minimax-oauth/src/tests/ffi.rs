@@ -96,3 +96,14 @@ fn capabilities_work_through_the_ffi_objects() {
     let err = flow.start("mars".into(), "".into()).unwrap_err();
     assert_eq!(err.code.as_str(), "unknown_region");
 }
+
+#[test]
+fn conforms_to_the_hermes_plugin_rules() {
+    // The stored provider block holds copies of both tokens, so its Debug form is checked too.
+    hermes_plugin_api::testkit::Conformance::<MiniMaxPlugin>::new()
+        .debug_of("ProviderState", |secret| {
+            let block = json!({"access_token": secret, "refresh_token": secret, "region": "cn"});
+            format!("{:?}", crate::state::ProviderState::parse(&block.to_string()))
+        })
+        .assert();
+}

@@ -203,41 +203,36 @@ fn authorization_failed_with_empty_body_names_the_reason() {
 fn regress_307_redirected_code_response_is_accepted() {
     // Production answers /oauth/code with a 307 to account.minimax.io; the host follows it
     // and hands over the final 200. Nothing about the final URL may make the plugin refuse it.
-    let raw = RawHost::new(|req| {
-        let state = raw_field(req, "state").unwrap_or_default();
-        raw_response(
+    let f = fake();
+    f.on_request(|rec| {
+        redirected_reply(
             200,
             &json!({"user_code": "U", "verification_uri": "https://account.minimax.io/d",
-                "expired_in": CODE_DEADLINE, "interval": 2000, "state": state})
+                "expired_in": CODE_DEADLINE, "interval": 2000,
+                "state": rec.field("state").unwrap_or_default()})
             .to_string(),
-            false,
             "https://account.minimax.io/oauth2/device/code",
         )
     });
-    let ch = start(&raw.host(), "", "").unwrap();
+    let ch = start(&f.sdk_host(), "", "").unwrap();
     assert_eq!(ch.user_code.as_str(), "U");
-    assert_eq!(
-        raw.requests()[0].url.as_str(),
-        "https://api.minimax.io/oauth/code"
-    );
+    assert_eq!(f.requests()[0].url, "https://api.minimax.io/oauth/code");
 }
 
 #[test]
 fn login_requests_carry_the_15_s_timeout() {
-    let raw = RawHost::new(|req| {
-        let state = raw_field(req, "state").unwrap_or_default();
-        raw_response(
+    let f = fake();
+    f.on_request(|rec| {
+        Reply::json(
             200,
             &json!({"user_code": "U", "verification_uri": "https://x.test/", "expired_in": 600,
-                "state": state})
+                "state": rec.field("state").unwrap_or_default()})
             .to_string(),
-            false,
-            "",
         )
     });
-    let ch = start(&raw.host(), "", "").unwrap();
-    crate::login::poll(&raw.host(), &ch.session).unwrap();
-    let timeouts: Vec<u64> = raw.requests().iter().map(|r| r.timeout_ms).collect();
+    let ch = start(&f.sdk_host(), "", "").unwrap();
+    crate::login::poll(&f.sdk_host(), &ch.session).unwrap();
+    let timeouts: Vec<u64> = f.requests().iter().map(|r| r.timeout_ms).collect();
     assert_eq!(timeouts, [15_000, 15_000]);
 }
 

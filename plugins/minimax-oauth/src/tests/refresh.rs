@@ -70,9 +70,9 @@ fn refresh_request_form_and_url() {
 
 #[test]
 fn refresh_request_carries_the_15_s_timeout() {
-    let raw = RawHost::new(|_| raw_response(200, &token_body(&json!({})), false, ""));
-    refresh(&raw.host(), &stored(NOW)).unwrap();
-    assert_eq!(raw.requests()[0].timeout_ms, 15_000);
+    let (f, out) = refresh_with(|| Reply::json(200, &token_body(&json!({}))));
+    out.unwrap();
+    assert_eq!(f.requests()[0].timeout_ms, 15_000);
 }
 
 #[test]
@@ -191,8 +191,8 @@ fn malformed_or_truncated_json_is_transient() {
         assert_transient(&refresh_json(200, body).unwrap_err());
     }
     // A body the host cut at its size cap is never parsed, even when the prefix is valid.
-    let raw = RawHost::new(|_| raw_response(200, &token_body(&json!({})), true, ""));
-    let err = refresh(&raw.host(), &stored(NOW)).unwrap_err();
+    let (_, out) = refresh_with(|| cut_reply(200, &token_body(&json!({})), ""));
+    let err = out.unwrap_err();
     assert_transient(&err);
     assert!(err.message.contains("cut short"));
 }
@@ -303,8 +303,8 @@ fn regress_unbounded_error_body_in_refresh_failed() {
         err.message.len(),
         prefix.len() + MAX_ERROR_BODY + TRUNCATED_SUFFIX.len()
     );
-    let raw = RawHost::new(|_| raw_response(502, "partial", true, ""));
-    let err = refresh(&raw.host(), &stored(NOW)).unwrap_err();
+    let (_, out) = refresh_with(|| cut_reply(502, "partial", ""));
+    let err = out.unwrap_err();
     assert!(err.message.ends_with("partial...[truncated]"));
 }
 
