@@ -42,8 +42,18 @@ pub const MAX_REDIRECTS: usize = 5;
 /// network call never pay for them.
 pub struct Net {
     rt: tokio::runtime::Runtime,
-    proxied: reqwest::Client,
+    /// For remote hosts: proxies and the platform's certificate verifier. Loading the
+    /// verifier costs several milliseconds, so it is built only when a remote host is asked for.
+    proxied: OnceLock<reqwest::Client>,
+    /// For loopback: no proxy and no certificate store (loopback is plain http).
     direct: reqwest::Client,
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("hermes/", env!("CARGO_PKG_VERSION")))
 }
 
 static NET: OnceLock<Net> = OnceLock::new();
@@ -58,15 +68,12 @@ impl Net {
                 .thread_name("hermes-net")
                 .build()
                 .expect("cannot start the async runtime");
-            let base = || {
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .connect_timeout(Duration::from_secs(10))
-                    .user_agent(concat!("hermes/", env!("CARGO_PKG_VERSION")))
-            };
-            let proxied = base().build().expect("cannot build the HTTP client");
-            let direct = base().no_proxy().build().expect("cannot build the HTTP client");
-            Net { rt, proxied, direct }
+            let direct = client_builder()
+                .no_proxy()
+                .tls_certs_only([])
+                .build()
+                .expect("cannot build the HTTP client");
+            Net { rt, proxied: OnceLock::new(), direct }
         })
     }
     /// The runtime.
@@ -78,7 +85,8 @@ impl Net {
         if is_loopback(url) {
             &self.direct
         } else {
-            &self.proxied
+            self.proxied
+                .get_or_init(|| client_builder().build().expect("cannot build the HTTP client"))
         }
     }
 }

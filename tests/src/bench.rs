@@ -208,3 +208,131 @@ pub fn plugins(dir: &Path, table: &mut Table) {
     table.row("hermes --version (median of 30)", ms(wall), "");
     table.row("hermes --version, peak RSS", mb(rss), "");
 }
+
+/// Fresh-token resolution in process, `hermes auth token` as a process, the refresh race,
+/// and the chat client's overhead to the first request byte.
+pub fn tokens(dir: &Path, table: &mut Table) {
+    use crate::emulator::{Emulator, EmulatorConfig};
+    use hermes::auth::{Store, TokenSource};
+    use std::sync::Arc;
+
+    let emu = Emulator::start(EmulatorConfig { auto_approve: true, interval_ms: 0, ..EmulatorConfig::default() });
+    let (_t, home) = temp_home();
+    let with_env = |mut c: Command| {
+        c.env("MINIMAX_PORTAL_BASE_URL", emu.url()).env("MINIMAX_INFERENCE_BASE_URL", emu.inference_url());
+        c
+    };
+    run_ok(with_env(hermes(dir, &home, &["plugins", "install", &dir.join("libminimax_oauth.so").display().to_string()])));
+    run_ok(with_env(hermes(dir, &home, &["auth", "add", "minimax-oauth", "--no-browser"])));
+
+    let mut vars = std::collections::BTreeMap::new();
+    vars.insert("HERMES_HOME".to_string(), home.display().to_string());
+    vars.insert("MINIMAX_PORTAL_BASE_URL".to_string(), emu.url());
+    vars.insert("MINIMAX_INFERENCE_BASE_URL".to_string(), emu.inference_url());
+    let env = hermes::config::Env::from_vars(vars).expect("env");
+    let out = hermes::output::Output::plain(0);
+    let provider = hermes::plugins::runtime::open_provider(&env, "minimax-oauth", &out).expect("provider");
+
+    // Cold: a new token source reads the store and asks the plugin (no refresh needed).
+    let n = 2_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        let s = TokenSource::new(Store::new(&env.paths()), Arc::clone(&provider), None, "", out.clone());
+        std::hint::black_box(s.token().expect("token"));
+    }
+    let cold = start.elapsed() / n;
+    // Warm: the per-request path of a running client.
+    let source = TokenSource::new(Store::new(&env.paths()), Arc::clone(&provider), None, "", out.clone());
+    source.token().expect("token");
+    let n = 2_000_000u32;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(source.token().expect("token"));
+    }
+    let warm = start.elapsed() / n;
+    table.row("fresh token resolve in process (per request, from memory)", format!("{} ns", warm.as_nanos()), "≤ 1 µs");
+    table.row("first token resolve in process (store read + plugin check)", format!("{:.1} µs", cold.as_secs_f64() * 1e6), "");
+
+    let (wall, rss) = repeat(30, &with_env(hermes(dir, &home, &["auth", "token", "minimax-oauth"])));
+    table.row("hermes auth token, whole process (median of 30)", ms(wall), "");
+    table.row("hermes auth token, peak RSS", mb(rss), "");
+
+    race(dir, &emu, &home, table);
+    chat_overhead(dir, &emu, &home, table);
+}
+
+/// 8 processes × 4 threads on one token 30 s from expiry, repeated.
+fn race(dir: &Path, emu: &crate::emulator::Emulator, home: &Path, table: &mut Table) {
+    let rounds = 10;
+    let (mut refreshes, mut reused, mut lost, mut disagreements) = (0, 0, 0, 0);
+    for _ in 0..rounds {
+        emu.set_config(|c| c.access_ttl_ms = 30_000);
+        let mut login = hermes(dir, home, &["auth", "add", "minimax-oauth", "--no-browser"]);
+        login.env("MINIMAX_PORTAL_BASE_URL", emu.url()).env("MINIMAX_INFERENCE_BASE_URL", emu.inference_url());
+        run_ok(login);
+        emu.set_config(|c| c.access_ttl_ms = 900_000);
+        let before = emu.counters();
+        let start_at = (hermes::timefmt::now_ms() + 400).to_string();
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                Command::new(dir.join("token-race"))
+                    .arg("4")
+                    .env("HERMES_HOME", home)
+                    .env("MINIMAX_PORTAL_BASE_URL", emu.url())
+                    .env("MINIMAX_INFERENCE_BASE_URL", emu.inference_url())
+                    .env("RACE_START_AT_MS", &start_at)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn token-race")
+            })
+            .collect();
+        let mut tokens = std::collections::BTreeSet::new();
+        let mut failed = false;
+        for c in children {
+            let o = c.wait_with_output().expect("wait");
+            failed |= !o.status.success();
+            tokens.extend(String::from_utf8_lossy(&o.stdout).lines().map(String::from));
+        }
+        let after = emu.counters();
+        refreshes += after.refresh_requests - before.refresh_requests;
+        reused += after.refresh_reused - before.refresh_reused;
+        lost += u64::from(failed);
+        disagreements += u64::from(tokens.len() != 1);
+    }
+    table.row(
+        &format!("refresh race, 8 processes × 4 threads, {rounds} rounds: refresh requests / reuse errors / lost logins / rounds with differing tokens"),
+        format!("{refreshes} / {reused} / {lost} / {disagreements}"),
+        &format!("{rounds} / 0 / 0 / 0"),
+    );
+}
+
+/// From `hermes chat` starting to the first byte of its request reaching a loopback server
+/// (the token is fresh; the server answers at once).
+fn chat_overhead(dir: &Path, emu: &crate::emulator::Emulator, home: &Path, table: &mut Table) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let mut c = hermes(dir, home, &["chat", "-q", "hi", "--provider", "minimax-oauth", "--json"]);
+        c.env("MINIMAX_PORTAL_BASE_URL", emu.url())
+            .env("MINIMAX_INFERENCE_BASE_URL", format!("http://{addr}/anthropic"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let started = Instant::now();
+        let mut child = c.spawn().expect("spawn chat");
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).expect("first byte");
+        samples.push(started.elapsed());
+        let mut rest = [0u8; 8192];
+        let _ = s.read(&mut rest);
+        let body = r#"{"id":"m","type":"message","role":"assistant","model":"MiniMax-M2.7","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
+        let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        drop(s);
+        let _ = child.wait();
+    }
+    samples.sort();
+    table.row("hermes chat: process start to first request byte (median of 20)", ms(samples[samples.len() / 2]), "");
+}

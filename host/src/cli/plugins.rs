@@ -1,5 +1,8 @@
 //! `hermes plugins …`.
 
+mod scaffold;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
@@ -52,6 +55,29 @@ pub enum Cmd {
         /// Plugin id.
         id: String,
     },
+    /// Start a new provider plugin: a crate that `cargo build` turns into a loadable library.
+    New {
+        /// Plugin (and provider) id: lower-case letters, digits and '-'.
+        name: String,
+        /// The sign-in flow to start from.
+        #[arg(long, value_enum, default_value = "api_key")]
+        flow: scaffold::Flow,
+        /// The crate directory to create (default: ./<name>).
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// A local hermes-plugin-api to build against (default: the one this hermes was built
+        /// from, when present; else crates.io).
+        #[arg(long, value_name = "DIR")]
+        api_path: Option<PathBuf>,
+    },
+    /// Run the conformance checks on a built plugin library (no network); exit 1 on a failure.
+    Check {
+        /// The library (e.g. target/debug/libmy_plugin.so).
+        path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
@@ -62,7 +88,98 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
         Cmd::Remove { id } => remove(ctx, &id),
         Cmd::Enable { id } => set_enabled(ctx, &id, true),
         Cmd::Disable { id } => set_enabled(ctx, &id, false),
+        Cmd::New { name, flow, path, api_path } => new(ctx, name, flow, path, api_path),
+        Cmd::Check { path, json } => check(ctx, &path, json),
     }
+}
+
+fn new(ctx: &Ctx, name: String, flow: scaffold::Flow, path: Option<PathBuf>, api_path: Option<PathBuf>) -> Result<ExitCode> {
+    let api = match api_path {
+        Some(p) if p.join("Cargo.toml").is_file() => scaffold::ApiSource::Path(p),
+        Some(p) => {
+            return Err(Error::usage(
+                format!("{} is not a hermes-plugin-api checkout (it has no Cargo.toml)", p.display()),
+                "point --api-path at the plugin-api directory of a hermes checkout",
+            ))
+        }
+        None => scaffold::default_api(),
+    };
+    let spec = scaffold::Spec { dir: path.unwrap_or_else(|| PathBuf::from(&name)), name, flow, api };
+    let g = scaffold::generate(&spec)?;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let dir = scaffold::shown(&g.dir, &cwd);
+    ctx.out.result(&format!("created plugin {} ({} sign-in) in {dir}", spec.name, flow.name()));
+    for f in &g.files {
+        ctx.out.info(&format!("  {}", f.display()));
+    }
+    let target = match &g.workspace {
+        Some(root) => {
+            ctx.out.info(&format!(
+                "it is inside the workspace at {}: add \"{}\" to `members` in its Cargo.toml",
+                root.display(),
+                scaffold::shown(&g.dir, root)
+            ));
+            root.join("target/debug").join(&g.library)
+        }
+        None => g.dir.join("target/debug").join(&g.library),
+    };
+    let lib = scaffold::shown(&target, &g.dir);
+    ctx.out.info("next:");
+    ctx.out.info(&format!("  cd {dir}"));
+    ctx.out.info("  cargo build && cargo test");
+    ctx.out.info(&format!("  hermes plugins check {lib}"));
+    ctx.out.info(&format!("  hermes plugins install {lib}"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(ctx: &Ctx, path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
+    if !path.is_file() {
+        return Err(Error::usage(format!("{} is not a file", path.display()), "give the path of a built plugin library, e.g. target/debug/libmy_plugin.so"));
+    }
+    let report = install::probe_in_child(path)?;
+    let failed = report.checks.iter().filter(|c| c.failed()).count();
+    if as_json {
+        ctx.out.json(&json!({
+            "version": 1,
+            "path": path.display().to_string(),
+            "ok": failed == 0,
+            "plugin": report.desc.as_ref().map(|d| json!({"id": d.id, "version": d.version, "api_version": report.api_version})),
+            "checks": report.checks,
+        }));
+    } else {
+        for c in &report.checks {
+            let mark = match c.outcome.as_str() {
+                "pass" => ctx.out.ok_mark(),
+                "fail" => ctx.out.bad_mark(),
+                _ => "-".to_string(),
+            };
+            ctx.out.result(&format!("{mark} {}", c.title));
+            for f in &c.findings {
+                ctx.out.result(&format!("    {f}"));
+            }
+            for w in &c.warnings {
+                ctx.out.result(&format!("    {} {w}", ctx.out.warn_mark()));
+            }
+        }
+        let what = match &report.desc {
+            Some(d) => format!("plugin {} {}", d.id, d.version),
+            None => path.display().to_string(),
+        };
+        let total = report.checks.len();
+        if failed == 0 {
+            ctx.out.result(&format!("{what}: all {total} checks passed"));
+        } else {
+            ctx.out.result(&format!("{what}: {failed} of {total} checks failed"));
+        }
+        if let Some(d) = &report.detail {
+            if ctx.out.verbose() > 0 {
+                ctx.out.info(d);
+            } else {
+                ctx.out.info("(run with -v for the full layout report)");
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn install_cmd(ctx: &Ctx, target: &str, sha256: Option<&str>, force: bool) -> Result<ExitCode> {

@@ -1,14 +1,14 @@
 //! Plugin descriptors in host-native form, and their validation.
+//!
+//! The rules themselves live in plugin-api ([`hermes_plugin_api::sdk::validate`]), so that a
+//! plugin author's conformance tests and this host apply one implementation.
 
-use hermes_plugin_api::{api_mode, flow, PluginInfo, ProviderInfo};
+use abi_stable::std_types::{RString, RVec};
+use hermes_plugin_api::sdk::validate as rules;
+use hermes_plugin_api::{ModelInfo, PluginInfo, ProviderInfo, RegionInfo, UrlOverride};
 use serde::{Deserialize, Serialize};
 
-/// Longest id, alias, region or model name accepted.
-pub const MAX_NAME: usize = 64;
-/// Longest free text (display name, description, URL) accepted.
-pub const MAX_TEXT: usize = 1024;
-/// Most models, regions or aliases a provider may declare.
-pub const MAX_ITEMS: usize = 512;
+pub use hermes_plugin_api::sdk::validate::{clip, valid_alias, valid_id, MAX_ITEMS, MAX_NAME, MAX_TEXT};
 
 /// A provider's region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,133 +154,58 @@ impl ProviderDesc {
     }
 }
 
-/// Whether `s` is a valid canonical id: lower-case ASCII letters, digits and `-`, starting
-/// with a letter or digit.
-pub fn valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.as_bytes()[0].is_ascii_alphanumeric()
+impl From<&ProviderDesc> for ProviderInfo {
+    fn from(p: &ProviderDesc) -> Self {
+        ProviderInfo {
+            aliases: p.aliases.iter().map(|a| RString::from(a.as_str())).collect(),
+            regions: p
+                .regions
+                .iter()
+                .map(|r| RegionInfo {
+                    name: r.name.as_str().into(),
+                    portal_base_url: r.portal_base_url.as_str().into(),
+                    inference_base_url: r.inference_base_url.as_str().into(),
+                })
+                .collect(),
+            models: p
+                .models
+                .iter()
+                .map(|m| ModelInfo {
+                    id: m.id.as_str().into(),
+                    context_window: m.context_window,
+                    max_output: m.max_output,
+                })
+                .collect(),
+            aux_model: p.aux_model.as_deref().unwrap_or("").into(),
+            docs_url: p.docs_url.as_str().into(),
+            allowed_hosts: p.allowed_hosts.iter().map(|h| RString::from(h.as_str())).collect(),
+            url_overrides: p
+                .url_overrides
+                .iter()
+                .map(|o| UrlOverride {
+                    env: o.env.as_str().into(),
+                    target: o.target.as_str().into(),
+                })
+                .collect(),
+            refresh_skew_ms: p.refresh_skew_ms,
+            ..ProviderInfo::new(&p.id, &p.display_name, &p.flow, &p.api_mode)
+        }
+    }
 }
 
-/// Whether `s` is a valid alias: like an id, `_` also allowed.
-pub fn valid_alias(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-}
-
-fn valid_url(u: &str) -> bool {
-    u.len() <= MAX_TEXT
-        && (u.starts_with("https://")
-            || u.starts_with("http://127.0.0.1")
-            || u.starts_with("http://localhost")
-            || u.starts_with("http://[::1]"))
+impl From<&PluginDesc> for PluginInfo {
+    fn from(p: &PluginDesc) -> Self {
+        let providers: RVec<ProviderInfo> = p.providers.iter().map(ProviderInfo::from).collect();
+        PluginInfo {
+            providers,
+            ..PluginInfo::new(&p.id, &p.version, &p.description, Vec::new())
+        }
+    }
 }
 
 /// Problems with a descriptor, one line each. Empty when valid.
 pub fn validate(p: &PluginDesc) -> Vec<String> {
-    let mut problems = Vec::new();
-    if !valid_id(&p.id) {
-        problems.push(format!(
-            "plugin id {:?} is not valid (lower-case letters, digits and '-', at most {MAX_NAME})",
-            clip(&p.id)
-        ));
-    }
-    if semver::Version::parse(&p.version).is_err() {
-        problems.push(format!("plugin version {:?} is not semver", clip(&p.version)));
-    }
-    if p.description.len() > MAX_TEXT {
-        problems.push("plugin description is longer than 1024 bytes".into());
-    }
-    if p.providers.is_empty() {
-        problems.push("plugin declares no provider".into());
-    }
-    if p.providers.len() > MAX_ITEMS {
-        problems.push(format!("plugin declares more than {MAX_ITEMS} providers"));
-    }
-    for pr in &p.providers {
-        let id = clip(&pr.id);
-        if !valid_id(&pr.id) {
-            problems.push(format!("provider id {id:?} is not valid"));
-        }
-        if pr.display_name.is_empty() || pr.display_name.len() > MAX_TEXT {
-            problems.push(format!("provider {id}: display name is empty or too long"));
-        }
-        if pr.aliases.len() > MAX_ITEMS || pr.models.len() > MAX_ITEMS || pr.regions.len() > MAX_ITEMS {
-            problems.push(format!("provider {id}: more than {MAX_ITEMS} aliases, models or regions"));
-        }
-        for a in &pr.aliases {
-            if !valid_alias(a) {
-                problems.push(format!("provider {id}: alias {:?} is not valid", clip(a)));
-            }
-        }
-        if !flow::ALL.contains(&pr.flow.as_str()) {
-            problems.push(format!(
-                "provider {id}: unknown flow kind {:?} (this hermes knows {})",
-                clip(&pr.flow),
-                flow::ALL.join(", ")
-            ));
-        }
-        if !api_mode::ALL.contains(&pr.api_mode.as_str()) {
-            problems.push(format!(
-                "provider {id}: unknown api mode {:?} (this hermes knows {})",
-                clip(&pr.api_mode),
-                api_mode::ALL.join(", ")
-            ));
-        }
-        if pr.regions.is_empty() {
-            problems.push(format!("provider {id}: declares no region"));
-        }
-        for r in &pr.regions {
-            if r.name.is_empty() || r.name.len() > MAX_NAME {
-                problems.push(format!("provider {id}: a region has an empty or overlong name"));
-            }
-            for u in [&r.portal_base_url, &r.inference_base_url] {
-                if !u.is_empty() && !valid_url(u) {
-                    problems.push(format!(
-                        "provider {id}: region {}: URL {:?} is not https",
-                        clip(&r.name),
-                        clip(u)
-                    ));
-                }
-            }
-        }
-        for m in &pr.models {
-            if m.id.is_empty() || m.id.len() > MAX_TEXT {
-                problems.push(format!("provider {id}: a model has an empty or overlong id"));
-            }
-        }
-        if let Some(aux) = &pr.aux_model {
-            if pr.model(aux).is_none() {
-                problems.push(format!("provider {id}: aux model {:?} is not among its models", clip(aux)));
-            }
-        }
-        for h in &pr.allowed_hosts {
-            if h.is_empty() || h.len() > 253 || h.contains(['/', ':', ' ', '*']) {
-                problems.push(format!("provider {id}: allowed host {:?} is not a host name", clip(h)));
-            }
-        }
-        for o in &pr.url_overrides {
-            if o.env.is_empty() || !o.env.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
-                problems.push(format!("provider {id}: override variable {:?} is not valid", clip(&o.env)));
-            }
-            if o.target != "portal" && o.target != "inference" {
-                problems.push(format!("provider {id}: override target {:?} is not portal or inference", clip(&o.target)));
-            }
-        }
-    }
-    problems
-}
-
-/// At most 64 characters of untrusted text, for messages.
-pub fn clip(s: &str) -> String {
-    let mut out: String = s.chars().take(64).filter(|c| !c.is_control()).collect();
-    if s.chars().count() > 64 {
-        out.push('…');
-    }
-    out
+    rules::plugin_info(&PluginInfo::from(p))
 }
 
 #[cfg(test)]
@@ -330,6 +255,19 @@ mod tests {
         for needle in ["plugin id", "unknown flow kind", "is not https", "aux model", "alias \"a/b\""] {
             assert!(problems.contains(needle), "missing {needle:?} in {problems}");
         }
+    }
+
+    #[test]
+    fn the_shared_rules_agree_with_semver() {
+        for v in ["0.1.0", "1.0.0-rc.1", "1.0.0+b.7", "01.0.0", "1.0", "1.0.0-", "1.0.0-01", "v1.0.0", "1.2.3.4"] {
+            assert_eq!(rules::is_semver(v), semver::Version::parse(v).is_ok(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_descriptor_survives_the_round_trip_through_plugin_info() {
+        let d = sample();
+        assert_eq!(PluginDesc::from(&PluginInfo::from(&d)), d);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `hermes plugins install`: resolve, verify the checksum, trial-load in a child process, then
-//! copy into `plugins/<id>/<version>/` and record it in `plugins.json` atomically.
+//! `hermes plugins install`: resolve, verify the checksum, trial-load in a child process (which
+//! also runs the conformance checks of `hermes plugins check`), then copy into
+//! `plugins/<id>/<version>/` and record it in `plugins.json` atomically.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::check::{self as checks, CheckLine};
 use super::descriptor::{self, PluginDesc};
 use super::index::{self, IndexEntry};
 use super::loader::{self, LoadError};
@@ -42,15 +44,31 @@ pub struct ProbeReport {
     /// Descriptor problems.
     #[serde(default)]
     pub problems: Vec<String>,
+    /// The conformance checks (`load` first), run in the child on a library that loaded.
+    #[serde(default)]
+    pub checks: Vec<CheckLine>,
 }
 
-/// Run in the child: load `path` and describe it.
+impl ProbeReport {
+    /// The failed checks' findings, each prefixed with its check's name.
+    pub fn check_failures(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.failed())
+            .flat_map(|c| c.findings.iter().map(move |f| format!("{}: {f}", c.name)))
+            .collect()
+    }
+}
+
+/// Run in the child: load `path`, describe it and run the conformance checks on it (each call
+/// announced on stderr first, so that the parent can name the call a crash happened in).
 pub fn probe(path: &Path) -> ProbeReport {
     match loader::load(path) {
         Ok(p) => ProbeReport {
             ok: true,
             api_version: Some(p.api_version.clone()),
             problems: descriptor::validate(&p.desc),
+            checks: checks::run(p.module, checks::stderr_steps()),
             desc: Some(p.desc),
             status: "ok".into(),
             error: None,
@@ -62,6 +80,7 @@ pub fn probe(path: &Path) -> ProbeReport {
             desc: None,
             status: e.status().into(),
             detail: e.detail().map(String::from),
+            checks: checks::not_loaded(&e.to_string()),
             error: Some(e.to_string()),
             problems: Vec::new(),
         },
@@ -80,6 +99,9 @@ pub fn probe_in_child(path: &Path) -> Result<ProbeReport> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io("cannot start the trial load", e))?;
+    // Drain both pipes while the child runs: a layout report can be larger than a pipe buffer.
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().map_err(|e| Error::io("trial load", e))? {
@@ -96,10 +118,8 @@ pub fn probe_in_child(path: &Path) -> Result<ProbeReport> {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let mut out = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut out);
-    }
+    let out = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
+    let err = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
     if let Ok(report) = serde_json::from_str::<ProbeReport>(out.trim()) {
         return Ok(report);
     }
@@ -109,14 +129,31 @@ pub fn probe_in_child(path: &Path) -> Result<ProbeReport> {
         (Some(c), _) => format!("exited with status {c}"),
         _ => "ended abnormally".into(),
     };
+    let error = match checks::last_step(&err) {
+        Some(call) => format!(
+            "the library {how} during {} (a crash the SDK's panic guard cannot catch)",
+            descriptor::clip(call)
+        ),
+        None => format!("the library {how} while loading (a panic or crash in its initialisation)"),
+    };
     Ok(ProbeReport {
         ok: false,
         api_version: None,
         desc: None,
         status: "failed to load".into(),
-        error: Some(format!("the library {how} while loading (a panic or crash in its initialisation)")),
+        checks: checks::not_loaded(&error),
+        error: Some(error),
         detail: None,
         problems: Vec::new(),
+    })
+}
+
+/// Read a pipe to its end on a thread.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
     })
 }
 
@@ -263,6 +300,7 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
         }
         return Err(e);
     }
+    let failures = report.check_failures();
     let (Some(desc), Some(api_version)) = (report.desc, report.api_version) else {
         return Err(Error::msg(format!("cannot install {shown}: the trial load returned no descriptor")));
     };
@@ -271,6 +309,14 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             "cannot install {shown}: its descriptor is invalid: {}",
             report.problems.join("; ")
         )));
+    }
+    if let Some(first) = failures.first() {
+        let more = match failures.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        return Err(Error::msg(format!("cannot install {shown}: it fails the plugin checks: {first}{more}"))
+            .with_help(format!("see every finding with `hermes plugins check {shown}`")));
     }
     let existing = PluginSet::load(&paths, Scope::All)?;
     let mut warnings = Vec::new();

@@ -17,5 +17,6 @@ fn main() {
         .expect("binary directory");
     let mut table = Table::default();
     bench::plugins(&dir, &mut table);
+    bench::tokens(&dir, &mut table);
     table.print();
 }

@@ -1,0 +1,364 @@
+//! `hermes plugins new`: a plugin crate that builds into a loadable library straight away.
+//!
+//! The templates are files under `cli/templates/`, written as a working plugin called
+//! `example-provider`; generating one is replacing that name (in its spellings) with the new
+//! one. The `api_key` template is also the example in the plugin author guide, and a test
+//! keeps the two identical.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// The template plugin's names, replaced by the new plugin's.
+const TEMPLATE_TYPE: &str = "ExampleProvider";
+const TEMPLATE_DISPLAY: &str = "Example Provider";
+const TEMPLATE_ENV: &str = "EXAMPLE_PROVIDER";
+const TEMPLATE_SNAKE: &str = "example_provider";
+const TEMPLATE_ID: &str = "example-provider";
+
+/// `src/lib.rs` of an `api_key` plugin (the guide's example).
+pub const API_KEY_LIB: &str = include_str!("../templates/api_key.rs");
+/// `src/lib.rs` of a `device_code` plugin.
+pub const DEVICE_CODE_LIB: &str = include_str!("../templates/device_code.rs");
+/// `tests/conformance.rs`.
+pub const CONFORMANCE_TEST: &str = include_str!("../templates/conformance.rs");
+const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.tmpl");
+const README: &str = include_str!("../templates/README.md");
+const GITIGNORE: &str = include_str!("../templates/gitignore.tmpl");
+
+/// The sign-in flows a new plugin can start from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Flow {
+    /// A static API key, piped to `hermes auth add <id> --api-key-stdin`.
+    ApiKey,
+    /// OAuth device code (RFC 8628) with refresh.
+    DeviceCode,
+}
+
+impl Flow {
+    /// The flow kind's name in the descriptor.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::ApiKey => hermes_plugin_api::flow::API_KEY,
+            Flow::DeviceCode => hermes_plugin_api::flow::DEVICE_CODE,
+        }
+    }
+}
+
+/// Where `hermes-plugin-api` comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiSource {
+    /// A local checkout's `plugin-api` directory.
+    Path(PathBuf),
+    /// crates.io, this major version.
+    Registry,
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Plugin and provider id.
+    pub name: String,
+    /// Starting flow.
+    pub flow: Flow,
+    /// The crate directory (created; must not exist or be empty).
+    pub dir: PathBuf,
+    /// Where `hermes-plugin-api` comes from.
+    pub api: ApiSource,
+}
+
+/// What was generated.
+#[derive(Debug)]
+pub struct Generated {
+    /// The crate directory.
+    pub dir: PathBuf,
+    /// Files written, relative to it.
+    pub files: Vec<PathBuf>,
+    /// The workspace root it sits in, when it is inside one (it must be added to `members`).
+    pub workspace: Option<PathBuf>,
+    /// The library `cargo build` produces, relative to the crate (or workspace) target dir.
+    pub library: String,
+}
+
+/// Names a crate and plugin may not take (Rust keywords and crates every program links).
+const RESERVED: &[&str] = &[
+    "test", "std", "core", "alloc", "proc-macro", "self", "super", "crate", "build", "deps", "examples", "incremental",
+];
+
+/// Check `name` as a plugin id that is also a usable crate name.
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Error::usage(
+            format!("{:?} cannot be a plugin name: {why}", hermes_plugin_api::sdk::validate::clip(name)),
+            "use lower-case letters, digits and '-', starting with a letter, e.g. `hermes plugins new acme-llm`",
+        )
+    };
+    if !hermes_plugin_api::sdk::validate::valid_id(name) {
+        return Err(bad("it is not a valid provider id"));
+    }
+    if !name.as_bytes()[0].is_ascii_lowercase() {
+        return Err(bad("it must start with a letter"));
+    }
+    if name.ends_with('-') || name.contains("--") {
+        return Err(bad("it has an empty part between dashes"));
+    }
+    if RESERVED.contains(&name) {
+        return Err(bad("the name is reserved"));
+    }
+    Ok(())
+}
+
+fn type_name(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+fn display_name(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The template with the example plugin's names replaced by `name`'s.
+pub fn rename(template: &str, name: &str) -> String {
+    template
+        .replace(TEMPLATE_TYPE, &type_name(name))
+        .replace(TEMPLATE_DISPLAY, &display_name(name))
+        .replace(TEMPLATE_ENV, &name.replace('-', "_").to_ascii_uppercase())
+        .replace(TEMPLATE_SNAKE, &name.replace('-', "_"))
+        .replace(TEMPLATE_ID, name)
+}
+
+/// `path` relative to `base` (both absolute), for a path dependency that survives moving the
+/// checkout; `path` itself when the two share nothing but the root.
+fn relative(path: &Path, base: &Path) -> PathBuf {
+    let p: Vec<Component<'_>> = path.components().collect();
+    let b: Vec<Component<'_>> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if common <= 1 {
+        return path.to_path_buf();
+    }
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+/// The nearest directory above `dir` whose `Cargo.toml` declares a workspace.
+fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors().skip(1).find_map(|a| {
+        let text = std::fs::read_to_string(a.join("Cargo.toml")).ok()?;
+        text.lines().any(|l| l.trim() == "[workspace]").then(|| a.to_path_buf())
+    })
+}
+
+/// An absolute, normalised form of `p` (which need not exist).
+fn absolute(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io(format!("cannot resolve {}", p.display()), e))?;
+    // Resolve what exists (symlinks such as /tmp → /private/tmp) so relative paths line up.
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+    out.extend(rest.iter().rev());
+    Ok(out)
+}
+
+/// The files of the new crate, relative path and contents.
+pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf, String)>> {
+    let name = spec.name.as_str();
+    let api = match &spec.api {
+        ApiSource::Path(p) => {
+            let p = relative(&absolute(p)?, dir);
+            format!("path = {:?}", p.to_string_lossy())
+        }
+        ApiSource::Registry => format!("version = \"{}\"", hermes_plugin_api::API_VERSION.split('.').next().unwrap_or("1")),
+    };
+    let cargo = CARGO_TOML
+        .replace("{{api_dependency}}", &format!("hermes-plugin-api = {{ {api} }}"))
+        .replace("{{api_dev_dependency}}", &format!("hermes-plugin-api = {{ {api}, features = [\"testkit\"] }}"))
+        .replace(
+            "{{extra_dependencies}}",
+            match spec.flow {
+                Flow::DeviceCode => "serde_json = \"1\"\n",
+                Flow::ApiKey => "",
+            },
+        )
+        .replace(
+            "{{workspace}}",
+            if standalone { "\n# Not part of another workspace: the crate builds on its own.\n[workspace]\n" } else { "" },
+        );
+    let login = match spec.flow {
+        Flow::ApiKey => format!("hermes auth add {name} --api-key-stdin < key.txt"),
+        Flow::DeviceCode => format!("hermes auth add {name}"),
+    };
+    let readme = README.replace("{{flow}}", spec.flow.name()).replace("{{login_command}}", &login);
+    let lib = match spec.flow {
+        Flow::ApiKey => API_KEY_LIB,
+        Flow::DeviceCode => DEVICE_CODE_LIB,
+    };
+    Ok(vec![
+        (PathBuf::from("Cargo.toml"), rename(&cargo, name)),
+        (PathBuf::from("src/lib.rs"), rename(lib, name)),
+        (PathBuf::from("tests/conformance.rs"), rename(CONFORMANCE_TEST, name)),
+        (PathBuf::from("README.md"), rename(&readme, name)),
+        (PathBuf::from(".gitignore"), GITIGNORE.to_string()),
+    ])
+}
+
+/// Generate the crate. Refuses a directory that exists and is not empty.
+pub fn generate(spec: &Spec) -> Result<Generated> {
+    check_name(&spec.name)?;
+    let dir = absolute(&spec.dir)?;
+    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(Error::usage(
+            format!("{} already exists and is not empty", dir.display()),
+            "choose another directory with --path",
+        ));
+    }
+    let workspace = enclosing_workspace(&dir);
+    let files = render(spec, &dir, workspace.is_none())?;
+    for (rel, text) in &files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+        }
+        fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    }
+    Ok(Generated {
+        files: files.into_iter().map(|(p, _)| p).collect(),
+        workspace,
+        library: format!("lib{}{}", spec.name.replace('-', "_"), std::env::consts::DLL_SUFFIX),
+        dir,
+    })
+}
+
+/// The plugin-api this hermes was built from, when its source is still there.
+pub fn default_api() -> ApiSource {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-api");
+    match here.join("Cargo.toml").is_file() {
+        true => ApiSource::Path(here.canonicalize().unwrap_or(here)),
+        false => ApiSource::Registry,
+    }
+}
+
+/// `dir` shown relative to `base` when it is below it.
+pub fn shown(dir: &Path, base: &Path) -> String {
+    dir.strip_prefix(base).map(|p| p.display().to_string()).unwrap_or_else(|_| dir.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_types_and_titles() {
+        assert_eq!(type_name("acme-llm-2"), "AcmeLlm2");
+        assert_eq!(display_name("acme-llm"), "Acme Llm");
+        let out = rename("ExampleProvider example-provider example_provider EXAMPLE_PROVIDER_X Example Provider", "acme-llm");
+        assert_eq!(out, "AcmeLlm acme-llm acme_llm ACME_LLM_X Acme Llm");
+    }
+
+    #[test]
+    fn bad_names_are_usage_errors_with_an_example() {
+        for bad in ["Acme", "9lives", "a--b", "acme-", "test", "acme_llm", ""] {
+            let e = check_name(bad).unwrap_err();
+            assert_eq!(e.exit_code() as u8, 2, "{bad}");
+        }
+        check_name("acme").unwrap();
+    }
+
+    #[test]
+    fn relative_paths_climb_to_the_common_ancestor() {
+        assert_eq!(relative(Path::new("/w/main/plugin-api"), Path::new("/w/main/plugins/x")), PathBuf::from("../../plugin-api"));
+        assert_eq!(relative(Path::new("/w/main/plugin-api"), Path::new("/tmp/x")), PathBuf::from("/w/main/plugin-api"));
+    }
+
+    #[test]
+    fn the_templates_mention_only_the_example_names() {
+        // Any other spelling of the template's name would survive renaming.
+        for t in [API_KEY_LIB, DEVICE_CODE_LIB, CONFORMANCE_TEST, CARGO_TOML, README] {
+            let renamed = rename(t, "zz-new");
+            assert!(!renamed.to_ascii_lowercase().contains("example-provider"), "{renamed}");
+            assert!(!renamed.to_ascii_lowercase().contains("example_provider"), "{renamed}");
+            assert!(!renamed.contains("ExampleProvider"));
+        }
+    }
+
+    #[test]
+    fn a_standalone_crate_gets_an_empty_workspace_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = Spec {
+            name: "acme".into(),
+            flow: Flow::DeviceCode,
+            dir: dir.path().join("acme"),
+            api: ApiSource::Registry,
+        };
+        let g = generate(&spec).unwrap();
+        assert!(g.workspace.is_none());
+        let cargo = std::fs::read_to_string(g.dir.join("Cargo.toml")).unwrap();
+        assert!(cargo.contains("name = \"acme\""), "{cargo}");
+        assert!(cargo.contains("hermes-plugin-api = { version = \"1\" }"), "{cargo}");
+        assert!(cargo.contains("features = [\"testkit\"]"), "{cargo}");
+        assert!(cargo.contains("serde_json = \"1\""), "{cargo}");
+        assert!(cargo.trim_end().ends_with("[workspace]"), "{cargo}");
+        let lib = std::fs::read_to_string(g.dir.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("hermes_plugin_api::export_plugin!(Acme);"));
+        assert!(lib.contains("\"ACME_PORTAL_URL\""));
+        assert_eq!(g.library, format!("libacme{}", std::env::consts::DLL_SUFFIX));
+        // A second run refuses to overwrite.
+        assert_eq!(generate(&spec).unwrap_err().exit_code() as u8, 2);
+    }
+
+    #[test]
+    fn a_crate_inside_a_workspace_has_no_workspace_table_and_a_relative_api_path() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+        std::fs::create_dir_all(root.path().join("plugin-api")).unwrap();
+        let spec = Spec {
+            name: "acme".into(),
+            flow: Flow::ApiKey,
+            dir: root.path().join("plugins/acme"),
+            api: ApiSource::Path(root.path().join("plugin-api")),
+        };
+        let g = generate(&spec).unwrap();
+        assert_eq!(g.workspace.as_deref().map(|p| p.canonicalize().unwrap()), Some(root.path().canonicalize().unwrap()));
+        let cargo = std::fs::read_to_string(g.dir.join("Cargo.toml")).unwrap();
+        assert!(cargo.contains("hermes-plugin-api = { path = \"../../plugin-api\" }"), "{cargo}");
+        assert!(!cargo.contains("[workspace]"), "{cargo}");
+    }
+
+    #[test]
+    fn the_guide_shows_the_api_key_template_verbatim() {
+        let guide = include_str!("../../../../docs/plugin-authors.md");
+        for (marker, file) in [("src/lib.rs", API_KEY_LIB), ("tests/conformance.rs", CONFORMANCE_TEST)] {
+            let start = format!("<!-- template: {marker} -->\n```rust\n");
+            let at = guide.find(&start).unwrap_or_else(|| panic!("the guide has no {start:?}")) + start.len();
+            let block = &guide[at..];
+            let block = &block[..block.find("\n```\n").expect("the block ends") + 1];
+            assert_eq!(block, file, "docs/plugin-authors.md must show {marker} exactly as `hermes plugins new` writes it");
+        }
+    }
+}
