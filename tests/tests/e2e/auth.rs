@@ -109,10 +109,18 @@ fn approval_while_polling_signs_in() {
     let (emu, home) = minimax(EmulatorConfig { interval_ms: 0, ..EmulatorConfig::default() });
     let child = home.command(&["auth", "add", "minimax-oauth", "--no-browser"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let code = wait_for_pending(&emu);
+    // Approve only once the client has been told "pending" at least once.
+    for _ in 0..500 {
+        if emu.counters().polls_pending >= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(emu.counters().polls_pending >= 1, "the client never polled");
     assert!(emu.approve(&code));
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(emu.counters().polls_pending >= 1);
+    assert_eq!(emu.counters().logins_completed, 1);
 }
 
 #[test]
