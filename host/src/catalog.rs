@@ -55,6 +55,7 @@ mod tests {
             allowed_hosts: vec![],
             url_overrides: vec![],
             refresh_skew_ms: 60_000,
+            credential_env: vec![],
         };
         let a = vec![p("minimax-oauth", &["minimax-portal", "minimax_oauth"])];
         let b = vec![p("other", &[])];

@@ -211,7 +211,8 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
     out
 }
 
-fn state_name(s: u32) -> &'static str {
+/// The stable name of a [`status_state`] value, as `--json` output and the dashboard spell it.
+pub fn state_name(s: u32) -> &'static str {
     match s {
         status_state::VALID => "valid",
         status_state::REFRESH_ON_NEXT_USE => "refresh_on_next_use",

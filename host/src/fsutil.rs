@@ -70,9 +70,9 @@ impl FileLock {
                         return Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             format!(
-                                "{} is held by another hermes process (waited {} s)",
+                                "{} is held by another process (waited {:.1} s)",
                                 path.display(),
-                                timeout.as_secs()
+                                timeout.as_secs_f64()
                             ),
                         ));
                     }

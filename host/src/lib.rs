@@ -22,6 +22,8 @@ pub mod error;
 pub mod fsutil;
 pub mod output;
 pub mod plugins;
+#[cfg(test)]
+mod proptests;
 pub mod secret;
 pub mod services;
 pub mod timefmt;

@@ -122,7 +122,7 @@ impl Policy {
             "http" => return refuse(format!("refused plain http to {host}: only https is allowed (http only to loopback)")),
             other => return refuse(format!("refused a {other}: URL: only https is allowed")),
         }
-        if !loopback && !self.allowed_hosts.iter().any(|h| *h == host) {
+        if !loopback && !self.allowed_hosts.contains(&host) {
             return refuse(format!(
                 "refused a request to {host}: provider {} may only reach {}",
                 self.provider,
@@ -259,9 +259,11 @@ impl ProviderServices {
     /// and its configuration values.
     pub fn new(desc: &ProviderDesc, env: &Env, config: BTreeMap<String, String>, out: Output) -> Self {
         let mut values = config;
-        for o in &desc.url_overrides {
-            if let Some(v) = env.var(&o.env) {
-                values.insert(o.env.clone(), v.to_string());
+        // Only variables the plugin declared (URL overrides, credential variables) reach it.
+        let declared = desc.url_overrides.iter().map(|o| &o.env).chain(&desc.credential_env);
+        for name in declared {
+            if let Some(v) = env.var(name) {
+                values.insert(name.clone(), v.to_string());
             }
         }
         ProviderServices {

@@ -102,8 +102,10 @@ impl Capabilities {
     }
     /// Adds refresh and runtime resolution.
     pub fn with_runtime(mut self, rt: impl RuntimeImpl) -> Self {
-        self.handle.runtime =
-            ROption::RSome(RuntimeCredential_TO::from_value(Guarded::new(rt), TD_Opaque));
+        self.handle.runtime = ROption::RSome(RuntimeCredential_TO::from_value(
+            Guarded::new(rt),
+            TD_Opaque,
+        ));
         self
     }
     /// Adds a removal step.
@@ -179,7 +181,10 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> T, on_panic: impl FnOnce(PluginE
     }
 }
 
-fn guard_result<T>(what: &str, f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+fn guard_result<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, PluginError>,
+) -> RResult<T, PluginError> {
     guard(what, || f().into(), RResult::RErr)
 }
 
@@ -200,7 +205,12 @@ impl<T> Guarded<T> {
     }
 
     /// [`guard`], and a log line through the host when it caught a panic.
-    fn run<R>(&self, what: &str, f: impl FnOnce(&T) -> R, on_panic: impl FnOnce(PluginError) -> R) -> R {
+    fn run<R>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&T) -> R,
+        on_panic: impl FnOnce(PluginError) -> R,
+    ) -> R {
         guard(
             what,
             || f(&self.inner),
@@ -213,14 +223,20 @@ impl<T> Guarded<T> {
         )
     }
 
-    fn run_result<R>(&self, what: &str, f: impl FnOnce(&T) -> Result<R, PluginError>) -> RResult<R, PluginError> {
+    fn run_result<R>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&T) -> Result<R, PluginError>,
+    ) -> RResult<R, PluginError> {
         self.run(what, |t| f(t).into(), RResult::RErr)
     }
 }
 
 impl<T: AuthFlowImpl> AuthFlow for Guarded<T> {
     fn start(&self, region: RStr<'_>, options: RStr<'_>) -> RResult<Challenge, PluginError> {
-        self.run_result("AuthFlow::start", |t| t.start(region.as_str(), options.as_str()))
+        self.run_result("AuthFlow::start", |t| {
+            t.start(region.as_str(), options.as_str())
+        })
     }
     fn poll(&self, session: RStr<'_>) -> RResult<PollOutcome, PluginError> {
         self.run_result("AuthFlow::poll", |t| t.poll(session.as_str()))
@@ -230,7 +246,11 @@ impl<T: AuthFlowImpl> AuthFlow for Guarded<T> {
 impl<T: RuntimeImpl> RuntimeCredential for Guarded<T> {
     fn needs_refresh(&self, cred: &Credential, now_ms: i64) -> bool {
         // A panicking check says "refresh", and the refresh reports the real error.
-        self.run("RuntimeCredential::needs_refresh", |t| t.needs_refresh(cred, now_ms), |_| true)
+        self.run(
+            "RuntimeCredential::needs_refresh",
+            |t| t.needs_refresh(cred, now_ms),
+            |_| true,
+        )
     }
     fn refresh(&self, cred: &Credential) -> RResult<Credential, PluginError> {
         self.run_result("RuntimeCredential::refresh", |t| t.refresh(cred))
@@ -246,7 +266,8 @@ impl<T: StatusImpl> Status for Guarded<T> {
             "Status::status",
             |t| t.status(cred.into_option(), now_ms),
             |e| {
-                let mut r = StatusReport::new(crate::status_state::NOT_LOGGED_IN, "status unavailable");
+                let mut r =
+                    StatusReport::new(crate::status_state::NOT_LOGGED_IN, "status unavailable");
                 r.problems.push(e.message);
                 r
             },
@@ -277,7 +298,9 @@ pub struct Host {
 impl Host {
     /// Wrap the host's services.
     pub fn new(inner: HostBox) -> Self {
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
     /// Make a request.
     pub fn http(&self, request: HttpRequest) -> Result<HttpResponse, PluginError> {
@@ -469,7 +492,11 @@ pub mod api_key {
             return Ok(None);
         }
         let value: serde_json::Value = serde_json::from_str(options).map_err(|_| {
-            PluginError::new(kind::INVALID_INPUT, "bad_options", "the sign-in options are not a JSON object")
+            PluginError::new(
+                kind::INVALID_INPUT,
+                "bad_options",
+                "the sign-in options are not a JSON object",
+            )
         })?;
         let Some(obj) = value.as_object() else {
             return Err(PluginError::new(
@@ -481,14 +508,24 @@ pub mod api_key {
         match obj.get("api_key") {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(s)) => check(s.trim()).map(|k| Some(k.to_string())),
-            Some(_) => Err(PluginError::new(kind::INVALID_INPUT, "bad_api_key", "the API key is not a string")),
+            Some(_) => Err(PluginError::new(
+                kind::INVALID_INPUT,
+                "bad_api_key",
+                "the API key is not a string",
+            )),
         }
     }
 
     /// Whether `key` looks like a single key: non-empty, at most [`MAX_KEY_LEN`] bytes, no
     /// whitespace or control characters. The error never contains the key.
     pub fn check(key: &str) -> Result<&str, PluginError> {
-        let bad = |why: &str| PluginError::new(kind::INVALID_INPUT, "bad_api_key", format!("the API key {why}"));
+        let bad = |why: &str| {
+            PluginError::new(
+                kind::INVALID_INPUT,
+                "bad_api_key",
+                format!("the API key {why}"),
+            )
+        };
         if key.is_empty() {
             return Err(bad("is empty"));
         }
@@ -496,7 +533,9 @@ pub mod api_key {
             return Err(bad("is too long"));
         }
         if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("contains spaces or control characters (paste the key alone)"));
+            return Err(bad(
+                "contains spaces or control characters (paste the key alone)",
+            ));
         }
         Ok(key)
     }

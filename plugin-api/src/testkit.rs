@@ -33,6 +33,17 @@ use abi_stable::{
 use crate::sdk::check::{self, CheckHost, DebugProbe, Report};
 use crate::{sdk, HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, PluginError};
 
+/// The plugin author guide (`docs/plugin-authors.md`): its Rust blocks are this crate's
+/// doctests, so every example in it compiles and runs.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/plugin-authors.md")]
+pub struct PluginAuthorsGuide;
+
+/// The `device_code` template of `hermes plugins new` (the `api_key` one is in the guide).
+#[cfg(doctest)]
+#[doc = concat!("```\n", include_str!("../../host/src/cli/templates/device_code.rs"), "```")]
+pub struct DeviceCodeTemplate;
+
 /// A poisoned lock only means another test thread panicked; the data is still usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -74,7 +85,10 @@ impl Recorded {
     }
     /// One form field.
     pub fn field(&self, name: &str) -> Option<String> {
-        self.form().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.form()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -132,7 +146,10 @@ impl Reply {
     }
     /// A transient network failure.
     pub fn dropped() -> Self {
-        Reply::Error(PluginError::transient("network", "connection closed before a response"))
+        Reply::Error(PluginError::transient(
+            "network",
+            "connection closed before a response",
+        ))
     }
 }
 
@@ -230,7 +247,10 @@ impl HostServices for FakeHost {
         lock(&self.inner.requests).push(rec.clone());
         let responder = lock(&self.inner.responder).clone();
         let Some(responder) = responder else {
-            return RResult::RErr(PluginError::transient("no_network", "the fake host has no responder"));
+            return RResult::RErr(PluginError::transient(
+                "no_network",
+                "the fake host has no responder",
+            ));
         };
         match responder(&rec) {
             Reply::Response(status, body) => RResult::ROk(HttpResponse {
@@ -291,7 +311,10 @@ impl CheckHost for FakeHost {
             .collect()
     }
     fn logs(&self) -> Vec<String> {
-        lock(&self.inner.logs).iter().map(|(_, l)| l.clone()).collect()
+        lock(&self.inner.logs)
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
     }
     fn now_ms(&self) -> i64 {
         HostServices::now_ms(self)

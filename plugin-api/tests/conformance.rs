@@ -33,14 +33,25 @@ struct Good;
 
 impl sdk::Plugin for Good {
     fn info() -> PluginInfo {
-        PluginInfo::new("good", "0.1.0", "well behaved", vec![provider_info("good", flow::API_KEY)])
+        PluginInfo::new(
+            "good",
+            "0.1.0",
+            "well behaved",
+            vec![provider_info("good", flow::API_KEY)],
+        )
     }
     fn provider(id: &str, host: Host) -> Result<Capabilities, PluginError> {
         if id != "good" {
-            return Err(PluginError::new(kind::INVALID_INPUT, "unknown_provider", "no such provider"));
+            return Err(PluginError::new(
+                kind::INVALID_INPUT,
+                "unknown_provider",
+                "no such provider",
+            ));
         }
         let p = GoodProvider { host };
-        Ok(Capabilities::new(p.clone()).with_auth_flow(p.clone()).with_runtime(p))
+        Ok(Capabilities::new(p.clone())
+            .with_auth_flow(p.clone())
+            .with_runtime(p))
     }
 }
 
@@ -51,8 +62,9 @@ struct GoodProvider {
 
 impl sdk::AuthFlowImpl for GoodProvider {
     fn start(&self, _region: &str, options: &str) -> Result<Challenge, PluginError> {
-        let key = api_key::from_options(options)?
-            .ok_or_else(|| PluginError::new(kind::INVALID_INPUT, "no_api_key", "no API key given"))?;
+        let key = api_key::from_options(options)?.ok_or_else(|| {
+            PluginError::new(kind::INVALID_INPUT, "no_api_key", "no API key given")
+        })?;
         Ok(api_key::challenge(&key, self.host.now_ms()))
     }
     fn poll(&self, session: &str) -> Result<PollOutcome, PluginError> {
@@ -77,14 +89,17 @@ impl sdk::RuntimeImpl for GoodProvider {
             .form(&[("token", &cred.access_token)])
             .send();
         match resp {
-            Err(e) if RELOGIN_ON_NETWORK.load(Ordering::SeqCst) => Err(PluginError::relogin("dead", e.message)),
+            Err(e) if RELOGIN_ON_NETWORK.load(Ordering::SeqCst) => {
+                Err(PluginError::relogin("dead", e.message))
+            }
             Err(e) => Err(PluginError::new(e.kind, "refresh_failed", e.message)),
             Ok(_) => Ok(cred.clone()),
         }
     }
     fn runtime(&self, cred: &Credential) -> Result<Runtime, PluginError> {
         if LOG_THE_KEY.load(Ordering::SeqCst) {
-            self.host.debug(&format!("runtime for key {}", cred.access_token));
+            self.host
+                .debug(&format!("runtime for key {}", cred.access_token));
         }
         Ok(Runtime {
             base_url: "https://api.test.example/anthropic".into(),
@@ -101,9 +116,10 @@ impl sdk::StatusImpl for GoodProvider {
             let _ = self.host.get("https://api.test.example/whoami").send();
         }
         match cred {
-            Some(c) if !c.access_token.is_empty() => {
-                StatusReport::new(status_state::VALID, &format!("key {}", mask(&c.access_token)))
-            }
+            Some(c) if !c.access_token.is_empty() => StatusReport::new(
+                status_state::VALID,
+                &format!("key {}", mask(&c.access_token)),
+            ),
             _ => StatusReport::new(status_state::NOT_LOGGED_IN, "not logged in"),
         }
     }
@@ -123,8 +139,14 @@ fn with_switch(switch: &AtomicBool, f: impl FnOnce()) {
 fn a_well_behaved_plugin_passes_every_check() {
     let _g = SWITCHES.lock().unwrap_or_else(|p| p.into_inner());
     let report = conformance::<Good>();
-    assert!(report.checks.iter().all(|c| c.outcome == Outcome::Pass), "{report}");
-    assert_eq!(report.checks.len(), hermes_plugin_api::sdk::check::CHECKS.len());
+    assert!(
+        report.checks.iter().all(|c| c.outcome == Outcome::Pass),
+        "{report}"
+    );
+    assert_eq!(
+        report.checks.len(),
+        hermes_plugin_api::sdk::check::CHECKS.len()
+    );
 }
 
 #[test]
@@ -134,11 +156,16 @@ fn a_key_in_a_log_line_fails_the_secrets_check() {
         let secrets = report.check("secrets").unwrap();
         assert_eq!(secrets.outcome, Outcome::Fail, "{report}");
         assert!(
-            secrets.findings.iter().any(|f| f.starts_with("RuntimeCredential::runtime with a live credential logged the access token")),
+            secrets.findings.iter().any(|f| f.starts_with(
+                "RuntimeCredential::runtime with a live credential logged the access token"
+            )),
             "{report}"
         );
         assert!(
-            secrets.findings.iter().any(|f| f.contains("with the credential its sign-in returned logged the API key")),
+            secrets
+                .findings
+                .iter()
+                .any(|f| f.contains("with the credential its sign-in returned logged the API key")),
             "{report}"
         );
         let panicked = std::panic::catch_unwind(|| conformance::<Good>());
@@ -152,7 +179,10 @@ fn a_status_that_calls_home_fails_status_offline() {
         let report = Conformance::<Good>::new().report();
         let c = report.check("status_offline").unwrap();
         assert_eq!(c.outcome, Outcome::Fail, "{report}");
-        assert!(c.findings[0].contains("GET https://api.test.example/whoami"), "{report}");
+        assert!(
+            c.findings[0].contains("GET https://api.test.example/whoami"),
+            "{report}"
+        );
     });
 }
 
@@ -162,7 +192,12 @@ fn a_relogin_after_a_network_failure_fails_error_kinds() {
         let report = Conformance::<Good>::new().report();
         let c = report.check("error_kinds").unwrap();
         assert_eq!(c.outcome, Outcome::Fail, "{report}");
-        assert!(c.findings.iter().any(|f| f.contains("asked for a relogin after its request failed")), "{report}");
+        assert!(
+            c.findings
+                .iter()
+                .any(|f| f.contains("asked for a relogin after its request failed")),
+            "{report}"
+        );
     });
 }
 
@@ -175,7 +210,9 @@ fn an_own_type_whose_debug_shows_the_secret_fails_when_registered() {
         key: String,
     }
     let report = Conformance::<Good>::new()
-        .debug_of("Leaky", |secret| format!("{:?}", Leaky { key: secret.into() }))
+        .debug_of("Leaky", |secret| {
+            format!("{:?}", Leaky { key: secret.into() })
+        })
         .report();
     let c = report.check("secrets").unwrap();
     assert_eq!(c.findings, ["the Debug form of Leaky shows the secret it holds: Leaky { key: \"hck-apikey-3e8a1c5d7f9b2046c1e3\" }"]);
@@ -191,10 +228,18 @@ struct Panicky;
 
 impl sdk::Plugin for Panicky {
     fn info() -> PluginInfo {
-        PluginInfo::new("panicky", "0.1.0", "panics", vec![provider_info("panicky", flow::DEVICE_CODE)])
+        PluginInfo::new(
+            "panicky",
+            "0.1.0",
+            "panics",
+            vec![provider_info("panicky", flow::DEVICE_CODE)],
+        )
     }
     fn provider(_id: &str, _host: Host) -> Result<Capabilities, PluginError> {
-        Ok(Capabilities::new(Boom).with_auth_flow(Boom).with_runtime(Boom).with_removal(Boom))
+        Ok(Capabilities::new(Boom)
+            .with_auth_flow(Boom)
+            .with_runtime(Boom)
+            .with_removal(Boom))
     }
 }
 
@@ -246,7 +291,10 @@ fn the_guard_turns_every_panic_into_a_panicked_error() {
     }
     let rt = handle.runtime.as_ref().unwrap();
     let cred = Credential::default();
-    assert!(rt.needs_refresh(&cred, 0), "a panicking check asks for a refresh");
+    assert!(
+        rt.needs_refresh(&cred, 0),
+        "a panicking check asks for a refresh"
+    );
     assert_eq!(rt.refresh(&cred).unwrap_err().kind, kind::PANICKED);
     let err = rt.runtime(&cred).unwrap_err();
     assert!(
@@ -261,8 +309,12 @@ fn the_guard_turns_every_panic_into_a_panicked_error() {
     assert!(!plan.clear_provider_state && !plan.suppress_source);
     // Each caught panic is also logged through the host, at error level.
     let logs = fake.logs();
-    assert!(logs.iter().any(|(lvl, l)| *lvl == hermes_plugin_api::log_level::ERROR
-        && l.starts_with("plugin panicked in RuntimeCredential::needs_refresh: boom in needs_refresh")));
+    assert!(logs
+        .iter()
+        .any(|(lvl, l)| *lvl == hermes_plugin_api::log_level::ERROR
+            && l.starts_with(
+                "plugin panicked in RuntimeCredential::needs_refresh: boom in needs_refresh"
+            )));
     assert_eq!(logs.len(), 7, "{logs:?}");
 }
 
@@ -283,7 +335,10 @@ fn the_checks_report_each_panicking_entry_point() {
         assert!(c.findings.iter().any(|f| f.starts_with(entry)), "missing {entry:?} in\n{report}");
     }
     // The other checks still ran.
-    assert_eq!(report.check("status_offline").unwrap().outcome, Outcome::Pass);
+    assert_eq!(
+        report.check("status_offline").unwrap().outcome,
+        Outcome::Pass
+    );
     assert_eq!(report.check("descriptor").unwrap().outcome, Outcome::Pass);
 }
 
@@ -302,8 +357,17 @@ impl sdk::Plugin for PanicInDescribe {
 fn a_panic_in_describe_fails_describe_and_skips_the_rest() {
     let report = Conformance::<PanicInDescribe>::new().report();
     let d = report.check("describe").unwrap();
-    assert!(d.findings[0].starts_with("describe() panicked: plugin panicked in describe: no descriptor today"), "{report}");
-    assert!(report.checks[2..].iter().all(|c| c.outcome == Outcome::Skip), "{report}");
+    assert!(
+        d.findings[0]
+            .starts_with("describe() panicked: plugin panicked in describe: no descriptor today"),
+        "{report}"
+    );
+    assert!(
+        report.checks[2..]
+            .iter()
+            .all(|c| c.outcome == Outcome::Skip),
+        "{report}"
+    );
     assert!(!report.passed());
 }
 
@@ -330,7 +394,10 @@ fn a_panic_in_provider_is_reported_once_and_logged() {
     let report = Conformance::<PanicInProvider>::new().report();
     let c = report.check("entry_points").unwrap();
     assert_eq!(
-        c.findings.iter().filter(|f| f.starts_with("provider(\"pp\") panicked")).count(),
+        c.findings
+            .iter()
+            .filter(|f| f.starts_with("provider(\"pp\") panicked"))
+            .count(),
         1,
         "{report}"
     );
@@ -386,7 +453,12 @@ fn errors_without_kinds_codes_or_messages_are_findings() {
         assert!(all.contains(needle), "missing {needle:?} in\n{report}");
     }
     let d = report.check("descriptor").unwrap().findings.join("\n");
-    for needle in ["plugin version \"one\" is not semver", "provider id \"Sloppy Provider\" is not valid", "unknown flow kind \"telepathy\"", "alias \"bad alias\" is not valid"] {
+    for needle in [
+        "plugin version \"one\" is not semver",
+        "provider id \"Sloppy Provider\" is not valid",
+        "unknown flow kind \"telepathy\"",
+        "alias \"bad alias\" is not valid",
+    ] {
         assert!(d.contains(needle), "missing {needle:?} in\n{report}");
     }
 }
@@ -404,13 +476,20 @@ fn requests_carry_their_timeout_headers_and_body() {
         .timeout_ms(15_000)
         .send()
         .unwrap();
-    host.post_form("https://x.example/f", &[("k", "v")], &[("x-extra", "1")]).unwrap();
+    host.post_form("https://x.example/f", &[("k", "v")], &[("x-extra", "1")])
+        .unwrap();
     host.get("https://x.example/g").send().unwrap();
-    host.post("https://x.example/j").json("{\"a\":1}").send().unwrap();
+    host.post("https://x.example/j")
+        .json("{\"a\":1}")
+        .send()
+        .unwrap();
     let r = fake.requests();
     assert_eq!(r[0].timeout_ms, 15_000);
     assert_eq!(r[0].header("accept"), Some("application/json"));
-    assert_eq!(r[0].header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        r[0].header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
     assert_eq!(r[0].field("a").as_deref(), Some("b c"));
     assert_eq!((r[1].timeout_ms, r[1].header("x-extra")), (0, Some("1")));
     assert_eq!(r[1].body, "k=v");
@@ -430,11 +509,22 @@ fn a_full_reply_carries_headers_truncation_and_final_url() {
     });
     let resp: HttpResponse = fake.sdk_host().get("https://x.example/").send().unwrap();
     assert!(resp.truncated);
-    assert_eq!(resp.final_url.as_str(), "https://account.x.example/after-redirect");
+    assert_eq!(
+        resp.final_url.as_str(),
+        "https://account.x.example/after-redirect"
+    );
     assert_eq!(resp.headers[0].1.as_str(), "5");
     fake.on_request(|_| Reply::Full(Reply::response(204, "")));
-    let resp = fake.sdk_host().get("https://x.example/here").send().unwrap();
-    assert_eq!(resp.final_url.as_str(), "https://x.example/here", "an empty final URL is the request's");
+    let resp = fake
+        .sdk_host()
+        .get("https://x.example/here")
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.final_url.as_str(),
+        "https://x.example/here",
+        "an empty final URL is the request's"
+    );
 }
 
 #[test]
@@ -449,7 +539,10 @@ fn seeded_fakes_hand_out_the_same_bytes() {
 #[test]
 fn poll_outcomes_for_denial_expiry_and_slow_down() {
     let d = PollOutcome::denied("the user said no");
-    assert_eq!((d.status, d.message.as_str()), (poll_status::DENIED, "the user said no"));
+    assert_eq!(
+        (d.status, d.message.as_str()),
+        (poll_status::DENIED, "the user said no")
+    );
     assert!(d.credential.is_none());
     assert_eq!(PollOutcome::expired("").status, poll_status::EXPIRED);
     let s = PollOutcome::slow_down(10_000);
@@ -460,8 +553,19 @@ fn poll_outcomes_for_denial_expiry_and_slow_down() {
 fn api_key_options_are_read_strictly_and_never_echoed() {
     assert_eq!(api_key::from_options("").unwrap(), None);
     assert_eq!(api_key::from_options("{}").unwrap(), None);
-    assert_eq!(api_key::from_options(r#"{"api_key": "  sk-abc  "}"#).unwrap().as_deref(), Some("sk-abc"));
-    for bad in [r#"{"api_key": "sk-a sk-b"}"#, r#"{"api_key": 5}"#, "[]", "{", r#"{"api_key": ""}"#] {
+    assert_eq!(
+        api_key::from_options(r#"{"api_key": "  sk-abc  "}"#)
+            .unwrap()
+            .as_deref(),
+        Some("sk-abc")
+    );
+    for bad in [
+        r#"{"api_key": "sk-a sk-b"}"#,
+        r#"{"api_key": 5}"#,
+        "[]",
+        "{",
+        r#"{"api_key": ""}"#,
+    ] {
         let e = api_key::from_options(bad).unwrap_err();
         assert_eq!(e.kind, kind::INVALID_INPUT, "{bad}");
         assert!(!e.message.contains("sk-"), "{}", e.message);

@@ -97,6 +97,11 @@ pub fn wait_ending(
         }
         let outcome = match flow.poll(challenge.session.as_str().into()) {
             RResult::ROk(o) => o,
+            // A passing server problem (429, 5xx) must not end a sign-in the user may be
+            // approving right now: keep polling; the deadline decides.
+            RResult::RErr(e) if e.is_transient() && now_ms() < hard_deadline => {
+                hermes_plugin_api::PollOutcome::pending()
+            }
             RResult::RErr(e) => {
                 // A provider that reports its own timeout does so once its code is dead.
                 let ending = if now_ms() >= challenge.expires_at_ms { Ending::Expired } else { Ending::Failed };

@@ -228,6 +228,12 @@ impl TokenSource {
                 Err(Error::msg(format!("{}: {}", self.provider.desc.display_name, e.message))
                     .with_help(format!("run `{}`", self.provider.desc.login_command())))
             }
+            RResult::RErr(e) if !e.is_transient() => {
+                // Terminal but not a dead login (say, a key the server refuses): nothing to
+                // quarantine and nothing to retry; the stored credential stays as it is.
+                drop(locked);
+                Err(Error::msg(e.message.to_string()).with_help(format!("`{}` replaces the login", self.provider.desc.login_command())))
+            }
             RResult::RErr(e) => {
                 file.note_transient_failure(id, &entry.slot, &e, self.now());
                 // Best effort: the note is for doctor; failing to write it changes nothing else.
@@ -242,7 +248,7 @@ impl TokenSource {
                     ));
                     return self.finish(&entry, c.clone(), &reason, false);
                 }
-                Err(transient_error(&self.provider.desc.display_name, &e))
+                Err(transient_error(&e))
             }
         }
     }
@@ -286,7 +292,7 @@ impl TokenSource {
     }
 }
 
-fn transient_error(display: &str, e: &PluginError) -> Error {
-    Error::msg(format!("{display}: {} (your login is kept)", e.message))
+fn transient_error(e: &PluginError) -> Error {
+    Error::msg(format!("{} (your login is kept)", e.message))
         .with_help("this is usually temporary; try again in a moment, or run `hermes doctor`")
 }

@@ -9,17 +9,12 @@
 //! naming the file and the way out, and a copy is kept beside it.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
 use crate::config::Paths;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, FileLock};
-
-/// How long to wait for another process holding `auth.lock`. A refresh takes at most the
-/// 15 s HTTP timeout, so this leaves room for two in a row.
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// The credential store.
 #[derive(Clone, Debug)]
@@ -94,7 +89,7 @@ impl Store {
     /// Take the exclusive lock.
     pub fn lock(&self) -> Result<Locked<'_>> {
         self.home.ensure_home()?;
-        let lock = FileLock::acquire(&self.lock_path, LOCK_TIMEOUT).map_err(|e| {
+        let lock = FileLock::acquire(&self.lock_path, self.home.lock_timeout).map_err(|e| {
             Error::msg(format!("cannot lock the credential store: {e}")).with_help(format!(
                 "if no other hermes is running, a stuck process holds {}; find it with `fuser {}`",
                 self.lock_path.display(),

@@ -260,12 +260,10 @@ impl ChatClient {
                 reply.model = data["message"]["model"].as_str().unwrap_or("").to_string();
                 reply.usage.input_tokens = data["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
             }
-            "content_block_delta" => {
-                if data["delta"]["type"] == "text_delta" {
-                    if let Some(t) = data["delta"]["text"].as_str() {
-                        on_text(t);
-                        reply.text.push_str(t);
-                    }
+            "content_block_delta" if data["delta"]["type"] == "text_delta" => {
+                if let Some(t) = data["delta"]["text"].as_str() {
+                    on_text(t);
+                    reply.text.push_str(t);
                 }
             }
             "message_delta" => {

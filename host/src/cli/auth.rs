@@ -126,13 +126,24 @@ fn add(
         }
     }
     let mut options = json!({});
-    if d.flow == flow::API_KEY {
-        if !api_key_stdin {
-            return Err(Error::usage(
-                format!("{} signs in with an API key", d.display_name),
-                format!("pipe it in: `hermes auth add {} --api-key-stdin < key.txt` (keys are never taken as arguments)", d.id),
-            ));
+    // A declared credential variable that is set lets the plugin take the key from it.
+    let key_env = d.credential_env.iter().find(|v| ctx.env.var(v).is_some());
+    if d.flow == flow::API_KEY && !api_key_stdin {
+        match key_env {
+            Some(var) => ctx.out.info(&format!("using the API key in {var}")),
+            None => {
+                let or_env = d.credential_env.first().map(|v| format!(", or set {v}")).unwrap_or_default();
+                return Err(Error::usage(
+                    format!("{} signs in with an API key", d.display_name),
+                    format!(
+                        "pipe it in: `hermes auth add {} --api-key-stdin < key.txt`{or_env} (keys are never taken as arguments)",
+                        d.id
+                    ),
+                ));
+            }
         }
+    }
+    if d.flow == flow::API_KEY && api_key_stdin {
         let mut key = String::new();
         std::io::stdin().read_line(&mut key).map_err(|e| Error::io("cannot read the key from stdin", e))?;
         options["api_key"] = Value::String(key.trim().to_string());

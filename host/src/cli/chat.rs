@@ -61,9 +61,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let provider_name = match (&args.provider, args.model.as_deref().and_then(|m| catalog::provider_of(&set.registry, m))) {
         (Some(p), _) => p.clone(),
         (None, Some(p)) => p.to_string(),
-        (None, None) => settings.model_provider().ok_or_else(|| {
-            Error::usage("no provider chosen", "pass --provider, or choose a default with `hermes model`")
-        })?,
+        (None, None) => match settings.model_provider() {
+            Some(p) => p,
+            // Without a configured default, the provider signed in to last.
+            None => Store::new(&paths)
+                .read()?
+                .active_provider()
+                .filter(|p| set.registry.resolve(p).is_some())
+                .map(String::from)
+                .ok_or_else(|| Error::usage("no provider chosen", "pass --provider, or choose a default with `hermes model`"))?,
+        },
     };
     let entry = set.resolve(&provider_name)?.clone();
     let d = entry.provider.clone();

@@ -22,7 +22,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let url = dashboard.url();
     // The first stdout line, flushed at once: scripts and tests read the port and token from it.
     ctx.out.result_raw(&format!("{url}\n"));
-    ctx.out.info("hermes dashboard: listening on 127.0.0.1 only; press Ctrl-C to stop");
+    ctx.out
+        .info("hermes dashboard: listening on 127.0.0.1 only; press Ctrl-C to stop");
     // Same rule as `auth add`: a browser only for a person at this machine's terminal.
     if !args.no_open && ctx.out.stdout_is_tty() && !ctx.env.ssh {
         super::browser::open(&url);

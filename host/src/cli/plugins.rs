@@ -166,7 +166,10 @@ fn check(ctx: &Ctx, path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
             None => path.display().to_string(),
         };
         let total = report.checks.len();
-        if failed == 0 {
+        let loaded = report.checks.first().is_some_and(|c| !c.failed());
+        if !loaded {
+            ctx.out.result(&format!("{what}: does not load as a hermes plugin; the other checks were skipped"));
+        } else if failed == 0 {
             ctx.out.result(&format!("{what}: all {total} checks passed"));
         } else {
             ctx.out.result(&format!("{what}: {failed} of {total} checks failed"));

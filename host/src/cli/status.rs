@@ -14,6 +14,8 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
     let set = PluginSet::load(&paths, Scope::All)?;
     let file = Store::new(&paths).read()?;
+    let settings = crate::config::Settings::load(&paths)?;
+    let default = settings.model_provider().and_then(|p| set.registry.resolve(&p).map(|e| e.provider.id.clone()));
     let now = crate::timefmt::now_ms();
     ctx.out.result(&format!("hermes {}  home {}", env!("CARGO_PKG_VERSION"), paths.home.display()));
     if set.registry.entries().is_empty() {
@@ -23,17 +25,23 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         let d = &entry.provider;
         let provider = crate::plugins::runtime::open_entry(&ctx.env, &set, entry, &ctx.out)?;
         let logins = file.entries(&d.id);
-        let chosen = pool::select(&logins, ctx.env.account.as_deref());
+        let (account, why) = super::chat::account_choice(ctx, &settings, &d.id, None);
+        let chosen = pool::select(&logins, account.as_deref());
         let report = provider.handle.status.status(chosen.map(|e| &e.credential).into(), now);
         let mark = if report.logged_in() { ctx.out.ok_mark() } else { ctx.out.bad_mark() };
-        let login = match (chosen, logins.len()) {
-            (Some(e), n) if n > 1 => {
-                let why = if ctx.env.account.is_some() { "HERMES_ACCOUNT" } else { "first usable by priority" };
-                format!("  [login {} of {n}: {}, {why}]", e.name(), e.id)
+        let login = match chosen {
+            Some(e) => {
+                let why = match (account.is_some(), logins.len()) {
+                    (true, _) => why.to_string(),
+                    (false, 1) => "the only login".to_string(),
+                    (false, n) => format!("first usable of {n} by priority"),
+                };
+                format!("  [login {} ({}): {why}]", e.name(), e.id)
             }
-            _ => String::new(),
+            None => String::new(),
         };
-        ctx.out.result(&format!("{mark} {:<18} {}{login}", d.display_name, report.summary));
+        let star = if default.as_deref() == Some(d.id.as_str()) { " (default)" } else { "" };
+        ctx.out.result(&format!("{mark} {}{star}  {}{login}", d.display_name, report.summary));
     }
     Ok(ExitCode::SUCCESS)
 }

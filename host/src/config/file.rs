@@ -47,7 +47,7 @@ impl Settings {
                 .map(|l| format!(" at line {} column {}", l.line(), l.column()))
                 .unwrap_or_default();
             Error::msg(format!("{} is not valid YAML{at}: {}", path.display(), first_clause(&e.to_string())))
-                .with_help(format!("fix the file, or see its keys with `hermes config path`; hermes will not overwrite it"))
+                .with_help("fix the file (`hermes config path` shows where it is); hermes will not overwrite it")
         })?;
         match root {
             Value::Mapping(_) => Ok(Settings { path: path.to_path_buf(), root }),

@@ -24,6 +24,8 @@ pub struct Env {
     pub plugin_index: Option<PathBuf>,
     /// `HERMES_ACCOUNT`: the pool entry to use when none is given on the command line.
     pub account: Option<String>,
+    /// `HERMES_LOCK_TIMEOUT_MS`: how long to wait for another process holding a store lock.
+    pub lock_timeout: Option<std::time::Duration>,
     /// Every variable, for plugin URL overrides (only the names a plugin declares are read).
     vars: BTreeMap<String, String>,
 }
@@ -60,6 +62,9 @@ impl Env {
                 .any(|k| get(k).is_some()),
             plugin_index: get("HERMES_PLUGIN_INDEX").map(PathBuf::from),
             account: get("HERMES_ACCOUNT"),
+            lock_timeout: get("HERMES_LOCK_TIMEOUT_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(std::time::Duration::from_millis),
             vars,
         })
     }
@@ -71,7 +76,11 @@ impl Env {
 
     /// The paths under `HERMES_HOME`.
     pub fn paths(&self) -> Paths {
-        Paths::new(&self.home)
+        let mut p = Paths::new(&self.home);
+        if let Some(t) = self.lock_timeout {
+            p.lock_timeout = t;
+        }
+        p
     }
 }
 
@@ -80,12 +89,18 @@ impl Env {
 pub struct Paths {
     /// `HERMES_HOME` itself.
     pub home: PathBuf,
+    /// How long to wait for a lock another process holds.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Paths {
     /// Paths under `home`.
     pub fn new(home: &Path) -> Paths {
-        Paths { home: home.to_path_buf() }
+        Paths {
+            home: home.to_path_buf(),
+            // A refresh under the lock takes at most the 15 s HTTP timeout: room for two.
+            lock_timeout: std::time::Duration::from_secs(40),
+        }
     }
     /// `auth.json`.
     pub fn auth_json(&self) -> PathBuf {

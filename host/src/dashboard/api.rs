@@ -12,13 +12,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hermes_plugin_api::{flow, status_state};
+use hermes_plugin_api::flow;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::sessions::{Session, Snapshot};
 use super::AppState;
 use crate::auth::{login, pool, Store};
+use crate::doctor::state_name;
 use crate::plugins::registry::Entry;
 use crate::timefmt::{iso_from_ms, now_ms};
 
@@ -36,7 +37,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with this status, machine code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -48,7 +53,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.code, "message": self.message}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
     }
 }
 
@@ -72,7 +81,10 @@ fn resolve<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a Entry> {
     state.set.registry.resolve(name).ok_or_else(|| {
         ApiError::bad_request(
             "unknown_provider",
-            format!("unknown provider {:?}", crate::plugins::descriptor::clip(name)),
+            format!(
+                "unknown provider {:?}",
+                crate::plugins::descriptor::clip(name)
+            ),
         )
     })
 }
@@ -90,15 +102,6 @@ fn flow_name(kind: &str) -> &'static str {
 /// Whether the dashboard can drive this flow (the host's driver polls it like the CLI does).
 fn startable(kind: &str) -> bool {
     kind == flow::DEVICE_CODE || kind == flow::PKCE_REDIRECT
-}
-
-fn state_name(s: u32) -> &'static str {
-    match s {
-        status_state::VALID => "valid",
-        status_state::REFRESH_ON_NEXT_USE => "refresh_on_next_use",
-        status_state::RELOGIN_REQUIRED => "relogin_required",
-        _ => "not_logged_in",
-    }
 }
 
 fn iso(ms: i64) -> Option<String> {
@@ -135,7 +138,10 @@ fn list_blocking(state: &AppState) -> ApiResult {
         let chosen = pool::select(&logins, state.env.account.as_deref());
         p["status"] = match state.provider(entry) {
             Ok(provider) => {
-                let report = provider.handle.status.status(chosen.map(|e| &e.credential).into(), now);
+                let report = provider
+                    .handle
+                    .status
+                    .status(chosen.map(|e| &e.credential).into(), now);
                 let cred = chosen.map(|e| &e.credential);
                 json!({
                     "logged_in": report.logged_in(),
@@ -173,20 +179,30 @@ struct StartBody {
 
 /// `POST /api/providers/oauth/{id}/start`, body optionally `{"region": "cn"}`: start a sign-in
 /// with the plugin that provides `id` (dispatch by provider id, never by flow kind).
-pub async fn start(State(state): State<Arc<AppState>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let entry = resolve(&state, &name)?.clone();
     let d = &entry.provider;
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("bad_request", format!("the body must be JSON like {{\"region\": \"cn\"}}: {e}"))
+            ApiError::bad_request(
+                "bad_request",
+                format!("the body must be JSON like {{\"region\": \"cn\"}}: {e}"),
+            )
         })?
     };
     if !startable(&d.flow) {
         return Err(ApiError::bad_request(
             "unsupported_flow",
-            format!("{} signs in from the terminal: run `hermes auth add {}`", d.display_name, d.id),
+            format!(
+                "{} signs in from the terminal: run `hermes auth add {}`",
+                d.display_name, d.id
+            ),
         ));
     }
     let region = match body.region.as_deref().filter(|r| !r.is_empty()) {
@@ -221,13 +237,25 @@ pub async fn start(State(state): State<Arc<AppState>>, Path(name): Path<String>,
         Ok::<_, crate::Error>((provider, challenge, entry))
     })
     .await?;
-    let (provider, challenge, entry) = started.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e.message()))?;
+    let (provider, challenge, entry) =
+        started.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e.message()))?;
     let now = now_ms();
-    let session = Arc::new(Session::new(super::random_hex(16)?, entry.provider.id.clone(), now, challenge.expires_at_ms));
+    let session = Arc::new(Session::new(
+        super::random_hex(16)?,
+        entry.provider.id.clone(),
+        now,
+        challenge.expires_at_ms,
+    ));
     state
         .sessions
         .insert(Arc::clone(&session), now)
-        .map_err(|_| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_sessions", "too many sign-ins in progress"))?;
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sessions",
+                "too many sign-ins in progress",
+            )
+        })?;
     let reply = json!({
         "session_id": session.id,
         "flow": flow_name(&entry.provider.flow),
@@ -242,7 +270,14 @@ pub async fn start(State(state): State<Arc<AppState>>, Path(name): Path<String>,
     let out = state.out.clone();
     tokio::task::spawn_blocking(move || {
         session.drive(&provider, &challenge, &store);
-        out.log(1, &format!("dashboard: sign-in to {} ended: {}", session.provider_id, session.snapshot().status.as_str()));
+        out.log(
+            1,
+            &format!(
+                "dashboard: sign-in to {} ended: {}",
+                session.provider_id,
+                session.snapshot().status.as_str()
+            ),
+        );
     });
     Ok(Json(reply))
 }
@@ -260,16 +295,25 @@ fn session_json(session: &Session, snap: &Snapshot) -> Value {
 }
 
 /// `GET /api/providers/oauth/{id}/poll/{session_id}`.
-pub async fn poll(State(state): State<Arc<AppState>>, Path((name, session_id)): Path<(String, String)>) -> ApiResult {
+pub async fn poll(
+    State(state): State<Arc<AppState>>,
+    Path((name, session_id)): Path<(String, String)>,
+) -> ApiResult {
     let entry = resolve(&state, &name)?;
-    let session = state
-        .sessions
-        .get(&session_id, now_ms())
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_session", "no such sign-in session (it may have ended)"))?;
+    let session = state.sessions.get(&session_id, now_ms()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_session",
+            "no such sign-in session (it may have ended)",
+        )
+    })?;
     if session.provider_id != entry.provider.id {
         return Err(ApiError::bad_request(
             "session_provider_mismatch",
-            format!("session {} signs in to {}, not {}", session.id, session.provider_id, entry.provider.id),
+            format!(
+                "session {} signs in to {}, not {}",
+                session.id, session.provider_id, entry.provider.id
+            ),
         ));
     }
     Ok(Json(session_json(&session, &session.snapshot())))
@@ -277,11 +321,17 @@ pub async fn poll(State(state): State<Arc<AppState>>, Path((name, session_id)): 
 
 /// `DELETE /api/providers/oauth/sessions/{session_id}`: cancel; nothing is saved unless the
 /// approval was already being saved (the answer then says `approved`).
-pub async fn cancel(State(state): State<Arc<AppState>>, Path(session_id): Path<String>) -> ApiResult {
-    let session = state
-        .sessions
-        .get(&session_id, now_ms())
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_session", "no such sign-in session (it may have ended)"))?;
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Path(session_id): Path<String>,
+) -> ApiResult {
+    let session = state.sessions.get(&session_id, now_ms()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_session",
+            "no such sign-in session (it may have ended)",
+        )
+    })?;
     let snap = session.cancel("sign-in cancelled; nothing was saved");
     Ok(Json(session_json(&session, &snap)))
 }
@@ -292,12 +342,16 @@ pub async fn logout(State(state): State<Arc<AppState>>, Path(name): Path<String>
     let paths = state.env.paths();
     let pid = id.clone();
     let removed = blocking(move || login::logout(&Store::new(&paths), &pid)).await??;
-    Ok(Json(json!({ "provider": id, "logged_out": true, "removed": removed })))
+    Ok(Json(
+        json!({ "provider": id, "logged_out": true, "removed": removed }),
+    ))
 }
 
 /// `GET /api/doctor`: the same JSON as `hermes doctor --json`.
 pub async fn doctor(State(state): State<Arc<AppState>>) -> ApiResult {
-    let report = blocking(move || crate::doctor::Report::collect(&state.env, &state.out, None, false)).await??;
+    let report =
+        blocking(move || crate::doctor::Report::collect(&state.env, &state.out, None, false))
+            .await??;
     Ok(Json(report.to_json()))
 }
 
@@ -308,15 +362,24 @@ pub struct QrQuery {
 }
 
 /// `GET /api/qr?data=...`: `data` as a QR code, in SVG (made here: no network).
-pub async fn qr(query: Result<Query<QrQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+pub async fn qr(
+    query: Result<Query<QrQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     let Ok(Query(q)) = query else {
-        return Err(ApiError::bad_request("bad_request", "expected ?data=<text to encode>"));
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "expected ?data=<text to encode>",
+        ));
     };
     if q.data.is_empty() || q.data.len() > MAX_QR_DATA {
-        return Err(ApiError::bad_request("bad_request", format!("data must be 1 to {MAX_QR_DATA} bytes")));
+        return Err(ApiError::bad_request(
+            "bad_request",
+            format!("data must be 1 to {MAX_QR_DATA} bytes"),
+        ));
     }
-    let code = qrcode::QrCode::new(q.data.as_bytes())
-        .map_err(|e| ApiError::bad_request("bad_request", format!("cannot encode as a QR code: {e}")))?;
+    let code = qrcode::QrCode::new(q.data.as_bytes()).map_err(|e| {
+        ApiError::bad_request("bad_request", format!("cannot encode as a QR code: {e}"))
+    })?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
@@ -338,6 +401,8 @@ mod tests {
         assert_eq!(flow_name(flow::EXTERNAL), "external");
         assert_eq!(flow_name(flow::API_KEY), "external");
         assert_eq!(flow_name("something_new"), "external");
-        assert!(startable(flow::DEVICE_CODE) && !startable(flow::API_KEY) && !startable(flow::EXTERNAL));
+        assert!(
+            startable(flow::DEVICE_CODE) && !startable(flow::API_KEY) && !startable(flow::EXTERNAL)
+        );
     }
 }

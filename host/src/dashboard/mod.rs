@@ -77,7 +77,12 @@ impl AppState {
     /// The provider of `entry`, opened on first use. Calls the plugin: blocking threads only.
     fn provider(&self, entry: &Entry) -> Result<Arc<Provider>> {
         let id = &entry.provider.id;
-        if let Some(p) = self.opened.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+        if let Some(p) = self
+            .opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
             return Ok(Arc::clone(p));
         }
         let p = runtime::open_entry(&self.env, &self.set, entry, &self.out)?;
@@ -118,7 +123,8 @@ impl Dashboard {
             .map_err(|e| Error::io("cannot start the dashboard's runtime", e))?;
         let listener = {
             let _in_rt = rt.enter();
-            tokio::net::TcpListener::from_std(std_listener).map_err(|e| Error::io("cannot set up the listening socket", e))?
+            tokio::net::TcpListener::from_std(std_listener)
+                .map_err(|e| Error::io("cannot set up the listening socket", e))?
         };
         let state = Arc::new(AppState {
             token: random_hex(32)?,
@@ -129,7 +135,11 @@ impl Dashboard {
             opened: Mutex::new(HashMap::new()),
             sessions: sessions::Sessions::default(),
         });
-        Ok(Dashboard { rt, listener, state })
+        Ok(Dashboard {
+            rt,
+            listener,
+            state,
+        })
     }
 
     /// The port it listens on.
@@ -139,13 +149,20 @@ impl Dashboard {
 
     /// The page's URL **with the session token**: print it once, never log it.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/?token={}", self.state.port, self.state.token)
+        format!(
+            "http://127.0.0.1:{}/?token={}",
+            self.state.port, self.state.token
+        )
     }
 
     /// Serve until Ctrl-C (or SIGTERM), then stop: pending sign-ins are cancelled (nothing
     /// is saved) and requests in flight get a few seconds to finish.
     pub fn run(self) -> Result<()> {
-        let Dashboard { rt, listener, state } = self;
+        let Dashboard {
+            rt,
+            listener,
+            state,
+        } = self;
         let app = router(Arc::clone(&state));
         let sweeper_state = Arc::clone(&state);
         let served = rt.block_on(async move {
@@ -209,8 +226,14 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/providers/oauth", get(api::list))
         .route("/api/providers/oauth/{id}", delete(api::logout))
         .route("/api/providers/oauth/{id}/start", post(api::start))
-        .route("/api/providers/oauth/{id}/poll/{session_id}", get(api::poll))
-        .route("/api/providers/oauth/sessions/{session_id}", delete(api::cancel))
+        .route(
+            "/api/providers/oauth/{id}/poll/{session_id}",
+            get(api::poll),
+        )
+        .route(
+            "/api/providers/oauth/sessions/{session_id}",
+            delete(api::cancel),
+        )
         .route("/api/doctor", get(api::doctor))
         .route("/api/qr", get(api::qr))
         .fallback(not_found)
@@ -247,11 +270,20 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     };
     // The path only: the query may hold a URL being encoded, and the page's own URL holds the
     // token.
-    state.out.log(1, &format!("dashboard: {method} {path} -> {}", resp.status().as_u16()));
+    state.out.log(
+        1,
+        &format!("dashboard: {method} {path} -> {}", resp.status().as_u16()),
+    );
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
 }
@@ -259,18 +291,28 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
 fn check(state: &AppState, req: &Request) -> std::result::Result<(), api::ApiError> {
     let forbidden = |m: &str| api::ApiError::new(StatusCode::FORBIDDEN, "forbidden", m);
     let headers = req.headers();
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !host_allowed(host, state.port) {
-        return Err(forbidden("this server answers only to 127.0.0.1 and localhost"));
+        return Err(forbidden(
+            "this server answers only to 127.0.0.1 and localhost",
+        ));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let same = origin.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(&format!("http://{host}")));
+        let same = origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&format!("http://{host}")));
         if !same {
             return Err(forbidden("cross-origin requests are not allowed"));
         }
     }
     if req.uri().path().starts_with("/api/") {
-        let given = headers.get(TOKEN_HEADER).map(HeaderValue::as_bytes).unwrap_or(b"");
+        let given = headers
+            .get(TOKEN_HEADER)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or(b"");
         if !constant_time_eq(given, state.token.as_bytes()) {
             return Err(api::ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -284,7 +326,9 @@ fn check(state: &AppState, req: &Request) -> std::result::Result<(), api::ApiErr
 
 /// Whether `host` (a `Host` header) names this server: `127.0.0.1:PORT` or `localhost:PORT`.
 fn host_allowed(host: &str, port: u16) -> bool {
-    let Some((name, p)) = host.rsplit_once(':') else { return false };
+    let Some((name, p)) = host.rsplit_once(':') else {
+        return false;
+    };
     p == port.to_string() && (name == "127.0.0.1" || name.eq_ignore_ascii_case("localhost"))
 }
 
@@ -301,7 +345,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// made, and there is nothing sensible to fall back to: an error.
 fn random_hex(n: usize) -> Result<String> {
     let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).map_err(|e| Error::msg(format!("the OS random source failed: {e}")))?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| Error::msg(format!("the OS random source failed: {e}")))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -334,11 +379,22 @@ mod tests {
     fn blocking_threads_may_block_on_another_runtime() {
         // What plugin calls do: the host's HTTP service blocks on its own runtime from a
         // blocking thread of the dashboard's runtime.
-        let outer = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let inner = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
+        let outer = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let inner = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap(),
+        );
         let inner2 = Arc::clone(&inner);
         let v = outer.block_on(async move {
-            tokio::task::spawn_blocking(move || inner2.block_on(async { 41 + 1 })).await.unwrap()
+            tokio::task::spawn_blocking(move || inner2.block_on(async { 41 + 1 }))
+                .await
+                .unwrap()
         });
         assert_eq!(v, 42);
         Arc::try_unwrap(inner).ok().unwrap().shutdown_background();

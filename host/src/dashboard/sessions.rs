@@ -110,7 +110,10 @@ impl Session {
             created_ms: now_ms,
             expires_at_ms: code_expires_at_ms.min(now_ms.saturating_add(MAX_SESSION_LIFE_MS)),
             cancel: Arc::new(AtomicBool::new(false)),
-            inner: Mutex::new(Inner { phase: Phase::Pending, message: None }),
+            inner: Mutex::new(Inner {
+                phase: Phase::Pending,
+                message: None,
+            }),
         }
     }
 
@@ -121,7 +124,10 @@ impl Session {
             Phase::Pending | Phase::Saving => Status::Pending,
             Phase::Done(s) => s,
         };
-        Snapshot { status, message: g.message.clone() }
+        Snapshot {
+            status,
+            message: g.message.clone(),
+        }
     }
 
     /// Cancel unless it already finished or is being saved; returns the state after.
@@ -160,7 +166,13 @@ impl Session {
     /// Run the sign-in to its end: poll the provider through the host's driver, save on
     /// approval. Blocks for up to the session's life: call it on a blocking thread.
     pub fn drive(&self, provider: &Provider, challenge: &Challenge, store: &Store) {
-        let result = login::wait_ending(provider, challenge, self.expires_at_ms, &self.cancel, &mut |_| {});
+        let result = login::wait_ending(
+            provider,
+            challenge,
+            self.expires_at_ms,
+            &self.cancel,
+            &mut |_| {},
+        );
         match result {
             Ok(approved) => {
                 if !self.begin_save() {
@@ -180,7 +192,8 @@ impl Session {
                     Ending::Expired => Status::Expired,
                     // The session's own life ran out before the code's: to the user, the same.
                     Ending::GaveUp => {
-                        message = "the sign-in session ended after 15 minutes; nothing was saved".into();
+                        message =
+                            "the sign-in session ended after 15 minutes; nothing was saved".into();
                         Status::Expired
                     }
                     Ending::Failed => Status::Error,
@@ -298,7 +311,11 @@ mod tests {
     fn at_most_max_sessions_are_kept() {
         let all = Sessions::default();
         for i in 0..MAX_SESSIONS {
-            all.insert(Arc::new(Session::new(i.to_string(), "p".into(), 0, 600_000)), 0).unwrap();
+            all.insert(
+                Arc::new(Session::new(i.to_string(), "p".into(), 0, 600_000)),
+                0,
+            )
+            .unwrap();
         }
         assert!(!all.has_room(0));
         let extra = Arc::new(Session::new("extra".into(), "p".into(), 0, 600_000));

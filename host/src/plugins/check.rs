@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use hermes_plugin_api::sdk::check::{self, CheckHost, Outcome, Report};
-use hermes_plugin_api::{kind, HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, PluginError, PluginModRef};
+use hermes_plugin_api::{
+    kind, HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, PluginError,
+    PluginModRef,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::output::Output;
@@ -80,17 +83,19 @@ pub fn run(module: PluginModRef, step: Box<dyn Fn(&str) + Send + Sync>) -> Vec<C
     let services = OfflineServices::new(step);
     let report: Report = check::run(module, &services, &[]);
     std::iter::once(CheckLine::load(None))
-        .chain(report.checks.into_iter().map(|c| CheckLine {
-            name: c.name.into(),
-            title: c.title.into(),
-            outcome: match c.outcome {
-                Outcome::Pass => "pass",
-                Outcome::Fail => "fail",
-                Outcome::Skip => "skip",
+        .chain(report.checks.into_iter().map(|c| {
+            CheckLine {
+                name: c.name.into(),
+                title: c.title.into(),
+                outcome: match c.outcome {
+                    Outcome::Pass => "pass",
+                    Outcome::Fail => "fail",
+                    Outcome::Skip => "skip",
+                }
+                .into(),
+                findings: c.findings,
+                warnings: c.warnings,
             }
-            .into(),
-            findings: c.findings,
-            warnings: c.warnings,
         }))
         .collect()
 }
@@ -107,7 +112,11 @@ pub const STEP_PREFIX: &str = "step: ";
 
 /// The call a crashed child was making: its last step line, if any.
 pub fn last_step(stderr: &str) -> Option<&str> {
-    stderr.lines().rev().find_map(|l| l.strip_prefix(STEP_PREFIX)).map(str::trim)
+    stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(STEP_PREFIX))
+        .map(str::trim)
 }
 
 #[derive(Default)]

@@ -68,6 +68,10 @@ pub struct ProviderDesc {
     pub url_overrides: Vec<UrlOverrideDesc>,
     /// Refresh skew, ms.
     pub refresh_skew_ms: u64,
+    /// Env vars carrying a credential, declared in the descriptor's `credential_env`
+    /// extension; handed to the plugin through `config_get` like URL overrides.
+    #[serde(default)]
+    pub credential_env: Vec<String>,
 }
 
 /// A plugin as the host sees it.
@@ -121,6 +125,7 @@ impl From<&ProviderInfo> for ProviderDesc {
                 })
                 .collect(),
             refresh_skew_ms: p.refresh_skew_ms,
+            credential_env: rules::credential_env(p),
         }
     }
 }
@@ -188,6 +193,10 @@ impl From<&ProviderDesc> for ProviderInfo {
                 })
                 .collect(),
             refresh_skew_ms: p.refresh_skew_ms,
+            extension: match p.credential_env.is_empty() {
+                true => RString::new(),
+                false => serde_json::json!({ rules::CREDENTIAL_ENV_KEY: p.credential_env }).to_string().into(),
+            },
             ..ProviderInfo::new(&p.id, &p.display_name, &p.flow, &p.api_mode)
         }
     }
@@ -234,6 +243,7 @@ mod tests {
                 allowed_hosts: vec!["example.com".into()],
                 url_overrides: vec![],
                 refresh_skew_ms: 60_000,
+                credential_env: vec!["DEMO_API_KEY".into()],
             }],
         }
     }

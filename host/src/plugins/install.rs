@@ -184,9 +184,9 @@ pub enum Installed {
     /// Replaced an older (or different) build.
     Replaced {
         /// The old record.
-        old: Record,
+        old: Box<Record>,
         /// The new one.
-        new: Record,
+        new: Box<Record>,
     },
     /// The same version and checksum was already there.
     Unchanged(Record),
@@ -391,7 +391,7 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     }
     Ok(Outcome {
         installed: match old {
-            Some(o) => Installed::Replaced { old: o, new: record },
+            Some(o) => Installed::Replaced { old: Box::new(o), new: Box::new(record) },
             None => Installed::New(record),
         },
         warnings,

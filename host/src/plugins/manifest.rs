@@ -1,7 +1,6 @@
 //! `plugins.json`: what is installed, where, with which checksum, and whether it is enabled.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -128,27 +127,34 @@ pub fn read(paths: &Paths) -> Result<Manifest> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
         Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
     };
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| {
-        Error::msg(format!("{} is not valid: {e}", path.display())).with_help(format!(
-            "move it away (mv {0} {0}.bak) and reinstall your plugins with `hermes plugins install`",
-            path.display()
-        ))
-    })?;
-    if m.version != 1 {
-        return Err(Error::msg(format!(
-            "{} has format version {}, this hermes reads version 1",
-            path.display(),
-            m.version
-        ))
-        .with_help("upgrade hermes"));
+    Manifest::parse(&path, &text)
+}
+
+impl Manifest {
+    /// Parse the text of `plugins.json` at `path` (for messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_str(text).map_err(|e| {
+            Error::msg(format!("{} is not valid: {e}", path.display())).with_help(format!(
+                "move it away (mv {0} {0}.bak) and reinstall your plugins with `hermes plugins install`",
+                path.display()
+            ))
+        })?;
+        if m.version != 1 {
+            return Err(Error::msg(format!(
+                "{} has format version {}, this hermes reads version 1",
+                path.display(),
+                m.version
+            ))
+            .with_help("upgrade hermes"));
+        }
+        Ok(m)
     }
-    Ok(m)
 }
 
 /// Change `plugins.json` under its lock: read, apply `f`, write atomically.
 pub fn update<T>(paths: &Paths, f: impl FnOnce(&mut Manifest) -> Result<T>) -> Result<T> {
     paths.ensure_home()?;
-    let _lock = FileLock::acquire(&paths.plugins_lock(), Duration::from_secs(30))
+    let _lock = FileLock::acquire(&paths.plugins_lock(), paths.lock_timeout)
         .map_err(|e| Error::io("cannot lock plugins.json", e))?;
     let mut m = read(paths)?;
     let out = f(&mut m)?;

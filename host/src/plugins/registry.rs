@@ -185,6 +185,7 @@ mod tests {
             allowed_hosts: vec![],
             url_overrides: vec![],
             refresh_skew_ms: 60_000,
+            credential_env: vec![],
         }
     }
 

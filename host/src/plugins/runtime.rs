@@ -195,6 +195,24 @@ fn load_record(home: &Path, record: Record) -> Installed {
     if !record.enabled {
         return Installed { record, loaded: None, problems: Vec::new() };
     }
+    // plugins.json is only ever written by hermes; a library path leading out of
+    // HERMES_HOME/plugins means the file was edited, and such a library is not loaded.
+    let rel = Path::new(&record.path);
+    let inside = rel.is_relative()
+        && rel.starts_with("plugins")
+        && rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside {
+        let problem = format!(
+            "its library path {:?} leads outside {}; it was not loaded",
+            descriptor::clip(&record.path),
+            home.join("plugins").display()
+        );
+        return Installed {
+            record,
+            loaded: Some(Err(LoadError::NotALibrary(problem))),
+            problems: Vec::new(),
+        };
+    }
     let layout = if record.unchanged_since_verified(home) {
         loader::Layout::AlreadyVerified
     } else {

@@ -31,8 +31,8 @@ use abi_stable::std_types::{ROption, RResult, RStr};
 
 use crate::{
     flow, kind, poll_status, status_state, Challenge, Credential, HostBox, HttpRequest,
-    PluginError, PluginModRef, PollOutcome, ProviderHandle, ProviderInfo, Runtime,
-    StatusReport, API_VERSION,
+    PluginError, PluginModRef, PollOutcome, ProviderHandle, ProviderInfo, Runtime, StatusReport,
+    API_VERSION,
 };
 
 use super::{validate, PANIC_PREFIX};
@@ -58,8 +58,14 @@ pub const CHECKS: &[(&str, &str)] = &[
     ("open", "every provider opens without network"),
     ("status_offline", "status makes no network call"),
     ("entry_points", "every entry point survives hostile input"),
-    ("error_kinds", "errors carry known kinds, codes and messages"),
-    ("secrets", "no secret in logs, messages, URLs or Debug output"),
+    (
+        "error_kinds",
+        "errors carry known kinds, codes and messages",
+    ),
+    (
+        "secrets",
+        "no secret in logs, messages, URLs or Debug output",
+    ),
 ];
 
 /// The services the checks run against, and what they observed. The testkit's `FakeHost` and
@@ -168,7 +174,9 @@ pub fn run(module: PluginModRef, host: &dyn CheckHost, debug_probes: &[DebugProb
     host.step("api_version()");
     let version = (module.api_version())();
     let host_major = API_VERSION.split('.').next().unwrap_or("");
-    if !validate::is_semver(version.as_str()) || version.as_str().split('.').next() != Some(host_major) {
+    if !validate::is_semver(version.as_str())
+        || version.as_str().split('.').next() != Some(host_major)
+    {
         c.fail(
             "api_version",
             format!(
@@ -181,8 +189,15 @@ pub fn run(module: PluginModRef, host: &dyn CheckHost, debug_probes: &[DebugProb
     let info = match (module.describe())() {
         RResult::ROk(info) => info,
         RResult::RErr(e) => {
-            let what = if e.kind == kind::PANICKED { "panicked" } else { "failed" };
-            c.fail("describe", format!("describe() {what}: {}", excerpt(&e.message)));
+            let what = if e.kind == kind::PANICKED {
+                "panicked"
+            } else {
+                "failed"
+            };
+            c.fail(
+                "describe",
+                format!("describe() {what}: {}", excerpt(&e.message)),
+            );
             return c.finish(true);
         }
     };
@@ -197,7 +212,13 @@ pub fn run(module: PluginModRef, host: &dyn CheckHost, debug_probes: &[DebugProb
     for (name, render) in debug_probes {
         let shown = render(CANARY_KEY);
         if leaked(&shown).is_some() {
-            c.fail("secrets", format!("the Debug form of {name} shows the secret it holds: {}", excerpt(&shown)));
+            c.fail(
+                "secrets",
+                format!(
+                    "the Debug form of {name} shows the secret it holds: {}",
+                    excerpt(&shown)
+                ),
+            );
         }
     }
     c.request_urls();
@@ -214,7 +235,11 @@ fn leaked(text: &str) -> Option<&'static str> {
 
 /// At most 160 characters of `s`, one line.
 fn excerpt(s: &str) -> String {
-    let mut out: String = s.chars().take(160).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut out: String = s
+        .chars()
+        .take(160)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if s.chars().count() > 160 {
         out.push('…');
     }
@@ -243,7 +268,11 @@ impl<'a> Checker<'a> {
     }
 
     fn fail(&mut self, check: &'static str, finding: String) {
-        if !self.findings.iter().any(|(c, f)| *c == check && *f == finding) {
+        if !self
+            .findings
+            .iter()
+            .any(|(c, f)| *c == check && *f == finding)
+        {
             self.findings.push((check, finding));
         }
     }
@@ -257,8 +286,18 @@ impl<'a> Checker<'a> {
             .iter()
             .enumerate()
             .map(|(i, (name, title))| {
-                let findings: Vec<String> = self.findings.iter().filter(|(c, _)| c == name).map(|(_, f)| f.clone()).collect();
-                let warnings: Vec<String> = self.warnings.iter().filter(|(c, _)| c == name).map(|(_, f)| f.clone()).collect();
+                let findings: Vec<String> = self
+                    .findings
+                    .iter()
+                    .filter(|(c, _)| c == name)
+                    .map(|(_, f)| f.clone())
+                    .collect();
+                let warnings: Vec<String> = self
+                    .warnings
+                    .iter()
+                    .filter(|(c, _)| c == name)
+                    .map(|(_, f)| f.clone())
+                    .collect();
                 // Everything after `describe` needs the descriptor.
                 let outcome = if skip_rest && i > 1 {
                     Outcome::Skip
@@ -292,18 +331,27 @@ impl<'a> Checker<'a> {
         self.logs_seen = logs.len();
         for line in new {
             if line.starts_with(PANIC_PREFIX) && !self.panic_reported {
-                self.fail("entry_points", format!("{call} panicked: {}", excerpt(&line)));
+                self.fail(
+                    "entry_points",
+                    format!("{call} panicked: {}", excerpt(&line)),
+                );
                 self.panic_reported = true;
             }
             if let Some(what) = leaked(&line) {
-                self.fail("secrets", format!("{call} logged the {what}: {}", excerpt(&line)));
+                self.fail(
+                    "secrets",
+                    format!("{call} logged the {what}: {}", excerpt(&line)),
+                );
             }
         }
     }
 
     fn scan(&mut self, call: &str, place: &str, text: &str) {
         if let Some(what) = leaked(text) {
-            self.fail("secrets", format!("{call} shows the {what} in {place}: {}", excerpt(text)));
+            self.fail(
+                "secrets",
+                format!("{call} shows the {what} in {place}: {}", excerpt(text)),
+            );
         }
     }
 
@@ -311,19 +359,38 @@ impl<'a> Checker<'a> {
     /// network (which the checker's host always refuses).
     fn error(&mut self, call: &str, e: &PluginError, network_failed: bool) {
         if e.kind == kind::PANICKED {
-            self.fail("entry_points", format!("{call} panicked: {}", excerpt(&e.message)));
+            self.fail(
+                "entry_points",
+                format!("{call} panicked: {}", excerpt(&e.message)),
+            );
             self.panic_reported = true;
         } else if kind::name(e.kind) == "unknown" {
             self.fail(
                 "error_kinds",
-                format!("{call} returned an error of unknown kind {} ({})", e.kind, excerpt(&e.message)),
+                format!(
+                    "{call} returned an error of unknown kind {} ({})",
+                    e.kind,
+                    excerpt(&e.message)
+                ),
             );
         }
         if e.code.trim().is_empty() {
-            self.fail("error_kinds", format!("{call} returned an error without a code ({})", excerpt(&e.message)));
+            self.fail(
+                "error_kinds",
+                format!(
+                    "{call} returned an error without a code ({})",
+                    excerpt(&e.message)
+                ),
+            );
         }
         if e.message.trim().is_empty() {
-            self.fail("error_kinds", format!("{call} returned an error ({}) without a message", excerpt(&e.code)));
+            self.fail(
+                "error_kinds",
+                format!(
+                    "{call} returned an error ({}) without a message",
+                    excerpt(&e.code)
+                ),
+            );
         }
         if e.relogin_required && e.kind != kind::TERMINAL {
             self.fail(
@@ -356,7 +423,10 @@ impl<'a> Checker<'a> {
             self.scan(call, "a status problem", p);
         }
         if !(status_state::NOT_LOGGED_IN..=status_state::RELOGIN_REQUIRED).contains(&r.state) {
-            self.fail("entry_points", format!("{call} returned an unknown status state {}", r.state));
+            self.fail(
+                "entry_points",
+                format!("{call} returned an unknown status state {}", r.state),
+            );
         }
         self.scan(call, "the status summary", &r.summary);
         self.scan(call, "the status region", &r.region);
@@ -370,13 +440,20 @@ impl<'a> Checker<'a> {
 
     fn challenge(&mut self, call: &str, ch: &Challenge) {
         self.scan(call, "the challenge's user code", &ch.user_code);
-        self.scan(call, "the challenge's verification URL", &ch.verification_uri);
+        self.scan(
+            call,
+            "the challenge's verification URL",
+            &ch.verification_uri,
+        );
         self.scan(call, "the challenge's Debug form", &format!("{ch:?}"));
     }
 
     fn poll_outcome(&mut self, call: &str, o: &PollOutcome) -> Option<Credential> {
         if !(poll_status::PENDING..=poll_status::EXPIRED).contains(&o.status) {
-            self.fail("entry_points", format!("{call} returned an unknown poll status {}", o.status));
+            self.fail(
+                "entry_points",
+                format!("{call} returned an unknown poll status {}", o.status),
+            );
         }
         self.scan(call, "the poll message", &o.message);
         match (&o.status, o.credential.as_ref().into_option()) {
@@ -385,7 +462,10 @@ impl<'a> Checker<'a> {
                 Some(c.clone())
             }
             (&poll_status::APPROVED, None) => {
-                self.fail("entry_points", format!("{call} approved a sign-in without a credential"));
+                self.fail(
+                    "entry_points",
+                    format!("{call} approved a sign-in without a credential"),
+                );
                 None
             }
             _ => None,
@@ -393,12 +473,21 @@ impl<'a> Checker<'a> {
     }
 
     fn runtime_out(&mut self, call: &str, rt: &Runtime) {
-        if rt.auth_scheme != crate::auth_scheme::BEARER && rt.auth_scheme != crate::auth_scheme::X_API_KEY {
-            self.fail("entry_points", format!("{call} returned an unknown auth scheme {}", rt.auth_scheme));
+        if rt.auth_scheme != crate::auth_scheme::BEARER
+            && rt.auth_scheme != crate::auth_scheme::X_API_KEY
+        {
+            self.fail(
+                "entry_points",
+                format!("{call} returned an unknown auth scheme {}", rt.auth_scheme),
+            );
         }
         self.scan(call, "the runtime base URL", &rt.base_url);
         for h in rt.extra_headers.iter() {
-            self.scan(call, "an extra header (shown in Debug output; use auth_scheme for the secret)", &format!("{}: {}", h.0, h.1));
+            self.scan(
+                call,
+                "an extra header (shown in Debug output; use auth_scheme for the secret)",
+                &format!("{}: {}", h.0, h.1),
+            );
         }
     }
 
@@ -413,19 +502,30 @@ impl<'a> Checker<'a> {
                 self.error(&call, &e, false);
                 self.after_call(&call);
                 if e.kind != kind::PANICKED {
-                    self.fail("open", format!("provider {id} cannot be opened: {}", excerpt(&e.message)));
+                    self.fail(
+                        "open",
+                        format!("provider {id} cannot be opened: {}", excerpt(&e.message)),
+                    );
                 }
                 return;
             }
         };
         self.after_call(&call);
         if let Some(first) = self.host.requests().get(requests_before) {
-            self.fail("open", format!("opening provider {id} made a network request ({})", excerpt(first)));
+            self.fail(
+                "open",
+                format!(
+                    "opening provider {id} made a network request ({})",
+                    excerpt(first)
+                ),
+            );
         }
         // An unknown id must be answered, not panicked on (the answer itself is the plugin's).
         let call_unknown = "provider(\"no-such-provider\")";
         self.before(call_unknown);
-        if let RResult::RErr(e) = (module.provider())(RStr::from_str("no-such-provider"), self.host.host_box()) {
+        if let RResult::RErr(e) =
+            (module.provider())(RStr::from_str("no-such-provider"), self.host.host_box())
+        {
             self.error(call_unknown, &e, false);
         }
         self.after_call(call_unknown);
@@ -437,7 +537,9 @@ impl<'a> Checker<'a> {
             refresh_token: CANARY_REFRESH.into(),
             expires_at_ms: now.saturating_add(3_600_000),
             region: region.map(|r| r.name.clone()).unwrap_or_default(),
-            base_url: region.map(|r| r.inference_base_url.clone()).unwrap_or_default(),
+            base_url: region
+                .map(|r| r.inference_base_url.clone())
+                .unwrap_or_default(),
             label: "hermes-check".into(),
             state: "{}".into(),
         };
@@ -452,16 +554,35 @@ impl<'a> Checker<'a> {
             ..live.clone()
         };
 
-        self.status(&handle, &id, now, &[("no credential", None), ("a live credential", Some(&live)), ("an expired credential", Some(&expired)), ("an empty credential", Some(&empty)), ("a corrupt credential", Some(&garbage))]);
+        self.status(
+            &handle,
+            &id,
+            now,
+            &[
+                ("no credential", None),
+                ("a live credential", Some(&live)),
+                ("an expired credential", Some(&expired)),
+                ("an empty credential", Some(&empty)),
+                ("a corrupt credential", Some(&garbage)),
+            ],
+        );
         let approved = self.auth_flow(&handle, p);
-        self.runtime(&handle, now, &[&live, &expired, &empty, &garbage], approved.as_ref());
+        self.runtime(
+            &handle,
+            now,
+            &[&live, &expired, &empty, &garbage],
+            approved.as_ref(),
+        );
         if let ROption::RSome(rm) = &handle.removal {
             for source in ["oauth", "manual:hermes-check", "", "\u{0}"] {
                 let call = format!("RemovalStep::removal({source:?})");
                 self.before(&call);
                 let plan = rm.removal(RStr::from_str(source));
                 if plan.message.starts_with(PANIC_PREFIX) {
-                    self.fail("entry_points", format!("{call} panicked: {}", excerpt(&plan.message)));
+                    self.fail(
+                        "entry_points",
+                        format!("{call} panicked: {}", excerpt(&plan.message)),
+                    );
                     self.panic_reported = true;
                 }
                 self.scan(&call, "its message", &plan.message);
@@ -470,7 +591,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn status(&mut self, handle: &ProviderHandle, id: &str, now: i64, cases: &[(&str, Option<&Credential>)]) {
+    fn status(
+        &mut self,
+        handle: &ProviderHandle,
+        id: &str,
+        now: i64,
+        cases: &[(&str, Option<&Credential>)],
+    ) {
         let before = self.host.requests().len();
         for (what, cred) in cases {
             let call = format!("Status::status with {what}");
@@ -515,7 +642,14 @@ impl<'a> Checker<'a> {
             ("", "{\"api_key\": 42}"),
         ];
         for (i, (region, opts)) in starts.iter().enumerate() {
-            let call = format!("AuthFlow::start({region:?}, {})", if opts.contains(CANARY_KEY) { "<options with an API key>".to_string() } else { format!("{opts:?}") });
+            let call = format!(
+                "AuthFlow::start({region:?}, {})",
+                if opts.contains(CANARY_KEY) {
+                    "<options with an API key>".to_string()
+                } else {
+                    format!("{opts:?}")
+                }
+            );
             self.before(&call);
             let requests_before = self.host.requests().len();
             let res = f.start(RStr::from_str(region), RStr::from_str(opts));
@@ -547,7 +681,10 @@ impl<'a> Checker<'a> {
         }
         let long = "x".repeat(100_000);
         for session in ["", "{\"garbage\":", "\u{0}\u{1b}[2J", long.as_str()] {
-            let call = format!("AuthFlow::poll({:?})", excerpt(session).chars().take(24).collect::<String>());
+            let call = format!(
+                "AuthFlow::poll({:?})",
+                excerpt(session).chars().take(24).collect::<String>()
+            );
             self.before(&call);
             let before = self.host.requests().len();
             match f.poll(RStr::from_str(session)) {
@@ -564,11 +701,22 @@ impl<'a> Checker<'a> {
         approved
     }
 
-    fn runtime(&mut self, handle: &ProviderHandle, now: i64, creds: &[&Credential], approved: Option<&Credential>) {
+    fn runtime(
+        &mut self,
+        handle: &ProviderHandle,
+        now: i64,
+        creds: &[&Credential],
+        approved: Option<&Credential>,
+    ) {
         let ROption::RSome(rt) = &handle.runtime else {
             return;
         };
-        let names = ["a live credential", "an expired credential", "an empty credential", "a corrupt credential"];
+        let names = [
+            "a live credential",
+            "an expired credential",
+            "an empty credential",
+            "a corrupt credential",
+        ];
         let all: Vec<(&str, &Credential)> = names
             .iter()
             .copied()
@@ -597,7 +745,11 @@ impl<'a> Checker<'a> {
             match res {
                 RResult::ROk(new) => {
                     self.credential_out(&call, &new);
-                    self.scan(&call, "the returned credential's Debug form", &format!("{new:?}"));
+                    self.scan(
+                        &call,
+                        "the returned credential's Debug form",
+                        &format!("{new:?}"),
+                    );
                 }
                 RResult::RErr(e) => self.error(&call, &e, network_failed),
             }
@@ -630,8 +782,14 @@ impl<'a> Checker<'a> {
         let request = HttpRequest {
             method: "POST".into(),
             url: "https://example.invalid/token".into(),
-            headers: vec![abi_stable::std_types::Tuple2("authorization".into(), format!("Bearer {CANARY_ACCESS}").as_str().into())].into(),
-            body: format!("refresh_token={CANARY_REFRESH}").into_bytes().into(),
+            headers: vec![abi_stable::std_types::Tuple2(
+                "authorization".into(),
+                format!("Bearer {CANARY_ACCESS}").as_str().into(),
+            )]
+            .into(),
+            body: format!("refresh_token={CANARY_REFRESH}")
+                .into_bytes()
+                .into(),
             timeout_ms: 0,
         };
         for (name, shown) in [
@@ -641,7 +799,13 @@ impl<'a> Checker<'a> {
             ("HttpRequest", format!("{request:?}")),
         ] {
             if let Some(what) = leaked(&shown) {
-                self.fail("secrets", format!("the Debug form of {name} shows the {what}: {}", excerpt(&shown)));
+                self.fail(
+                    "secrets",
+                    format!(
+                        "the Debug form of {name} shows the {what}: {}",
+                        excerpt(&shown)
+                    ),
+                );
             }
         }
     }

@@ -20,7 +20,8 @@ pub const MAX_ITEMS: usize = 512;
 pub fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.as_bytes()[0].is_ascii_alphanumeric()
 }
 
@@ -29,7 +30,8 @@ pub fn valid_id(s: &str) -> bool {
 pub fn valid_alias(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && s.as_bytes()[0].is_ascii_alphanumeric()
 }
 
@@ -44,7 +46,10 @@ pub fn valid_url(u: &str) -> bool {
 
 /// Whether `s` is an acceptable environment variable name: `A-Z`, `0-9` and `_`.
 pub fn valid_env_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_NAME && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty()
+        && s.len() <= MAX_NAME
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Whether `s` is a semantic version (semver 2.0: `MAJOR.MINOR.PATCH`, optional
@@ -58,8 +63,11 @@ pub fn is_semver(s: &str) -> bool {
         Some((c, p)) => (c, Some(p)),
         None => (rest, None),
     };
-    let numeric = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
-    let ident = |i: &str| !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let numeric = |n: &str| {
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
+    };
+    let ident =
+        |i: &str| !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3
         && parts.iter().all(|p| numeric(p) && p.len() <= 20)
@@ -89,7 +97,10 @@ pub fn plugin_info(p: &PluginInfo) -> Vec<String> {
         ));
     }
     if !is_semver(&p.version) {
-        problems.push(format!("plugin version {:?} is not semver", clip(&p.version)));
+        problems.push(format!(
+            "plugin version {:?} is not semver",
+            clip(&p.version)
+        ));
     }
     if p.description.len() > MAX_TEXT {
         problems.push("plugin description is longer than 1024 bytes".into());
@@ -104,7 +115,10 @@ pub fn plugin_info(p: &PluginInfo) -> Vec<String> {
         provider_info(pr, &mut problems);
         // Names the registry would refuse anyway, caught where the author can fix them.
         let earlier = &p.providers[..i];
-        if earlier.iter().any(|o| o.id.as_str().eq_ignore_ascii_case(&pr.id)) {
+        if earlier
+            .iter()
+            .any(|o| o.id.as_str().eq_ignore_ascii_case(&pr.id))
+        {
             problems.push(format!("provider id {:?} is declared twice", clip(&pr.id)));
         }
         for a in pr.aliases.iter() {
@@ -134,7 +148,9 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
         problems.push(format!("provider {id}: display name is empty or too long"));
     }
     if pr.aliases.len() > MAX_ITEMS || pr.models.len() > MAX_ITEMS || pr.regions.len() > MAX_ITEMS {
-        problems.push(format!("provider {id}: more than {MAX_ITEMS} aliases, models or regions"));
+        problems.push(format!(
+            "provider {id}: more than {MAX_ITEMS} aliases, models or regions"
+        ));
     }
     for a in pr.aliases.iter() {
         if !valid_alias(a) {
@@ -160,7 +176,9 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
     }
     for r in pr.regions.iter() {
         if r.name.is_empty() || r.name.len() > MAX_NAME {
-            problems.push(format!("provider {id}: a region has an empty or overlong name"));
+            problems.push(format!(
+                "provider {id}: a region has an empty or overlong name"
+            ));
         }
         for u in [&r.portal_base_url, &r.inference_base_url] {
             if !u.is_empty() && !valid_url(u) {
@@ -174,10 +192,17 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
     }
     for m in pr.models.iter() {
         if m.id.is_empty() || m.id.len() > MAX_TEXT {
-            problems.push(format!("provider {id}: a model has an empty or overlong id"));
+            problems.push(format!(
+                "provider {id}: a model has an empty or overlong id"
+            ));
         }
     }
-    if !pr.aux_model.is_empty() && !pr.models.iter().any(|m| m.id.as_str().eq_ignore_ascii_case(&pr.aux_model)) {
+    if !pr.aux_model.is_empty()
+        && !pr
+            .models
+            .iter()
+            .any(|m| m.id.as_str().eq_ignore_ascii_case(&pr.aux_model))
+    {
         problems.push(format!(
             "provider {id}: aux model {:?} is not among its models",
             clip(&pr.aux_model)
@@ -185,12 +210,18 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
     }
     for h in pr.allowed_hosts.iter() {
         if h.is_empty() || h.len() > 253 || h.contains(['/', ':', ' ', '*']) {
-            problems.push(format!("provider {id}: allowed host {:?} is not a host name", clip(h)));
+            problems.push(format!(
+                "provider {id}: allowed host {:?} is not a host name",
+                clip(h)
+            ));
         }
     }
     for o in pr.url_overrides.iter() {
         if !valid_env_name(&o.env) {
-            problems.push(format!("provider {id}: override variable {:?} is not valid", clip(&o.env)));
+            problems.push(format!(
+                "provider {id}: override variable {:?} is not valid",
+                clip(&o.env)
+            ));
         }
         if o.target.as_str() != "portal" && o.target.as_str() != "inference" {
             problems.push(format!(
@@ -204,7 +235,10 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
             Ok(v) if v.is_object() => {
                 for name in declared_env(&v) {
                     if !valid_env_name(&name) {
-                        problems.push(format!("provider {id}: declared variable {:?} is not valid", clip(&name)));
+                        problems.push(format!(
+                            "provider {id}: declared variable {:?} is not valid",
+                            clip(&name)
+                        ));
                     }
                 }
             }
@@ -229,7 +263,11 @@ pub fn credential_env(pr: &ProviderInfo) -> Vec<String> {
 fn declared_env(v: &serde_json::Value) -> Vec<String> {
     v.get(CREDENTIAL_ENV_KEY)
         .and_then(|l| l.as_array())
-        .map(|l| l.iter().map(|n| n.as_str().unwrap_or("").to_string()).collect())
+        .map(|l| {
+            l.iter()
+                .map(|n| n.as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -239,7 +277,12 @@ mod tests {
     use crate::{ModelInfo, RegionInfo};
 
     fn sample() -> PluginInfo {
-        let mut p = ProviderInfo::new("demo", "Demo", flow::DEVICE_CODE, api_mode::ANTHROPIC_MESSAGES);
+        let mut p = ProviderInfo::new(
+            "demo",
+            "Demo",
+            flow::DEVICE_CODE,
+            api_mode::ANTHROPIC_MESSAGES,
+        );
         p.aliases = vec!["demo_alias".into()].into();
         p.regions.push(RegionInfo {
             name: "global".into(),
@@ -280,7 +323,10 @@ mod tests {
             "alias \"a/b\"",
             "extension is not a JSON object",
         ] {
-            assert!(problems.contains(needle), "missing {needle:?} in {problems}");
+            assert!(
+                problems.contains(needle),
+                "missing {needle:?} in {problems}"
+            );
         }
     }
 
@@ -291,8 +337,14 @@ mod tests {
         other.aliases = vec!["DEMO".into()].into();
         p.providers.push(other);
         let problems = plugin_info(&p).join("\n");
-        assert!(problems.contains("provider id \"demo\" is declared twice"), "{problems}");
-        assert!(problems.contains("alias \"DEMO\" also names another provider"), "{problems}");
+        assert!(
+            problems.contains("provider id \"demo\" is declared twice"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("alias \"DEMO\" also names another provider"),
+            "{problems}"
+        );
     }
 
     #[test]
@@ -303,7 +355,10 @@ mod tests {
         assert_eq!(credential_env(&p.providers[0]), ["MINIMAX_API_KEY"]);
         p.providers[0].extension = r#"{"credential_env": ["lower", 3]}"#.into();
         let problems = plugin_info(&p).join("\n");
-        assert!(problems.contains("declared variable \"lower\""), "{problems}");
+        assert!(
+            problems.contains("declared variable \"lower\""),
+            "{problems}"
+        );
         assert!(problems.contains("declared variable \"\""), "{problems}");
     }
 
@@ -319,10 +374,30 @@ mod tests {
 
     #[test]
     fn semver_follows_the_spec() {
-        for ok in ["0.1.0", "1.0.0", "10.20.30", "1.0.0-alpha.1", "1.0.0-0.3.7", "1.0.0+build.5", "1.0.0-rc-1+x"] {
+        for ok in [
+            "0.1.0",
+            "1.0.0",
+            "10.20.30",
+            "1.0.0-alpha.1",
+            "1.0.0-0.3.7",
+            "1.0.0+build.5",
+            "1.0.0-rc-1+x",
+        ] {
             assert!(is_semver(ok), "{ok}");
         }
-        for bad in ["", "1", "1.0", "1.0.0.0", "01.0.0", "1.0.0-", "1.0.0-01", "1.0.0+", "v1.0.0", "1.0.0-a..b", "1.x.0"] {
+        for bad in [
+            "",
+            "1",
+            "1.0",
+            "1.0.0.0",
+            "01.0.0",
+            "1.0.0-",
+            "1.0.0-01",
+            "1.0.0+",
+            "v1.0.0",
+            "1.0.0-a..b",
+            "1.x.0",
+        ] {
             assert!(!is_semver(bad), "{bad}");
         }
     }

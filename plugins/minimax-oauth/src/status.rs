@@ -68,9 +68,12 @@ fn stored_problem(message: &str) -> String {
 }
 
 fn remaining(ms: i64) -> String {
-    let min = ms / 60_000;
+    if ms < 60_000 {
+        return "under 1 min".to_string();
+    }
+    // To the nearest minute: a fresh 15-minute token read a few ms later is still "15 min".
+    let min = (ms + 30_000) / 60_000;
     match min {
-        0 => "under 1 min".to_string(),
         1..=119 => format!("{min} min"),
         _ => format!("{} h", min / 60),
     }

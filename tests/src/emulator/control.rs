@@ -86,7 +86,11 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
     let get = req.method == Method::GET;
     let post = req.method == Method::POST;
     match op {
-        "counters" if get => json_response(StatusCode::OK, json!(shared.lock().counters())),
+        "counters" if get => {
+            let mut c = shared.lock().counters();
+            c.in_flight = shared.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+            json_response(StatusCode::OK, json!(c))
+        }
         "pending" if get => pending(shared, req),
         "approve" | "deny" if post => decide(shared, req, op == "approve"),
         "config" if get => json_response(StatusCode::OK, json!(shared.lock().config)),

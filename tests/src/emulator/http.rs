@@ -89,6 +89,22 @@ impl Req {
     }
 }
 
+/// Counts a request as in flight until dropped (also when the handler is cancelled).
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> InFlight {
+        shared.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(Arc::clone(shared))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The axum handler behind every path.
 pub(crate) async fn dispatch(
     State(shared): State<Arc<Shared>>,
@@ -98,6 +114,7 @@ pub(crate) async fn dispatch(
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let full_path = parts.uri.path().to_string();
+    let _in_flight = (!full_path.contains("/_emulator")).then(|| InFlight::enter(&shared));
     let (region, path) = Region::split(&full_path);
     let path = path.to_string();
     let mut note = String::new();

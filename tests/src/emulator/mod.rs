@@ -323,6 +323,9 @@ pub struct Counters {
     pub last_messages_request: Option<MessagesRequestRecord>,
     /// The most recent messages requests, oldest first (at most 64).
     pub recent_messages_requests: Vec<MessagesRequestRecord>,
+    /// Requests being handled at the moment of the snapshot (a handler may outlive its
+    /// client: a test that kills a client waits for this to reach 0 before reading the rest).
+    pub in_flight: u64,
 }
 
 impl std::ops::Deref for Counters {
@@ -403,7 +406,21 @@ impl Emulator {
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        self.shared.lock().counters()
+        let mut c = self.shared.lock().counters();
+        c.in_flight = self.shared.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        c
+    }
+
+    /// Wait (at most `limit`) until no request is being handled; whether it got there.
+    pub fn wait_idle(&self, limit: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.shared.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// The current configuration.

@@ -223,6 +223,7 @@ impl State {
             cn,
             last_messages_request: self.messages.back().cloned(),
             recent_messages_requests: self.messages.iter().cloned().collect(),
+            in_flight: 0,
         }
     }
 
@@ -425,12 +426,15 @@ impl State {
 pub(crate) struct Shared {
     state: Mutex<State>,
     pub(crate) port: u16,
+    /// Requests being handled right now (control requests excluded).
+    pub(crate) in_flight: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn new(mut config: EmulatorConfig, port: u16) -> Shared {
         config.port = port;
         Shared {
+            in_flight: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
                 config,
                 regions: Default::default(),

@@ -221,3 +221,21 @@ fn regress_long_session_refreshes_per_request() {
     assert_eq!(c.messages_unauthorized - before.messages_unauthorized, 0);
     assert_eq!(c.messages_ok - before.messages_ok, 50);
 }
+
+#[test]
+fn status_says_which_login_is_used_and_why() {
+    let (_emu, mut home) = chatting();
+    home.run(&["auth", "add", "minimax-oauth", "--no-browser", "--label", "work"]).ok();
+    let r = home.run(&["status"]).ok();
+    assert!(r.stdout.contains("[login oauth ("), "{}", r.stdout);
+    assert!(r.stdout.contains("first usable of 2 by priority]"), "{}", r.stdout);
+    home.run(&["config", "set", "providers.minimax-oauth.account", "work"]).ok();
+    home.run(&["model", "minimax-oauth/MiniMax-M2.7"]).ok();
+    let r = home.run(&["status"]).ok();
+    assert!(r.stdout.contains("MiniMax (OAuth) (default)"), "{}", r.stdout);
+    assert!(r.stdout.contains("[login work ("), "{}", r.stdout);
+    assert!(r.stdout.contains("the default account in config.yaml]"), "{}", r.stdout);
+    home.set_env("HERMES_ACCOUNT", "1");
+    let r = home.run(&["status"]).ok();
+    assert!(r.stdout.contains("chosen with HERMES_ACCOUNT]"), "{}", r.stdout);
+}

@@ -29,10 +29,14 @@ pub struct Dash {
 impl Dash {
     /// Start it in `home`, with `env` added to the home's environment.
     pub fn start(home: &Home, env: &[(&str, &str)]) -> Dash {
-        let stderr_path = home.scratch().join(format!("dashboard-{}.stderr", now_ms()));
+        let stderr_path = home
+            .scratch()
+            .join(format!("dashboard-{}.stderr", now_ms()));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut cmd = home.command(&["dashboard", "--port", "0", "--no-open"]);
-        cmd.envs(env.iter().copied()).stdout(Stdio::piped()).stderr(stderr);
+        cmd.envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
         let mut child = cmd.spawn().expect("spawn hermes dashboard");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -53,15 +57,23 @@ impl Dash {
             }
         };
         let url = line.trim().to_string();
-        let rest = url.strip_prefix("http://127.0.0.1:").unwrap_or_else(|| panic!("unexpected first line {url:?}"));
-        let (port, query) = rest.split_once("/?token=").unwrap_or_else(|| panic!("unexpected first line {url:?}"));
-        assert!(query.len() >= 32 && query.bytes().all(|b| b.is_ascii_hexdigit()), "token {query:?}");
-        Dash { port: port.parse().expect("port"), token: query.to_string(), url, child, stderr_path }
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn authority(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        let rest = url
+            .strip_prefix("http://127.0.0.1:")
+            .unwrap_or_else(|| panic!("unexpected first line {url:?}"));
+        let (port, query) = rest
+            .split_once("/?token=")
+            .unwrap_or_else(|| panic!("unexpected first line {url:?}"));
+        assert!(
+            query.len() >= 32 && query.bytes().all(|b| b.is_ascii_hexdigit()),
+            "token {query:?}"
+        );
+        Dash {
+            port: port.parse().expect("port"),
+            token: query.to_string(),
+            url,
+            child,
+            stderr_path,
+        }
     }
 
     /// What it wrote on stderr so far.
@@ -71,14 +83,26 @@ impl Dash {
 
     /// A request with the token and the right Host.
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
-        http(self.port, method, path, &[("X-Hermes-Session-Token", &self.token)], body)
+        http(
+            self.port,
+            method,
+            path,
+            &[("X-Hermes-Session-Token", &self.token)],
+            body,
+        )
     }
 
     /// `api` for a JSON answer with this status.
     #[track_caller]
     pub fn json(&self, method: &str, path: &str, body: Option<&str>, status: u16) -> Value {
         let r = self.api(method, path, body);
-        assert_eq!(r.status, status, "{method} {path}: {}\nstderr:\n{}", r.body, self.stderr());
+        assert_eq!(
+            r.status,
+            status,
+            "{method} {path}: {}\nstderr:\n{}",
+            r.body,
+            self.stderr()
+        );
         r.json()
     }
 
@@ -86,7 +110,12 @@ impl Dash {
     #[track_caller]
     pub fn start_login(&self, provider: &str, region: Option<&str>) -> Value {
         let body = region.map(|r| json!({ "region": r }).to_string());
-        self.json("POST", &format!("/api/providers/oauth/{provider}/start"), body.as_deref(), 200)
+        self.json(
+            "POST",
+            &format!("/api/providers/oauth/{provider}/start"),
+            body.as_deref(),
+            200,
+        )
     }
 
     /// Poll a session until it is no longer pending (at most `limit`); its last answer.
@@ -94,11 +123,19 @@ impl Dash {
     pub fn poll_until_done(&self, provider: &str, session: &str, limit: Duration) -> Value {
         let start = Instant::now();
         loop {
-            let v = self.json("GET", &format!("/api/providers/oauth/{provider}/poll/{session}"), None, 200);
+            let v = self.json(
+                "GET",
+                &format!("/api/providers/oauth/{provider}/poll/{session}"),
+                None,
+                200,
+            );
             if v["status"] != "pending" {
                 return v;
             }
-            assert!(start.elapsed() < limit, "session {session} still pending after {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "session {session} still pending after {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -142,17 +179,32 @@ impl Resp {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// One HTTP/1.1 request over a fresh connection. `Host` is `127.0.0.1:PORT` unless `headers`
 /// has one.
-pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Resp {
     http_raw(port, method, path, headers, body.map(str::as_bytes))
 }
 
-fn http_raw(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+fn http_raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Resp {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
@@ -163,7 +215,10 @@ fn http_raw(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     if let Some(b) = body {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
     }
     req.push_str("Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).unwrap();
@@ -174,16 +229,32 @@ fn http_raw(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    Resp { status, headers, body }
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -201,21 +272,35 @@ fn dechunk(mut s: &str) -> String {
 
 /// Install the second device-code provider (approves on its 2nd poll, no network).
 fn install_test_provider(home: &Home) {
-    home.run(&["plugins", "install", lib("fixture_test_provider").to_str().unwrap()]).ok();
+    home.run(&[
+        "plugins",
+        "install",
+        lib("fixture_test_provider").to_str().unwrap(),
+    ])
+    .ok();
 }
 
 /// An emulator whose logins wait for [`Emulator::approve`], polled without delay.
 fn manual() -> EmulatorConfig {
-    EmulatorConfig { interval_ms: 0, ..EmulatorConfig::default() }
+    EmulatorConfig {
+        interval_ms: 0,
+        ..EmulatorConfig::default()
+    }
 }
 
 fn year_of(iso: &str) -> i32 {
-    iso[..4].parse().unwrap_or_else(|_| panic!("not an ISO date: {iso}"))
+    iso[..4]
+        .parse()
+        .unwrap_or_else(|_| panic!("not an ISO date: {iso}"))
 }
 
 fn ms_of_iso(iso: &str) -> i64 {
     // Only for sanity windows: parse `YYYY-MM-DDTHH:MM:SS` as UTC.
-    let n = |r: std::ops::Range<usize>| iso[r].parse::<i64>().unwrap_or_else(|_| panic!("bad ISO date {iso}"));
+    let n = |r: std::ops::Range<usize>| {
+        iso[r]
+            .parse::<i64>()
+            .unwrap_or_else(|_| panic!("bad ISO date {iso}"))
+    };
     let (y, m, d) = (n(0..4), n(5..7), n(8..10));
     let (hh, mm, ss) = (n(11..13), n(14..16), n(17..19));
     // Days from civil (Howard Hinnant's algorithm).
@@ -236,9 +321,21 @@ fn dashboard_api_requires_the_session_token() {
     assert_eq!(missing.status, 401, "{}", missing.body);
     assert_eq!(missing.json()["error"], "unauthorized");
     let wrong_token = "0".repeat(d.token.len());
-    let wrong = http(d.port, "GET", "/api/providers/oauth", &[("X-Hermes-Session-Token", &wrong_token)], None);
+    let wrong = http(
+        d.port,
+        "GET",
+        "/api/providers/oauth",
+        &[("X-Hermes-Session-Token", &wrong_token)],
+        None,
+    );
     assert_eq!(wrong.status, 401);
-    let short = http(d.port, "GET", "/api/doctor", &[("X-Hermes-Session-Token", &d.token[..10])], None);
+    let short = http(
+        d.port,
+        "GET",
+        "/api/doctor",
+        &[("X-Hermes-Session-Token", &d.token[..10])],
+        None,
+    );
     assert_eq!(short.status, 401);
     // Every API route is behind it, the token in a query string does not count.
     for (m, p) in [
@@ -248,14 +345,26 @@ fn dashboard_api_requires_the_session_token() {
     ] {
         assert_eq!(http(d.port, m, p, &[], None).status, 401, "{m} {p}");
     }
-    let in_query = http(d.port, "GET", &format!("/api/providers/oauth?token={}", d.token), &[], None);
+    let in_query = http(
+        d.port,
+        "GET",
+        &format!("/api/providers/oauth?token={}", d.token),
+        &[],
+        None,
+    );
     assert_eq!(in_query.status, 401);
     assert_eq!(d.api("GET", "/api/providers/oauth", None).status, 200);
     // The page itself holds no secret and loads without the header.
     let page = http(d.port, "GET", "/", &[], None);
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("X-Hermes-Session-Token"), "the page sends the token as a header");
-    assert!(page.header("content-security-policy").unwrap_or("").contains("frame-ancestors 'none'"));
+    assert!(
+        page.body.contains("X-Hermes-Session-Token"),
+        "the page sends the token as a header"
+    );
+    assert!(page
+        .header("content-security-policy")
+        .unwrap_or("")
+        .contains("frame-ancestors 'none'"));
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
     // Nothing but the URL line on stdout, and the token is never logged.
     assert!(!d.stderr().contains(&d.token), "{}", d.stderr());
@@ -269,36 +378,85 @@ fn dashboard_refuses_foreign_hosts_and_origins() {
     let port = d.port;
     let evil_host = format!("evil.example:{port}");
     let rebinding = format!("rebind.evil.example:{port}");
-    for host in [evil_host.as_str(), rebinding.as_str(), "127.0.0.1", "127.0.0.1:1", "localhost"] {
+    for host in [
+        evil_host.as_str(),
+        rebinding.as_str(),
+        "127.0.0.1",
+        "127.0.0.1:1",
+        "localhost",
+    ] {
         for path in ["/", "/api/providers/oauth"] {
             let r = http(port, "GET", path, &[("Host", host), tok], None);
             assert_eq!(r.status, 403, "Host {host} {path}: {}", r.body);
         }
     }
     let localhost = format!("localhost:{port}");
-    assert_eq!(http(port, "GET", "/api/providers/oauth", &[("Host", &localhost), tok], None).status, 200);
+    assert_eq!(
+        http(
+            port,
+            "GET",
+            "/api/providers/oauth",
+            &[("Host", &localhost), tok],
+            None
+        )
+        .status,
+        200
+    );
 
     let ours = format!("http://127.0.0.1:{port}");
     let other_port = format!("http://127.0.0.1:{}", port.wrapping_add(1));
-    for origin in ["http://evil.example", "null", other_port.as_str(), "https://127.0.0.1", "http://localhost"] {
-        let r = http(port, "POST", "/api/providers/oauth/minimax-oauth/start", &[("Origin", origin), tok], Some("{}"));
+    for origin in [
+        "http://evil.example",
+        "null",
+        other_port.as_str(),
+        "https://127.0.0.1",
+        "http://localhost",
+    ] {
+        let r = http(
+            port,
+            "POST",
+            "/api/providers/oauth/minimax-oauth/start",
+            &[("Origin", origin), tok],
+            Some("{}"),
+        );
         assert_eq!(r.status, 403, "Origin {origin}: {}", r.body);
-        let r = http(port, "GET", "/api/providers/oauth", &[("Origin", origin), tok], None);
+        let r = http(
+            port,
+            "GET",
+            "/api/providers/oauth",
+            &[("Origin", origin), tok],
+            None,
+        );
         assert_eq!(r.status, 403, "Origin {origin}: {}", r.body);
     }
-    let same = http(port, "GET", "/api/providers/oauth", &[("Origin", &ours), tok], None);
+    let same = http(
+        port,
+        "GET",
+        "/api/providers/oauth",
+        &[("Origin", &ours), tok],
+        None,
+    );
     assert_eq!(same.status, 200, "{}", same.body);
     // No CORS, ever: not on success, not on a preflight.
     let preflight = http(
         port,
         "OPTIONS",
         "/api/providers/oauth",
-        &[("Origin", "http://evil.example"), ("Access-Control-Request-Method", "GET")],
+        &[
+            ("Origin", "http://evil.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
         None,
     );
     assert_ne!(preflight.status / 100, 2);
     for r in [&same, &preflight] {
-        assert!(r.headers.iter().all(|(k, _)| !k.starts_with("access-control-")), "{:?}", r.headers);
+        assert!(
+            r.headers
+                .iter()
+                .all(|(k, _)| !k.starts_with("access-control-")),
+            "{:?}",
+            r.headers
+        );
     }
 }
 
@@ -306,29 +464,100 @@ fn dashboard_refuses_foreign_hosts_and_origins() {
 fn dashboard_answers_bad_requests_with_errors_and_keeps_running() {
     let (emu, home) = minimax(approving());
     let d = Dash::start(&home, &[]);
-    let unknown = d.json("POST", "/api/providers/oauth/no-such-provider/start", None, 400);
+    let unknown = d.json(
+        "POST",
+        "/api/providers/oauth/no-such-provider/start",
+        None,
+        400,
+    );
     assert_eq!(unknown["error"], "unknown_provider");
-    assert_eq!(d.json("POST", "/api/providers/oauth/minimax-oauth/start", Some("{not json"), 400)["error"], "bad_request");
-    assert_eq!(d.json("POST", "/api/providers/oauth/minimax-oauth/start", Some(r#"{"region": 7}"#), 400)["error"], "bad_request");
-    assert_eq!(d.json("POST", "/api/providers/oauth/minimax-oauth/start", Some("[]"), 400)["error"], "bad_request");
-    let mars = d.json("POST", "/api/providers/oauth/minimax-oauth/start", Some(r#"{"region":"mars"}"#), 400);
+    assert_eq!(
+        d.json(
+            "POST",
+            "/api/providers/oauth/minimax-oauth/start",
+            Some("{not json"),
+            400
+        )["error"],
+        "bad_request"
+    );
+    assert_eq!(
+        d.json(
+            "POST",
+            "/api/providers/oauth/minimax-oauth/start",
+            Some(r#"{"region": 7}"#),
+            400
+        )["error"],
+        "bad_request"
+    );
+    assert_eq!(
+        d.json(
+            "POST",
+            "/api/providers/oauth/minimax-oauth/start",
+            Some("[]"),
+            400
+        )["error"],
+        "bad_request"
+    );
+    let mars = d.json(
+        "POST",
+        "/api/providers/oauth/minimax-oauth/start",
+        Some(r#"{"region":"mars"}"#),
+        400,
+    );
     assert_eq!(mars["error"], "unknown_region");
-    assert!(mars["message"].as_str().unwrap().contains("global, cn"), "{mars}");
+    assert!(
+        mars["message"].as_str().unwrap().contains("global, cn"),
+        "{mars}"
+    );
     let huge = vec![b' '; 4 * 1024 * 1024];
-    let r = http_raw(d.port, "POST", "/api/providers/oauth/minimax-oauth/start", &[("X-Hermes-Session-Token", &d.token)], Some(&huge));
+    let r = http_raw(
+        d.port,
+        "POST",
+        "/api/providers/oauth/minimax-oauth/start",
+        &[("X-Hermes-Session-Token", &d.token)],
+        Some(&huge),
+    );
     assert_eq!(r.status, 413, "a huge body is refused");
-    assert_eq!(d.json("GET", "/api/providers/oauth/minimax-oauth/poll/nope", None, 404)["error"], "unknown_session");
-    assert_eq!(d.json("GET", "/api/providers/oauth/nope/poll/nope", None, 400)["error"], "unknown_provider");
-    assert_eq!(d.json("DELETE", "/api/providers/oauth/sessions/nope", None, 404)["error"], "unknown_session");
-    assert_eq!(d.json("DELETE", "/api/providers/oauth/nope", None, 400)["error"], "unknown_provider");
+    assert_eq!(
+        d.json(
+            "GET",
+            "/api/providers/oauth/minimax-oauth/poll/nope",
+            None,
+            404
+        )["error"],
+        "unknown_session"
+    );
+    assert_eq!(
+        d.json("GET", "/api/providers/oauth/nope/poll/nope", None, 400)["error"],
+        "unknown_provider"
+    );
+    assert_eq!(
+        d.json("DELETE", "/api/providers/oauth/sessions/nope", None, 404)["error"],
+        "unknown_session"
+    );
+    assert_eq!(
+        d.json("DELETE", "/api/providers/oauth/nope", None, 400)["error"],
+        "unknown_provider"
+    );
     assert_eq!(d.json("GET", "/api/qr", None, 400)["error"], "bad_request");
     let long = format!("/api/qr?data={}", "a".repeat(5000));
     assert_eq!(d.json("GET", &long, None, 400)["error"], "bad_request");
-    assert_eq!(d.json("GET", "/api/nothing-here", None, 404)["error"], "not_found");
-    let qr = d.api("GET", "/api/qr?data=https%3A%2F%2Fexample.com%2Fverify%3Fuser_code%3DAB-12", None);
+    assert_eq!(
+        d.json("GET", "/api/nothing-here", None, 404)["error"],
+        "not_found"
+    );
+    let qr = d.api(
+        "GET",
+        "/api/qr?data=https%3A%2F%2Fexample.com%2Fverify%3Fuser_code%3DAB-12",
+        None,
+    );
     assert_eq!(qr.status, 200);
     assert_eq!(qr.header("content-type"), Some("image/svg+xml"));
-    assert!(qr.body.contains("<svg") && qr.body.contains("<path"), "{}", &qr.body[..qr.body.len().min(200)]);
+    assert!(
+        qr.body.contains("<svg") && qr.body.contains("<path"),
+        "{}",
+        &qr.body[..qr.body.len().min(200)]
+    );
     // None of that reached the provider, and the server still answers.
     assert_eq!(emu.counters().code_requests, 0);
     assert_eq!(d.api("GET", "/api/providers/oauth", None).status, 200);
@@ -342,7 +571,10 @@ fn dashboard_lists_every_provider_of_every_plugin() {
     let d = Dash::start(&home, &[]);
     let list = d.json("GET", "/api/providers/oauth", None, 200);
     let providers = list["providers"].as_array().unwrap();
-    let ids: Vec<&str> = providers.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = providers
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["minimax-oauth", "test-provider"]);
     let mm = &providers[0];
     assert_eq!(mm["name"], "MiniMax (OAuth)");
@@ -356,10 +588,19 @@ fn dashboard_lists_every_provider_of_every_plugin() {
     assert_eq!(s["region"], "global");
     let preview = s["token_preview"].as_str().unwrap();
     let token = stored(&home)["access_token"].as_str().unwrap().to_string();
-    assert!(preview.contains('…') && !preview.contains(&token[4..token.len() - 4]), "{preview}");
+    assert!(
+        preview.contains('…') && !preview.contains(&token[4..token.len() - 4]),
+        "{preview}"
+    );
     assert_eq!(providers[1]["status"]["logged_in"], false);
     assert_eq!(providers[1]["flow"], "device_code");
-    assert_no_secret(&list.to_string(), &[token, stored(&home)["refresh_token"].as_str().unwrap().to_string()]);
+    assert_no_secret(
+        &list.to_string(),
+        &[
+            token,
+            stored(&home)["refresh_token"].as_str().unwrap().to_string(),
+        ],
+    );
 }
 
 #[test]
@@ -378,12 +619,22 @@ fn dashboard_doctor_is_the_doctor_json() {
 fn stored_shape(home: &Home, provider: &str) -> (Vec<String>, Vec<Vec<String>>, Value) {
     let j = home.auth_json();
     let keys = |v: &Value| -> Vec<String> {
-        let mut k: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         k.sort();
         k
     };
-    let pool = j["credential_pool"][provider].as_array().cloned().unwrap_or_default();
-    (keys(&j["providers"][provider]), pool.iter().map(keys).collect(), j["active_provider"].clone())
+    let pool = j["credential_pool"][provider]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    (
+        keys(&j["providers"][provider]),
+        pool.iter().map(keys).collect(),
+        j["active_provider"].clone(),
+    )
 }
 
 #[test]
@@ -394,16 +645,30 @@ fn dashboard_login_saves_exactly_what_the_cli_saves() {
     assert_eq!(started["flow"], "device_code");
     let code = started["user_code"].as_str().unwrap().to_string();
     let url = started["verification_url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/verify?user_code=", emu.url())), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/verify?user_code=", emu.url())),
+        "{url}"
+    );
     assert!(started["expires_in"].as_i64().unwrap() > 500, "{started}");
     assert!(started["poll_interval"].as_i64().unwrap() >= 1);
     let sid = started["session_id"].as_str().unwrap().to_string();
-    let pending = d.json("GET", &format!("/api/providers/oauth/minimax-oauth/poll/{sid}"), None, 200);
+    let pending = d.json(
+        "GET",
+        &format!("/api/providers/oauth/minimax-oauth/poll/{sid}"),
+        None,
+        200,
+    );
     assert_eq!(pending["status"], "pending");
     assert_eq!(pending["error_message"], Value::Null);
-    assert!(!home.path().join("auth.json").exists(), "nothing saved before approval");
+    assert!(
+        !home.path().join("auth.json").exists(),
+        "nothing saved before approval"
+    );
 
-    assert!(emu.approve(&code), "the emulator knows the dashboard's code");
+    assert!(
+        emu.approve(&code),
+        "the emulator knows the dashboard's code"
+    );
     let done = d.poll_until_done("minimax-oauth", &sid, Duration::from_secs(30));
     assert_eq!(done["status"], "approved", "{done}");
 
@@ -414,9 +679,20 @@ fn dashboard_login_saves_exactly_what_the_cli_saves() {
     cli_home.install_minimax();
     emu.set_config(|c| c.auto_approve = true);
     login(&cli_home);
-    assert_eq!(stored_shape(&home, "minimax-oauth"), stored_shape(&cli_home, "minimax-oauth"));
+    assert_eq!(
+        stored_shape(&home, "minimax-oauth"),
+        stored_shape(&cli_home, "minimax-oauth")
+    );
     let (a, b) = (stored(&home), stored(&cli_home));
-    for k in ["provider", "region", "portal_base_url", "inference_base_url", "client_id", "scope", "token_type"] {
+    for k in [
+        "provider",
+        "region",
+        "portal_base_url",
+        "inference_base_url",
+        "client_id",
+        "scope",
+        "token_type",
+    ] {
         assert_eq!(a[k], b[k], "{k}");
     }
     assert_eq!(home.auth_json()["active_provider"], "minimax-oauth");
@@ -435,26 +711,69 @@ fn dashboard_cancel_never_saves() {
     let d = Dash::start(&home, &[]);
     let started = d.start_login("minimax-portal", None);
     let sid = started["session_id"].as_str().unwrap().to_string();
-    let cancelled = d.json("DELETE", &format!("/api/providers/oauth/sessions/{sid}"), None, 200);
+    // Let the first poll be answered, so none is in flight: the next would come 2 s later.
+    let first = Instant::now();
+    while emu.counters().polls_pending == 0 {
+        assert!(
+            first.elapsed() < Duration::from_secs(30),
+            "the sign-in never polled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cancelled = d.json(
+        "DELETE",
+        &format!("/api/providers/oauth/sessions/{sid}"),
+        None,
+        200,
+    );
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert!(emu.approve(started["user_code"].as_str().unwrap()));
     let until = Instant::now() + Duration::from_millis(2600);
     while Instant::now() < until {
-        let v = d.json("GET", &format!("/api/providers/oauth/minimax-oauth/poll/{sid}"), None, 200);
+        let v = d.json(
+            "GET",
+            &format!("/api/providers/oauth/minimax-oauth/poll/{sid}"),
+            None,
+            200,
+        );
         assert_eq!(v["status"], "cancelled");
-        assert!(!home.path().join("auth.json").exists(), "a cancelled sign-in saved");
+        assert!(
+            !home.path().join("auth.json").exists(),
+            "a cancelled sign-in saved"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(emu.counters().logins_completed, 0);
+    let c = emu.counters();
+    assert_eq!(
+        (c.token_polls, c.logins_completed),
+        (1, 0),
+        "no poll after the cancel: {c:?}"
+    );
     // Cancelling again is harmless.
-    assert_eq!(d.json("DELETE", &format!("/api/providers/oauth/sessions/{sid}"), None, 200)["status"], "cancelled");
+    assert_eq!(
+        d.json(
+            "DELETE",
+            &format!("/api/providers/oauth/sessions/{sid}"),
+            None,
+            200
+        )["status"],
+        "cancelled"
+    );
 }
 
 #[test]
 fn dashboard_logout_is_auth_logout() {
     let (_emu, home) = minimax(approving());
     login(&home);
-    home.run(&["auth", "add", "minimax-oauth", "--no-browser", "--label", "work"]).ok();
+    home.run(&[
+        "auth",
+        "add",
+        "minimax-oauth",
+        "--no-browser",
+        "--label",
+        "work",
+    ])
+    .ok();
     let d = Dash::start(&home, &[]);
     let r = d.json("DELETE", "/api/providers/oauth/minimax-portal", None, 200);
     assert_eq!(r["provider"], "minimax-oauth");
@@ -463,8 +782,14 @@ fn dashboard_logout_is_auth_logout() {
     assert!(j["providers"].get("minimax-oauth").is_none(), "{j}");
     assert!(j["credential_pool"].get("minimax-oauth").is_none(), "{j}");
     assert_eq!(j["active_provider"], Value::Null);
-    assert_eq!(d.json("GET", "/api/providers/oauth", None, 200)["providers"][0]["status"]["logged_in"], false);
-    assert_eq!(d.json("DELETE", "/api/providers/oauth/minimax-oauth", None, 200)["removed"], false);
+    assert_eq!(
+        d.json("GET", "/api/providers/oauth", None, 200)["providers"][0]["status"]["logged_in"],
+        false
+    );
+    assert_eq!(
+        d.json("DELETE", "/api/providers/oauth/minimax-oauth", None, 200)["removed"],
+        false
+    );
     home.run(&["auth", "status", "minimax-oauth"]).code(1);
 }
 
@@ -475,12 +800,30 @@ fn dashboard_poll_checks_the_session_and_its_provider() {
     let d = Dash::start(&home, &[]);
     let mm = d.start_login("minimax-oauth", None);
     let sid = mm["session_id"].as_str().unwrap();
-    let mismatch = d.json("GET", &format!("/api/providers/oauth/test-provider/poll/{sid}"), None, 400);
+    let mismatch = d.json(
+        "GET",
+        &format!("/api/providers/oauth/test-provider/poll/{sid}"),
+        None,
+        400,
+    );
     assert_eq!(mismatch["error"], "session_provider_mismatch");
     // An alias of the right provider is the same provider.
-    let ok = d.json("GET", &format!("/api/providers/oauth/minimax-global/poll/{sid}"), None, 200);
+    let ok = d.json(
+        "GET",
+        &format!("/api/providers/oauth/minimax-global/poll/{sid}"),
+        None,
+        200,
+    );
     assert_eq!(ok["status"], "pending");
-    assert_eq!(d.json("GET", "/api/providers/oauth/minimax-oauth/poll/0123456789abcdef", None, 404)["error"], "unknown_session");
+    assert_eq!(
+        d.json(
+            "GET",
+            "/api/providers/oauth/minimax-oauth/poll/0123456789abcdef",
+            None,
+            404
+        )["error"],
+        "unknown_session"
+    );
 }
 
 #[test]
@@ -493,24 +836,53 @@ fn regress_dashboard_dispatches_by_provider_id() {
 
     let tp = d.start_login("test-provider", None);
     assert!(tp["user_code"].as_str().unwrap().starts_with("TP-"), "{tp}");
-    assert_eq!(tp["verification_url"], "https://test-provider.invalid/verify");
-    assert_eq!(emu.counters().code_requests, 0, "the test provider's start never reaches MiniMax");
+    assert_eq!(
+        tp["verification_url"],
+        "https://test-provider.invalid/verify"
+    );
+    assert_eq!(
+        emu.counters().code_requests,
+        0,
+        "the test provider's start never reaches MiniMax"
+    );
 
     let mm = d.start_login("minimax-portal", None);
     let mm_code = mm["user_code"].as_str().unwrap().to_string();
     assert!(!mm_code.starts_with("TP-"), "{mm}");
     assert_eq!(emu.pending_user_codes(), vec![mm_code.clone()]);
     let mm2 = d.start_login("MINIMAX_OAUTH", Some("global"));
-    assert_eq!(emu.counters().code_requests, 2, "exactly the two MiniMax starts reached MiniMax");
+    assert_eq!(
+        emu.counters().code_requests,
+        2,
+        "exactly the two MiniMax starts reached MiniMax"
+    );
 
     // The test provider approves by itself on its 2nd poll; MiniMax's logins stay pending.
-    let tp_done = d.poll_until_done("test-provider", tp["session_id"].as_str().unwrap(), Duration::from_secs(30));
+    let tp_done = d.poll_until_done(
+        "test-provider",
+        tp["session_id"].as_str().unwrap(),
+        Duration::from_secs(30),
+    );
     assert_eq!(tp_done["status"], "approved", "{tp_done}");
     let j = home.auth_json();
-    assert!(j["providers"]["test-provider"]["access_token"].as_str().unwrap().starts_with("tp-at-"), "{j}");
+    assert!(
+        j["providers"]["test-provider"]["access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("tp-at-"),
+        "{j}"
+    );
     assert!(j["providers"].get("minimax-oauth").is_none(), "{j}");
     for s in [&mm, &mm2] {
-        let v = d.json("GET", &format!("/api/providers/oauth/minimax-oauth/poll/{}", s["session_id"].as_str().unwrap()), None, 200);
+        let v = d.json(
+            "GET",
+            &format!(
+                "/api/providers/oauth/minimax-oauth/poll/{}",
+                s["session_id"].as_str().unwrap()
+            ),
+            None,
+            200,
+        );
         assert_eq!(v["status"], "pending");
     }
     let c = emu.counters();
@@ -521,28 +893,54 @@ fn regress_dashboard_dispatches_by_provider_id() {
 fn regress_year_583911_ms_expiry_dashboard() {
     // MiniMax sends `expired_in` as a unix-ms deadline; the Python dashboard added it to "now"
     // as seconds and crashed with "year 583911 is out of range".
-    let (emu, home) = minimax(EmulatorConfig { expiry_encoding: ExpiryEncoding::UnixMs, ..manual() });
+    let (emu, home) = minimax(EmulatorConfig {
+        expiry_encoding: ExpiryEncoding::UnixMs,
+        ..manual()
+    });
     let d = Dash::start(&home, &[]);
     let before = now_ms();
     let started = d.start_login("minimax-oauth", None);
     let sid = started["session_id"].as_str().unwrap().to_string();
     let expires_in = started["expires_in"].as_i64().unwrap();
-    assert!((590..=600).contains(&expires_in), "the code lives ~10 min: {started}");
-    let pending = d.json("GET", &format!("/api/providers/oauth/minimax-oauth/poll/{sid}"), None, 200);
+    assert!(
+        (590..=600).contains(&expires_in),
+        "the code lives ~10 min: {started}"
+    );
+    let pending = d.json(
+        "GET",
+        &format!("/api/providers/oauth/minimax-oauth/poll/{sid}"),
+        None,
+        200,
+    );
     let code_expiry = pending["expires_at"].as_str().unwrap().to_string();
-    assert!((2024..2100).contains(&year_of(&code_expiry)), "{code_expiry}");
+    assert!(
+        (2024..2100).contains(&year_of(&code_expiry)),
+        "{code_expiry}"
+    );
     let away = ms_of_iso(&code_expiry) - before;
-    assert!((580_000..=605_000).contains(&away), "poll expires_at {code_expiry} is {away} ms away, not ~10 min");
+    assert!(
+        (580_000..=605_000).contains(&away),
+        "poll expires_at {code_expiry} is {away} ms away, not ~10 min"
+    );
 
     assert!(emu.approve(started["user_code"].as_str().unwrap()));
-    assert_eq!(d.poll_until_done("minimax-oauth", &sid, Duration::from_secs(30))["status"], "approved");
+    assert_eq!(
+        d.poll_until_done("minimax-oauth", &sid, Duration::from_secs(30))["status"],
+        "approved"
+    );
     let s = stored(&home);
     let iso = s["expires_at"].as_str().unwrap();
     assert!((2024..2100).contains(&year_of(iso)), "{iso}");
     let token_life = s["expires_at_ms"].as_i64().unwrap() - before;
-    assert!((880_000..=905_000).contains(&token_life), "stored expiry is {token_life} ms away, not ~15 min");
+    assert!(
+        (880_000..=905_000).contains(&token_life),
+        "stored expiry is {token_life} ms away, not ~15 min"
+    );
     let listed = d.json("GET", "/api/providers/oauth", None, 200);
-    let listed_iso = listed["providers"][0]["status"]["expires_at"].as_str().unwrap().to_string();
+    let listed_iso = listed["providers"][0]["status"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(listed_iso, iso);
 }
 
@@ -554,13 +952,18 @@ fn dashboard_stops_cleanly_on_ctrl_c() {
     let pid = i32::try_from(d.pid()).unwrap();
     // SAFETY: signalling our own child by its pid.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let status = d.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("still running 10 s after Ctrl-C:\n{}", d.stderr()));
+    let status = d
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running 10 s after Ctrl-C:\n{}", d.stderr()));
     assert_eq!(status.code(), Some(0), "{}", d.stderr());
     assert!(d.stderr().contains("dashboard stopped"), "{}", d.stderr());
     // The pending sign-in was cancelled, not saved, even once approved.
     emu.approve(started["user_code"].as_str().unwrap());
     assert!(!home.path().join("auth.json").exists());
-    assert!(TcpStream::connect(("127.0.0.1", d.port)).is_err(), "the port is closed");
+    assert!(
+        TcpStream::connect(("127.0.0.1", d.port)).is_err(),
+        "the port is closed"
+    );
 }
 
 #[test]
@@ -568,8 +971,49 @@ fn dashboard_port_in_use_is_a_clear_error() {
     let (_emu, home) = minimax(approving());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let r = home.run(&["dashboard", "--port", &port, "--no-open"]).code(1);
-    assert!(r.stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{}", r.stderr);
+    let r = home
+        .run(&["dashboard", "--port", &port, "--no-open"])
+        .code(1);
+    assert!(
+        r.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("--port 0"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+#[test]
+fn dashboard_lists_api_key_providers_as_external_and_never_starts_them() {
+    // A key is never typed into the page: such providers point to the terminal instead.
+    let (emu, home) = minimax(approving());
+    home.run(&["plugins", "install", "minimax-apikey"]).ok();
+    let d = Dash::start(&home, &[]);
+    let list = d.json("GET", "/api/providers/oauth", None, 200);
+    let providers = list["providers"].as_array().unwrap();
+    let keyed: Vec<&Value> = providers
+        .iter()
+        .filter(|p| p["plugin"] == "minimax-apikey")
+        .collect();
+    assert!(!keyed.is_empty(), "{list}");
+    for p in keyed {
+        assert_eq!(p["flow"], "external", "{p}");
+        assert!(
+            p["cli_command"]
+                .as_str()
+                .unwrap()
+                .contains("--api-key-stdin"),
+            "{p}"
+        );
+        let id = p["id"].as_str().unwrap();
+        let r = d.json(
+            "POST",
+            &format!("/api/providers/oauth/{id}/start"),
+            None,
+            400,
+        );
+        assert_eq!(r["error"], "unsupported_flow", "{r}");
+    }
+    assert_eq!(emu.counters().code_requests, 0);
 }

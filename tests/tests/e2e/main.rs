@@ -7,7 +7,9 @@
 mod support;
 
 mod auth;
+mod authors;
 mod chat;
 mod dashboard;
 mod plugins;
 mod race;
+mod security;

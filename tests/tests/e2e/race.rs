@@ -88,6 +88,9 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
             }
         }
         child.wait().unwrap();
+        // The server may still be answering a client that is gone; let it finish so the
+        // counters below tell whether the token rotated.
+        assert!(emu.wait_idle(Duration::from_secs(10)), "the emulator never went idle");
         // Whatever happened, the file parses and holds a complete pair.
         let text = std::fs::read_to_string(home.path().join("auth.json")).unwrap();
         let j: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("iteration {i}: auth.json corrupt: {e}\n{text}"));

@@ -84,7 +84,18 @@ pub struct Generated {
 
 /// Names a crate and plugin may not take (Rust keywords and crates every program links).
 const RESERVED: &[&str] = &[
-    "test", "std", "core", "alloc", "proc-macro", "self", "super", "crate", "build", "deps", "examples", "incremental",
+    "test",
+    "std",
+    "core",
+    "alloc",
+    "proc-macro",
+    "self",
+    "super",
+    "crate",
+    "build",
+    "deps",
+    "examples",
+    "incremental",
 ];
 
 /// Check `name` as a plugin id that is also a usable crate name.
@@ -114,7 +125,9 @@ fn type_name(name: &str) -> String {
     name.split('-')
         .map(|part| {
             let mut c = part.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -123,7 +136,9 @@ fn display_name(name: &str) -> String {
     name.split('-')
         .map(|part| {
             let mut c = part.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -162,13 +177,16 @@ fn relative(path: &Path, base: &Path) -> PathBuf {
 fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
     dir.ancestors().skip(1).find_map(|a| {
         let text = std::fs::read_to_string(a.join("Cargo.toml")).ok()?;
-        text.lines().any(|l| l.trim() == "[workspace]").then(|| a.to_path_buf())
+        text.lines()
+            .any(|l| l.trim() == "[workspace]")
+            .then(|| a.to_path_buf())
     })
 }
 
 /// An absolute, normalised form of `p` (which need not exist).
 fn absolute(p: &Path) -> Result<PathBuf> {
-    let abs = std::path::absolute(p).map_err(|e| Error::io(format!("cannot resolve {}", p.display()), e))?;
+    let abs = std::path::absolute(p)
+        .map_err(|e| Error::io(format!("cannot resolve {}", p.display()), e))?;
     // Resolve what exists (symlinks such as /tmp → /private/tmp) so relative paths line up.
     let mut existing = abs.as_path();
     let mut rest = Vec::new();
@@ -181,7 +199,9 @@ fn absolute(p: &Path) -> Result<PathBuf> {
             _ => break,
         }
     }
-    let mut out = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+    let mut out = existing
+        .canonicalize()
+        .unwrap_or_else(|_| existing.to_path_buf());
     out.extend(rest.iter().rev());
     Ok(out)
 }
@@ -194,11 +214,23 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
             let p = relative(&absolute(p)?, dir);
             format!("path = {:?}", p.to_string_lossy())
         }
-        ApiSource::Registry => format!("version = \"{}\"", hermes_plugin_api::API_VERSION.split('.').next().unwrap_or("1")),
+        ApiSource::Registry => format!(
+            "version = \"{}\"",
+            hermes_plugin_api::API_VERSION
+                .split('.')
+                .next()
+                .unwrap_or("1")
+        ),
     };
     let cargo = CARGO_TOML
-        .replace("{{api_dependency}}", &format!("hermes-plugin-api = {{ {api} }}"))
-        .replace("{{api_dev_dependency}}", &format!("hermes-plugin-api = {{ {api}, features = [\"testkit\"] }}"))
+        .replace(
+            "{{api_dependency}}",
+            &format!("hermes-plugin-api = {{ {api} }}"),
+        )
+        .replace(
+            "{{api_dev_dependency}}",
+            &format!("hermes-plugin-api = {{ {api}, features = [\"testkit\"] }}"),
+        )
         .replace(
             "{{extra_dependencies}}",
             match spec.flow {
@@ -208,13 +240,19 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
         )
         .replace(
             "{{workspace}}",
-            if standalone { "\n# Not part of another workspace: the crate builds on its own.\n[workspace]\n" } else { "" },
+            if standalone {
+                "\n# Not part of another workspace: the crate builds on its own.\n[workspace]\n"
+            } else {
+                ""
+            },
         );
     let login = match spec.flow {
         Flow::ApiKey => format!("hermes auth add {name} --api-key-stdin < key.txt"),
         Flow::DeviceCode => format!("hermes auth add {name}"),
     };
-    let readme = README.replace("{{flow}}", spec.flow.name()).replace("{{login_command}}", &login);
+    let readme = README
+        .replace("{{flow}}", spec.flow.name())
+        .replace("{{login_command}}", &login);
     let lib = match spec.flow {
         Flow::ApiKey => API_KEY_LIB,
         Flow::DeviceCode => DEVICE_CODE_LIB,
@@ -222,7 +260,10 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
     Ok(vec![
         (PathBuf::from("Cargo.toml"), rename(&cargo, name)),
         (PathBuf::from("src/lib.rs"), rename(lib, name)),
-        (PathBuf::from("tests/conformance.rs"), rename(CONFORMANCE_TEST, name)),
+        (
+            PathBuf::from("tests/conformance.rs"),
+            rename(CONFORMANCE_TEST, name),
+        ),
         (PathBuf::from("README.md"), rename(&readme, name)),
         (PathBuf::from(".gitignore"), GITIGNORE.to_string()),
     ])
@@ -232,7 +273,11 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
 pub fn generate(spec: &Spec) -> Result<Generated> {
     check_name(&spec.name)?;
     let dir = absolute(&spec.dir)?;
-    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if dir.exists()
+        && std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         return Err(Error::usage(
             format!("{} already exists and is not empty", dir.display()),
             "choose another directory with --path",
@@ -243,14 +288,20 @@ pub fn generate(spec: &Spec) -> Result<Generated> {
     for (rel, text) in &files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
         }
-        fsutil::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        fsutil::write_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     }
     Ok(Generated {
         files: files.into_iter().map(|(p, _)| p).collect(),
         workspace,
-        library: format!("lib{}{}", spec.name.replace('-', "_"), std::env::consts::DLL_SUFFIX),
+        library: format!(
+            "lib{}{}",
+            spec.name.replace('-', "_"),
+            std::env::consts::DLL_SUFFIX
+        ),
         dir,
     })
 }
@@ -266,7 +317,9 @@ pub fn default_api() -> ApiSource {
 
 /// `dir` shown relative to `base` when it is below it.
 pub fn shown(dir: &Path, base: &Path) -> String {
-    dir.strip_prefix(base).map(|p| p.display().to_string()).unwrap_or_else(|_| dir.display().to_string())
+    dir.strip_prefix(base)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| dir.display().to_string())
 }
 
 #[cfg(test)]
@@ -277,7 +330,10 @@ mod tests {
     fn names_become_types_and_titles() {
         assert_eq!(type_name("acme-llm-2"), "AcmeLlm2");
         assert_eq!(display_name("acme-llm"), "Acme Llm");
-        let out = rename("ExampleProvider example-provider example_provider EXAMPLE_PROVIDER_X Example Provider", "acme-llm");
+        let out = rename(
+            "ExampleProvider example-provider example_provider EXAMPLE_PROVIDER_X Example Provider",
+            "acme-llm",
+        );
         assert_eq!(out, "AcmeLlm acme-llm acme_llm ACME_LLM_X Acme Llm");
     }
 
@@ -292,17 +348,38 @@ mod tests {
 
     #[test]
     fn relative_paths_climb_to_the_common_ancestor() {
-        assert_eq!(relative(Path::new("/w/main/plugin-api"), Path::new("/w/main/plugins/x")), PathBuf::from("../../plugin-api"));
-        assert_eq!(relative(Path::new("/w/main/plugin-api"), Path::new("/tmp/x")), PathBuf::from("/w/main/plugin-api"));
+        assert_eq!(
+            relative(
+                Path::new("/w/main/plugin-api"),
+                Path::new("/w/main/plugins/x")
+            ),
+            PathBuf::from("../../plugin-api")
+        );
+        assert_eq!(
+            relative(Path::new("/w/main/plugin-api"), Path::new("/tmp/x")),
+            PathBuf::from("/w/main/plugin-api")
+        );
     }
 
     #[test]
     fn the_templates_mention_only_the_example_names() {
         // Any other spelling of the template's name would survive renaming.
-        for t in [API_KEY_LIB, DEVICE_CODE_LIB, CONFORMANCE_TEST, CARGO_TOML, README] {
+        for t in [
+            API_KEY_LIB,
+            DEVICE_CODE_LIB,
+            CONFORMANCE_TEST,
+            CARGO_TOML,
+            README,
+        ] {
             let renamed = rename(t, "zz-new");
-            assert!(!renamed.to_ascii_lowercase().contains("example-provider"), "{renamed}");
-            assert!(!renamed.to_ascii_lowercase().contains("example_provider"), "{renamed}");
+            assert!(
+                !renamed.to_ascii_lowercase().contains("example-provider"),
+                "{renamed}"
+            );
+            assert!(
+                !renamed.to_ascii_lowercase().contains("example_provider"),
+                "{renamed}"
+            );
             assert!(!renamed.contains("ExampleProvider"));
         }
     }
@@ -320,14 +397,20 @@ mod tests {
         assert!(g.workspace.is_none());
         let cargo = std::fs::read_to_string(g.dir.join("Cargo.toml")).unwrap();
         assert!(cargo.contains("name = \"acme\""), "{cargo}");
-        assert!(cargo.contains("hermes-plugin-api = { version = \"1\" }"), "{cargo}");
+        assert!(
+            cargo.contains("hermes-plugin-api = { version = \"1\" }"),
+            "{cargo}"
+        );
         assert!(cargo.contains("features = [\"testkit\"]"), "{cargo}");
         assert!(cargo.contains("serde_json = \"1\""), "{cargo}");
         assert!(cargo.trim_end().ends_with("[workspace]"), "{cargo}");
         let lib = std::fs::read_to_string(g.dir.join("src/lib.rs")).unwrap();
         assert!(lib.contains("hermes_plugin_api::export_plugin!(Acme);"));
         assert!(lib.contains("\"ACME_PORTAL_URL\""));
-        assert_eq!(g.library, format!("libacme{}", std::env::consts::DLL_SUFFIX));
+        assert_eq!(
+            g.library,
+            format!("libacme{}", std::env::consts::DLL_SUFFIX)
+        );
         // A second run refuses to overwrite.
         assert_eq!(generate(&spec).unwrap_err().exit_code() as u8, 2);
     }
@@ -335,7 +418,11 @@ mod tests {
     #[test]
     fn a_crate_inside_a_workspace_has_no_workspace_table_and_a_relative_api_path() {
         let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+        std::fs::write(
+            root.path().join("Cargo.toml"),
+            "[workspace]\nmembers = []\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(root.path().join("plugin-api")).unwrap();
         let spec = Spec {
             name: "acme".into(),
@@ -344,18 +431,32 @@ mod tests {
             api: ApiSource::Path(root.path().join("plugin-api")),
         };
         let g = generate(&spec).unwrap();
-        assert_eq!(g.workspace.as_deref().map(|p| p.canonicalize().unwrap()), Some(root.path().canonicalize().unwrap()));
+        assert_eq!(
+            g.workspace.as_deref().map(|p| p.canonicalize().unwrap()),
+            Some(root.path().canonicalize().unwrap())
+        );
         let cargo = std::fs::read_to_string(g.dir.join("Cargo.toml")).unwrap();
-        assert!(cargo.contains("hermes-plugin-api = { path = \"../../plugin-api\" }"), "{cargo}");
+        assert!(
+            cargo.contains("hermes-plugin-api = { path = \"../../plugin-api\" }"),
+            "{cargo}"
+        );
         assert!(!cargo.contains("[workspace]"), "{cargo}");
     }
 
     #[test]
     fn the_guide_shows_the_api_key_template_verbatim() {
         let guide = include_str!("../../../../docs/plugin-authors.md");
-        for (marker, file) in [("src/lib.rs", API_KEY_LIB), ("tests/conformance.rs", CONFORMANCE_TEST)] {
-            let start = format!("<!-- template: {marker} -->\n```rust\n");
-            let at = guide.find(&start).unwrap_or_else(|| panic!("the guide has no {start:?}")) + start.len();
+        // The conformance test names the generated crate, so the guide's doctests cannot compile
+        // it; the end-to-end test that builds and tests a generated plugin does.
+        for (marker, fence, file) in [
+            ("src/lib.rs", "rust", API_KEY_LIB),
+            ("tests/conformance.rs", "rust,ignore", CONFORMANCE_TEST),
+        ] {
+            let start = format!("<!-- template: {marker} -->\n```{fence}\n");
+            let at = guide
+                .find(&start)
+                .unwrap_or_else(|| panic!("the guide has no {start:?}"))
+                + start.len();
             let block = &guide[at..];
             let block = &block[..block.find("\n```\n").expect("the block ends") + 1];
             assert_eq!(block, file, "docs/plugin-authors.md must show {marker} exactly as `hermes plugins new` writes it");

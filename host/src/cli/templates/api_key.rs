@@ -6,7 +6,9 @@
 //! plugin stays small, synchronous and testable with the testkit's fake host.
 
 use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::{api_key, AuthFlowImpl, Capabilities, Host, Plugin, RuntimeImpl, StatusImpl};
+use hermes_plugin_api::sdk::{
+    api_key, AuthFlowImpl, Capabilities, Host, Plugin, RuntimeImpl, StatusImpl,
+};
 
 /// The provider's id: also the plugin id and the name users type.
 pub const PROVIDER_ID: &str = "example-provider";
@@ -22,7 +24,12 @@ pub struct ExampleProvider;
 
 impl Plugin for ExampleProvider {
     fn info() -> PluginInfo {
-        let mut p = ProviderInfo::new(PROVIDER_ID, "Example Provider", flow::API_KEY, api_mode::ANTHROPIC_MESSAGES);
+        let mut p = ProviderInfo::new(
+            PROVIDER_ID,
+            "Example Provider",
+            flow::API_KEY,
+            api_mode::ANTHROPIC_MESSAGES,
+        );
         p.regions.push(RegionInfo {
             name: "global".into(),
             portal_base_url: "".into(),
@@ -34,17 +41,28 @@ impl Plugin for ExampleProvider {
             max_output: 8_192,
         });
         p.allowed_hosts = ALLOWED_HOSTS.iter().map(|h| RString::from(*h)).collect();
-        PluginInfo::new(PROVIDER_ID, env!("CARGO_PKG_VERSION"), "Example Provider for hermes", vec![p])
+        PluginInfo::new(
+            PROVIDER_ID,
+            env!("CARGO_PKG_VERSION"),
+            "Example Provider for hermes",
+            vec![p],
+        )
     }
 
     fn provider(id: &str, host: Host) -> Result<Capabilities, PluginError> {
         if id != PROVIDER_ID {
             let shown: String = id.chars().take(64).collect();
-            return Err(PluginError::new(kind::INVALID_INPUT, "unknown_provider", format!("this plugin has no provider {shown:?}")));
+            return Err(PluginError::new(
+                kind::INVALID_INPUT,
+                "unknown_provider",
+                format!("this plugin has no provider {shown:?}"),
+            ));
         }
         let p = Provider { host };
         // Capabilities not added here (removal) are absent, not stubbed.
-        Ok(Capabilities::new(p.clone()).with_auth_flow(p.clone()).with_runtime(p))
+        Ok(Capabilities::new(p.clone())
+            .with_auth_flow(p.clone())
+            .with_runtime(p))
     }
 }
 
@@ -57,7 +75,11 @@ pub struct Provider {
 impl AuthFlowImpl for Provider {
     fn start(&self, _region: &str, options: &str) -> Result<Challenge, PluginError> {
         let key = api_key::from_options(options)?.ok_or_else(|| {
-            PluginError::new(kind::INVALID_INPUT, "no_api_key", format!("no API key given: pipe one in with `{SIGN_IN}`"))
+            PluginError::new(
+                kind::INVALID_INPUT,
+                "no_api_key",
+                format!("no API key given: pipe one in with `{SIGN_IN}`"),
+            )
         })?;
         // The session is secret (only this plugin reads it); the host shows no URL or code.
         Ok(api_key::challenge(&key, self.host.now_ms()))
@@ -83,12 +105,18 @@ impl RuntimeImpl for Provider {
     fn refresh(&self, _cred: &Credential) -> Result<Credential, PluginError> {
         // The host asks only after the provider rejected the key (a 401). Not a relogin: the
         // key stays stored until the user replaces it.
-        Err(PluginError::terminal("key_rejected", format!("the API key was rejected; add a valid one with `{SIGN_IN}`")))
+        Err(PluginError::terminal(
+            "key_rejected",
+            format!("the API key was rejected; add a valid one with `{SIGN_IN}`"),
+        ))
     }
 
     fn runtime(&self, cred: &Credential) -> Result<Runtime, PluginError> {
         if cred.access_token.is_empty() {
-            return Err(PluginError::relogin("not_logged_in", format!("no API key is stored; run `{SIGN_IN}`")));
+            return Err(PluginError::relogin(
+                "not_logged_in",
+                format!("no API key is stored; run `{SIGN_IN}`"),
+            ));
         }
         Ok(Runtime {
             base_url: BASE_URL.into(),
@@ -103,14 +131,18 @@ impl StatusImpl for Provider {
     fn status(&self, cred: Option<&Credential>, _now_ms: i64) -> StatusReport {
         match cred {
             Some(c) if !c.access_token.is_empty() => {
-                let summary = format!("logged in with API key {}", hermes_plugin_api::mask(&c.access_token));
+                let summary = format!(
+                    "logged in with API key {}",
+                    hermes_plugin_api::mask(&c.access_token)
+                );
                 let mut r = StatusReport::new(status_state::VALID, &summary);
                 r.region = "global".into();
                 r
             }
             _ => {
                 let mut r = StatusReport::new(status_state::NOT_LOGGED_IN, "not logged in");
-                r.problems.push(format!("no API key: run `{SIGN_IN}`").into());
+                r.problems
+                    .push(format!("no API key: run `{SIGN_IN}`").into());
                 r
             }
         }

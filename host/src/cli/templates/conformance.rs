@@ -18,14 +18,21 @@ fn conforms_to_the_hermes_plugin_rules() {
 fn describes_one_provider_with_the_anthropic_messages_api() {
     let info = (root_module::<ExampleProvider>().describe())().unwrap();
     assert_eq!(info.id.as_str(), "example-provider");
-    assert_eq!(info.providers[0].api_mode.as_str(), api_mode::ANTHROPIC_MESSAGES);
+    assert_eq!(
+        info.providers[0].api_mode.as_str(),
+        api_mode::ANTHROPIC_MESSAGES
+    );
 }
 
 #[test]
 fn a_fresh_provider_is_not_logged_in_and_says_how_to_fix_it() {
     let fake = FakeHost::default();
-    let handle = (root_module::<ExampleProvider>().provider())("example-provider".into(), fake.host_box()).unwrap();
-    let report = handle.status.status(ROption::RNone, fake.sdk_host().now_ms());
+    let handle =
+        (root_module::<ExampleProvider>().provider())("example-provider".into(), fake.host_box())
+            .unwrap();
+    let report = handle
+        .status
+        .status(ROption::RNone, fake.sdk_host().now_ms());
     assert_eq!(report.state, status_state::NOT_LOGGED_IN);
     assert!(report.problems[0].contains("hermes auth add example-provider"));
     assert!(fake.requests().is_empty(), "status makes no network call");

@@ -17,7 +17,10 @@ pub const PORTAL: &str = "https://auth.example-provider.example";
 /// Where inference requests go (the Anthropic Messages API lives under it).
 pub const INFERENCE: &str = "https://api.example-provider.example/anthropic";
 /// The hosts the plugin may reach; the host refuses every other.
-pub const ALLOWED_HOSTS: &[&str] = &["auth.example-provider.example", "api.example-provider.example"];
+pub const ALLOWED_HOSTS: &[&str] = &[
+    "auth.example-provider.example",
+    "api.example-provider.example",
+];
 /// Env var (declared below) pointing the OAuth endpoints elsewhere, e.g. at a local emulator.
 pub const PORTAL_OVERRIDE: &str = "EXAMPLE_PROVIDER_PORTAL_URL";
 /// The public OAuth client id.
@@ -32,7 +35,12 @@ pub struct ExampleProvider;
 
 impl Plugin for ExampleProvider {
     fn info() -> PluginInfo {
-        let mut p = ProviderInfo::new(PROVIDER_ID, "Example Provider", flow::DEVICE_CODE, api_mode::ANTHROPIC_MESSAGES);
+        let mut p = ProviderInfo::new(
+            PROVIDER_ID,
+            "Example Provider",
+            flow::DEVICE_CODE,
+            api_mode::ANTHROPIC_MESSAGES,
+        );
         p.regions.push(RegionInfo {
             name: "global".into(),
             portal_base_url: PORTAL.into(),
@@ -48,17 +56,28 @@ impl Plugin for ExampleProvider {
             env: PORTAL_OVERRIDE.into(),
             target: "portal".into(),
         });
-        PluginInfo::new(PROVIDER_ID, env!("CARGO_PKG_VERSION"), "Example Provider for hermes", vec![p])
+        PluginInfo::new(
+            PROVIDER_ID,
+            env!("CARGO_PKG_VERSION"),
+            "Example Provider for hermes",
+            vec![p],
+        )
     }
 
     fn provider(id: &str, host: Host) -> Result<Capabilities, PluginError> {
         if id != PROVIDER_ID {
             let shown: String = id.chars().take(64).collect();
-            return Err(PluginError::new(kind::INVALID_INPUT, "unknown_provider", format!("this plugin has no provider {shown:?}")));
+            return Err(PluginError::new(
+                kind::INVALID_INPUT,
+                "unknown_provider",
+                format!("this plugin has no provider {shown:?}"),
+            ));
         }
         let p = Provider { host };
         // Capabilities not added here (removal) are absent, not stubbed.
-        Ok(Capabilities::new(p.clone()).with_auth_flow(p.clone()).with_runtime(p))
+        Ok(Capabilities::new(p.clone())
+            .with_auth_flow(p.clone())
+            .with_runtime(p))
     }
 }
 
@@ -70,7 +89,11 @@ pub struct Provider {
 
 impl Provider {
     fn portal(&self) -> String {
-        self.host.config(PORTAL_OVERRIDE).unwrap_or_else(|| PORTAL.to_string()).trim_end_matches('/').to_string()
+        self.host
+            .config(PORTAL_OVERRIDE)
+            .unwrap_or_else(|| PORTAL.to_string())
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// POSTs a form to the portal and parses the JSON answer. The host's own failures keep
@@ -83,9 +106,18 @@ impl Provider {
             .form(fields)
             .timeout_ms(TIMEOUT_MS)
             .send()
-            .map_err(|e| PluginError::new(e.kind, "network", format!("Example Provider is unreachable: {}", e.message)))?;
+            .map_err(|e| {
+                PluginError::new(
+                    e.kind,
+                    "network",
+                    format!("Example Provider is unreachable: {}", e.message),
+                )
+            })?;
         if resp.truncated {
-            return Err(PluginError::transient("bad_response", "Example Provider sent an answer that was cut short"));
+            return Err(PluginError::transient(
+                "bad_response",
+                "Example Provider sent an answer that was cut short",
+            ));
         }
         let body = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
         Ok((resp.status, body))
@@ -95,9 +127,15 @@ impl Provider {
     fn credential(&self, body: &Value, old_refresh: &str) -> Result<Credential, PluginError> {
         let access = body["access_token"].as_str().unwrap_or("");
         if access.is_empty() {
-            return Err(PluginError::transient("bad_response", "Example Provider sent no access token"));
+            return Err(PluginError::transient(
+                "bad_response",
+                "Example Provider sent no access token",
+            ));
         }
-        let expires_in = body["expires_in"].as_i64().unwrap_or(3600).clamp(0, 365 * 86_400);
+        let expires_in = body["expires_in"]
+            .as_i64()
+            .unwrap_or(3600)
+            .clamp(0, 365 * 86_400);
         Ok(Credential {
             access_token: access.into(),
             // Providers that rotate refresh tokens send a new one; keep the old one otherwise.
@@ -113,23 +151,43 @@ impl Provider {
 /// The server's `error` code, cut to one short line (server text may echo what it was sent,
 /// so it never goes into a message whole).
 fn error_code(body: &Value) -> String {
-    body["error"].as_str().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
+    body["error"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
 }
 
 impl AuthFlowImpl for Provider {
     fn start(&self, _region: &str, _options: &str) -> Result<Challenge, PluginError> {
-        let (status, body) = self.post("/oauth/device/code", &[("client_id", CLIENT_ID), ("scope", "inference")])?;
-        let (Some(device_code), Some(user_code), Some(uri)) =
-            (body["device_code"].as_str(), body["user_code"].as_str(), body["verification_uri"].as_str())
-        else {
-            let kind = if status >= 500 || status == 429 { kind::TRANSIENT } else { kind::TERMINAL };
-            return Err(PluginError::new(kind, "authorization_failed", format!("Example Provider refused to start a sign-in (HTTP {status})")));
+        let (status, body) = self.post(
+            "/oauth/device/code",
+            &[("client_id", CLIENT_ID), ("scope", "inference")],
+        )?;
+        let (Some(device_code), Some(user_code), Some(uri)) = (
+            body["device_code"].as_str(),
+            body["user_code"].as_str(),
+            body["verification_uri"].as_str(),
+        ) else {
+            let kind = if status >= 500 || status == 429 {
+                kind::TRANSIENT
+            } else {
+                kind::TERMINAL
+            };
+            return Err(PluginError::new(
+                kind,
+                "authorization_failed",
+                format!("Example Provider refused to start a sign-in (HTTP {status})"),
+            ));
         };
         let now = self.host.now_ms();
         Ok(Challenge {
             user_code: user_code.into(),
             verification_uri: uri.into(),
-            expires_at_ms: now.saturating_add(body["expires_in"].as_i64().unwrap_or(600).clamp(1, 3600) * 1000),
+            expires_at_ms: now
+                .saturating_add(body["expires_in"].as_i64().unwrap_or(600).clamp(1, 3600) * 1000),
             interval_ms: body["interval"].as_u64().unwrap_or(5).clamp(1, 60) * 1000,
             session: json!({ "device_code": device_code }).to_string().into(),
         })
@@ -138,7 +196,11 @@ impl AuthFlowImpl for Provider {
     fn poll(&self, session: &str) -> Result<PollOutcome, PluginError> {
         let session: Value = serde_json::from_str(session).unwrap_or(Value::Null);
         let Some(device_code) = session["device_code"].as_str() else {
-            return Err(PluginError::new(kind::INVALID_INPUT, "bad_session", "not a session this plugin started"));
+            return Err(PluginError::new(
+                kind::INVALID_INPUT,
+                "bad_session",
+                "not a session this plugin started",
+            ));
         };
         let (status, body) = self.post(
             "/oauth/token",
@@ -155,9 +217,17 @@ impl AuthFlowImpl for Provider {
             "authorization_pending" => Ok(PollOutcome::pending()),
             "slow_down" => Ok(PollOutcome::slow_down(10_000)),
             "access_denied" => Ok(PollOutcome::denied("the sign-in was declined")),
-            "expired_token" => Ok(PollOutcome::expired("the code expired; run the command again")),
-            _ if status >= 500 || status == 429 => Err(PluginError::transient("poll_failed", format!("Example Provider answered HTTP {status}; will retry"))),
-            code => Err(PluginError::terminal("poll_failed", format!("the sign-in failed (HTTP {status} {code})"))),
+            "expired_token" => Ok(PollOutcome::expired(
+                "the code expired; run the command again",
+            )),
+            _ if status >= 500 || status == 429 => Err(PluginError::transient(
+                "poll_failed",
+                format!("Example Provider answered HTTP {status}; will retry"),
+            )),
+            code => Err(PluginError::terminal(
+                "poll_failed",
+                format!("the sign-in failed (HTTP {status} {code})"),
+            )),
         }
     }
 }
@@ -169,25 +239,44 @@ impl RuntimeImpl for Provider {
 
     fn refresh(&self, cred: &Credential) -> Result<Credential, PluginError> {
         if cred.refresh_token.is_empty() {
-            return Err(PluginError::relogin("no_refresh_token", format!("no refresh token is stored; run `{SIGN_IN}`")));
+            return Err(PluginError::relogin(
+                "no_refresh_token",
+                format!("no refresh token is stored; run `{SIGN_IN}`"),
+            ));
         }
         let (status, body) = self.post(
             "/oauth/token",
-            &[("grant_type", "refresh_token"), ("refresh_token", &cred.refresh_token), ("client_id", CLIENT_ID)],
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &cred.refresh_token),
+                ("client_id", CLIENT_ID),
+            ],
         )?;
         match (status, error_code(&body).as_str()) {
             (200, _) => self.credential(&body, &cred.refresh_token),
             // Only the server saying the token is dead ends the login; everything else is
             // retried later, so an outage never logs anybody out.
-            (400 | 401, "invalid_grant") => Err(PluginError::relogin("refresh_failed", format!("the login expired; run `{SIGN_IN}`"))),
-            (s, _) if s >= 500 || s == 429 => Err(PluginError::transient("refresh_failed", format!("Example Provider answered HTTP {s}; will retry"))),
-            (s, code) => Err(PluginError::transient("refresh_failed", format!("the token refresh failed (HTTP {s} {code}); will retry"))),
+            (400 | 401, "invalid_grant") => Err(PluginError::relogin(
+                "refresh_failed",
+                format!("the login expired; run `{SIGN_IN}`"),
+            )),
+            (s, _) if s >= 500 || s == 429 => Err(PluginError::transient(
+                "refresh_failed",
+                format!("Example Provider answered HTTP {s}; will retry"),
+            )),
+            (s, code) => Err(PluginError::transient(
+                "refresh_failed",
+                format!("the token refresh failed (HTTP {s} {code}); will retry"),
+            )),
         }
     }
 
     fn runtime(&self, cred: &Credential) -> Result<Runtime, PluginError> {
         if cred.access_token.is_empty() {
-            return Err(PluginError::relogin("not_logged_in", format!("not signed in; run `{SIGN_IN}`")));
+            return Err(PluginError::relogin(
+                "not_logged_in",
+                format!("not signed in; run `{SIGN_IN}`"),
+            ));
         }
         Ok(Runtime {
             base_url: INFERENCE.into(),
@@ -203,19 +292,26 @@ impl StatusImpl for Provider {
         let mut r = match cred {
             Some(c) if !c.access_token.is_empty() && c.expires_at_ms > now_ms => {
                 let minutes = (c.expires_at_ms - now_ms) / 60_000;
-                StatusReport::new(status_state::VALID, &format!("logged in, token valid {minutes} min"))
+                StatusReport::new(
+                    status_state::VALID,
+                    &format!("logged in, token valid {minutes} min"),
+                )
             }
-            Some(c) if !c.refresh_token.is_empty() => {
-                StatusReport::new(status_state::REFRESH_ON_NEXT_USE, "logged in (token refreshes on next use)")
-            }
+            Some(c) if !c.refresh_token.is_empty() => StatusReport::new(
+                status_state::REFRESH_ON_NEXT_USE,
+                "logged in (token refreshes on next use)",
+            ),
             Some(c) if !c.access_token.is_empty() => {
                 let mut r = StatusReport::new(status_state::RELOGIN_REQUIRED, "sign-in required");
-                r.problems.push(format!("the token expired and cannot be refreshed: run `{SIGN_IN}`").into());
+                r.problems.push(
+                    format!("the token expired and cannot be refreshed: run `{SIGN_IN}`").into(),
+                );
                 r
             }
             _ => {
                 let mut r = StatusReport::new(status_state::NOT_LOGGED_IN, "not logged in");
-                r.problems.push(format!("not logged in: run `{SIGN_IN}`").into());
+                r.problems
+                    .push(format!("not logged in: run `{SIGN_IN}`").into());
                 r
             }
         };

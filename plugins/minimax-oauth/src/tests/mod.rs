@@ -3,6 +3,7 @@
 mod ffi;
 mod login;
 mod poll;
+mod props;
 mod refresh;
 mod runtime;
 mod status;

@@ -71,6 +71,8 @@ fn valid_token_reports_region_and_time_left() {
     assert_eq!(r.region.as_str(), "global");
     assert_eq!(r.expires_at_ms, NOW + 13 * 60_000 + 5_000);
     assert!(r.problems.is_empty());
+    let r = status(Some(&stored(NOW + 15 * 60_000 - 200)), NOW);
+    assert!(r.summary.ends_with("token valid 15 min"), "{}", r.summary);
     let r = status(Some(&stored(NOW + 30_000)), NOW);
     assert_eq!(
         r.summary.as_str(),

@@ -49,7 +49,11 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 
 /// Where screenshots go: `target/test-output/dashboard/`.
 fn output_dir() -> PathBuf {
-    let dir = bin_dir().parent().expect("target dir").join("test-output").join("dashboard");
+    let dir = bin_dir()
+        .parent()
+        .expect("target dir")
+        .join("test-output")
+        .join("dashboard");
     std::fs::create_dir_all(&dir).expect("create the test output dir");
     dir
 }
@@ -71,7 +75,11 @@ impl Browser {
             panic!("chromedriver is required for this test and was not found: `apt-get install -y chromium-driver`")
         });
         // A free port for chromedriver: bind, read, release.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = std::fs::File::create(scratch.join("chromedriver.log")).unwrap();
         let mut driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
@@ -83,9 +91,15 @@ impl Browser {
         let up = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(st)) = driver.try_wait() {
-                panic!("chromedriver exited ({st}): {}", std::fs::read_to_string(scratch.join("chromedriver.log")).unwrap_or_default());
+                panic!(
+                    "chromedriver exited ({st}): {}",
+                    std::fs::read_to_string(scratch.join("chromedriver.log")).unwrap_or_default()
+                );
             }
-            assert!(up.elapsed() < WAIT, "chromedriver did not listen within {WAIT:?}");
+            assert!(
+                up.elapsed() < WAIT,
+                "chromedriver did not listen within {WAIT:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = tempfile::tempdir().unwrap();
@@ -96,7 +110,11 @@ impl Browser {
             "goog:chromeOptions": { "binary": chromium.display().to_string(), "args": args },
         });
         let caps = caps.as_object().unwrap().clone();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let client = rt
             .block_on(
                 ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -109,7 +127,12 @@ impl Browser {
                     std::fs::read_to_string(scratch.join("chromedriver.log")).unwrap_or_default()
                 )
             });
-        Browser { rt, client: Some(client), driver, _profile: profile }
+        Browser {
+            rt,
+            client: Some(client),
+            driver,
+            _profile: profile,
+        }
     }
 
     fn c(&self) -> &Client {
@@ -141,7 +164,10 @@ impl Browser {
             }
             if start.elapsed() > WAIT {
                 let shot = self.screenshot("failure");
-                panic!("timed out waiting for {what} ({css}); last text {t:?}; screenshot {}", shot.display());
+                panic!(
+                    "timed out waiting for {what} ({css}); last text {t:?}; screenshot {}",
+                    shot.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -152,26 +178,38 @@ impl Browser {
     fn wait_js(&self, script: &str, what: &str) {
         let start = Instant::now();
         loop {
-            let v = self.rt.block_on(self.c().execute(&format!("return !!({script});"), vec![]));
+            let v = self
+                .rt
+                .block_on(self.c().execute(&format!("return !!({script});"), vec![]));
             if matches!(v, Ok(serde_json::Value::Bool(true))) {
                 return;
             }
             if start.elapsed() > WAIT {
                 let shot = self.screenshot("failure");
-                panic!("timed out waiting for {what} ({script}); screenshot {}", shot.display());
+                panic!(
+                    "timed out waiting for {what} ({script}); screenshot {}",
+                    shot.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     fn js(&self, script: &str) -> serde_json::Value {
-        self.rt.block_on(self.c().execute(script, vec![])).expect("run a script in the page")
+        self.rt
+            .block_on(self.c().execute(script, vec![]))
+            .expect("run a script in the page")
     }
 
     fn click(&self, css: &str) {
         self.rt
             .block_on(async {
-                let e = self.c().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
+                let e = self
+                    .c()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
                 e.click().await
             })
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
@@ -181,7 +219,12 @@ impl Browser {
     fn press_enter(&self, css: &str) {
         self.rt
             .block_on(async {
-                let e = self.c().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
+                let e = self
+                    .c()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
                 e.send_keys(&fantoccini::key::Key::Enter.to_string()).await
             })
             .unwrap_or_else(|e| panic!("press Enter on {css}: {e}"));
@@ -190,19 +233,29 @@ impl Browser {
     fn select(&self, css: &str, value: &str) {
         self.rt
             .block_on(async {
-                let e = self.c().wait().at_most(WAIT).for_element(Locator::Css(css)).await?;
+                let e = self
+                    .c()
+                    .wait()
+                    .at_most(WAIT)
+                    .for_element(Locator::Css(css))
+                    .await?;
                 e.select_by_value(value).await
             })
             .unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
     }
 
     fn resize(&self, w: u32, h: u32) {
-        self.rt.block_on(self.c().set_window_size(w, h)).expect("resize the window");
+        self.rt
+            .block_on(self.c().set_window_size(w, h))
+            .expect("resize the window");
     }
 
     /// Save a PNG of the window as `target/test-output/dashboard/<name>.png`.
     fn screenshot(&self, name: &str) -> PathBuf {
-        let png = self.rt.block_on(self.c().screenshot()).expect("take a screenshot");
+        let png = self
+            .rt
+            .block_on(self.c().screenshot())
+            .expect("take a screenshot");
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
         let path = output_dir().join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write the screenshot");
@@ -214,7 +267,9 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if let Some(c) = self.client.take() {
-            let _ = self.rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), c.close()).await });
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), c.close()).await });
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -228,35 +283,69 @@ fn sel(inner: &str) -> String {
 }
 
 /// Sign in through the page in `region` and out again; returns the user code used.
-fn sign_in_and_out(b: &Browser, emu: &Emulator, home: &Home, region: &str, keyboard: bool, shot: &str) {
-    b.wait_text(&sel(r#"[data-role="status"]"#), "the provider's status", |t| t.contains("Not signed in"));
+fn sign_in_and_out(
+    b: &Browser,
+    emu: &Emulator,
+    home: &Home,
+    region: &str,
+    keyboard: bool,
+    shot: &str,
+) {
+    b.wait_text(
+        &sel(r#"[data-role="status"]"#),
+        "the provider's status",
+        |t| t.contains("Not signed in"),
+    );
     b.select(&sel(r#"[data-role="region"]"#), region);
     if keyboard {
         b.press_enter(&sel(r#"[data-action="signin"]"#));
     } else {
         b.click(&sel(r#"[data-action="signin"]"#));
     }
-    let code = b.wait_text(&sel(r#"[data-role="user-code"]"#), "the user code", |t| !t.trim().is_empty());
+    let code = b.wait_text(&sel(r#"[data-role="user-code"]"#), "the user code", |t| {
+        !t.trim().is_empty()
+    });
     let code = code.trim().to_string();
-    assert!(emu.pending_user_codes().contains(&code), "the page shows the emulator's pending code {code}");
+    assert!(
+        emu.pending_user_codes().contains(&code),
+        "the page shows the emulator's pending code {code}"
+    );
     let href = b.js(&format!(
         "return document.querySelector('{}').getAttribute('href');",
         sel(r#"[data-role="verification-url"]"#).replace('\'', "\\'")
     ));
-    let portal = if region == "cn" { emu.cn_url() } else { emu.url() };
-    assert!(href.as_str().unwrap_or("").starts_with(&format!("{portal}/verify?user_code=")), "{href}");
-    b.wait_text(&sel(r#"[data-role="countdown"]"#), "the countdown", |t| t.contains("expires in"));
+    let portal = if region == "cn" {
+        emu.cn_url()
+    } else {
+        emu.url()
+    };
+    assert!(
+        href.as_str()
+            .unwrap_or("")
+            .starts_with(&format!("{portal}/verify?user_code=")),
+        "{href}"
+    );
+    b.wait_text(&sel(r#"[data-role="countdown"]"#), "the countdown", |t| {
+        t.contains("expires in")
+    });
     b.wait_js(
         &format!("document.querySelector('{}').complete && !document.querySelector('{0}').hidden && document.querySelector('{0}').naturalWidth > 0", sel(r#"[data-role="qr"]"#).replace('\'', "\\'")),
         "the QR code",
     );
     // The link has focus after starting, for keyboard users.
-    assert_eq!(b.js("return document.activeElement.getAttribute('data-role');"), json!("verification-url"));
+    assert_eq!(
+        b.js("return document.activeElement.getAttribute('data-role');"),
+        json!("verification-url")
+    );
     b.screenshot(&format!("{shot}-code"));
 
     assert!(emu.approve(&code));
-    b.wait_text(&sel(r#"[data-role="result"]"#), "the result", |t| t.contains("Signed in."));
-    let status = b.wait_text(&sel(r#"[data-role="status"]"#), "logged in", |t| t.contains("Logged in"));
+    b.wait_text(&sel(r#"[data-role="result"]"#), "the result", |t| {
+        t.contains("Signed in.")
+    });
+    let status = b.wait_text(&sel(r#"[data-role="status"]"#), "logged in", |t| {
+        t.contains("Logged in")
+    });
     assert!(status.contains(&format!("region {region}")), "{status}");
     assert!(status.contains("expires in 1"), "{status}");
     let s = stored(home);
@@ -265,24 +354,44 @@ fn sign_in_and_out(b: &Browser, emu: &Emulator, home: &Home, region: &str, keybo
     b.screenshot(&format!("{shot}-signed-in"));
 
     b.click(&sel(r#"[data-action="signout"]"#));
-    b.wait_js("document.getElementById('confirm').open", "the sign-out confirmation");
+    b.wait_js(
+        "document.getElementById('confirm').open",
+        "the sign-out confirmation",
+    );
     b.click("#confirm-yes");
-    b.wait_text(&sel(r#"[data-role="status"]"#), "signed out", |t| t.contains("Not signed in"));
-    b.wait_text(&sel(r#"[data-role="result"]"#), "the sign-out result", |t| t.contains("Signed out"));
-    assert!(home.auth_json()["providers"].get("minimax-oauth").is_none(), "signed out in auth.json");
+    b.wait_text(&sel(r#"[data-role="status"]"#), "signed out", |t| {
+        t.contains("Not signed in")
+    });
+    b.wait_text(
+        &sel(r#"[data-role="result"]"#),
+        "the sign-out result",
+        |t| t.contains("Signed out"),
+    );
+    assert!(
+        home.auth_json()["providers"].get("minimax-oauth").is_none(),
+        "signed out in auth.json"
+    );
 }
 
 #[test]
 fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
-    let (emu, home) = minimax(EmulatorConfig { interval_ms: 0, ..EmulatorConfig::default() });
+    let (emu, home) = minimax(EmulatorConfig {
+        interval_ms: 0,
+        ..EmulatorConfig::default()
+    });
     let browser = Browser::start(&home.scratch());
 
     // Global: the home's overrides point at the emulator's global region.
     let d = Dash::start(&home, &[]);
     browser.goto(&d.url);
     // The token left the address bar as soon as the page read it.
-    browser.wait_js("location.search === ''", "the token to leave the address bar");
-    browser.wait_text("#doctor-summary", "the doctor section", |t| t.contains("finding(s) need action"));
+    browser.wait_js(
+        "location.search === ''",
+        "the token to leave the address bar",
+    );
+    browser.wait_text("#doctor-summary", "the doctor section", |t| {
+        t.contains("finding(s) need action")
+    });
     sign_in_and_out(&browser, &emu, &home, "global", false, "global");
     assert_eq!(emu.counters().global.logins_completed, 1);
     drop(d);
@@ -291,7 +400,13 @@ fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
     // with the keyboard this time.
     let cn = emu.cn_url();
     let cn_inference = emu.cn_inference_url();
-    let d = Dash::start(&home, &[("MINIMAX_PORTAL_BASE_URL", &cn), ("MINIMAX_INFERENCE_BASE_URL", &cn_inference)]);
+    let d = Dash::start(
+        &home,
+        &[
+            ("MINIMAX_PORTAL_BASE_URL", &cn),
+            ("MINIMAX_INFERENCE_BASE_URL", &cn_inference),
+        ],
+    );
     browser.goto(&d.url);
     sign_in_and_out(&browser, &emu, &home, "cn", true, "cn");
     let c = emu.counters();
@@ -301,9 +416,15 @@ fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
     browser.resize(420, 1000);
     browser.goto(&d.url);
     browser.click(&sel(r#"[data-action="signin"]"#));
-    browser.wait_text(&sel(r#"[data-role="user-code"]"#), "the user code", |t| !t.trim().is_empty());
+    browser.wait_text(&sel(r#"[data-role="user-code"]"#), "the user code", |t| {
+        !t.trim().is_empty()
+    });
     let overflow = browser.js("return document.documentElement.scrollWidth > window.innerWidth;");
-    assert_eq!(overflow, json!(false), "no horizontal scrolling in a narrow window");
+    assert_eq!(
+        overflow,
+        json!(false),
+        "no horizontal scrolling in a narrow window"
+    );
     browser.screenshot("narrow");
     // The session token never appears in the page's own text.
     let html = browser.js("return document.documentElement.outerHTML;");
