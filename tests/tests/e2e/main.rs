@@ -6,6 +6,7 @@
 
 mod support;
 
+mod apikey;
 mod auth;
 mod authors;
 mod chat;
