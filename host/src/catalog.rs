@@ -12,7 +12,9 @@ pub fn normalize(registry: &Registry, provider: &str, name: &str) -> String {
     let name = name.trim();
     for sep in ['/', ':'] {
         if let Some((prefix, rest)) = name.split_once(sep) {
-            let same = registry.resolve(prefix).is_some_and(|e| e.provider.id == provider);
+            let same = registry
+                .resolve(prefix)
+                .is_some_and(|e| e.provider.id == provider);
             if same && !rest.is_empty() {
                 return rest.to_string();
             }
@@ -48,8 +50,16 @@ mod tests {
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
             flow: "device_code".into(),
             api_mode: "anthropic_messages".into(),
-            regions: vec![RegionDesc { name: "global".into(), portal_base_url: String::new(), inference_base_url: String::new() }],
-            models: vec![ModelDesc { id: "MiniMax-M2.7".into(), context_window: 200_000, max_output: 131_072 }],
+            regions: vec![RegionDesc {
+                name: "global".into(),
+                portal_base_url: String::new(),
+                inference_base_url: String::new(),
+            }],
+            models: vec![ModelDesc {
+                id: "MiniMax-M2.7".into(),
+                context_window: 200_000,
+                max_output: 131_072,
+            }],
             aux_model: None,
             docs_url: String::new(),
             allowed_hosts: vec![],
@@ -60,8 +70,14 @@ mod tests {
         let a = vec![p("minimax-oauth", &["minimax-portal", "minimax_oauth"])];
         let b = vec![p("other", &[])];
         let reg = Registry::build([
-            PluginProviders { plugin_id: "minimax-oauth", providers: &a },
-            PluginProviders { plugin_id: "other", providers: &b },
+            PluginProviders {
+                plugin_id: "minimax-oauth",
+                providers: &a,
+            },
+            PluginProviders {
+                plugin_id: "other",
+                providers: &b,
+            },
         ]);
         (reg, a)
     }
@@ -69,18 +85,40 @@ mod tests {
     #[test]
     fn prefixes_that_resolve_to_the_provider_are_removed() {
         let (r, _) = registry();
-        for name in ["minimax-oauth/MiniMax-M2.7", "minimax-portal/MiniMax-M2.7", "minimax-oauth:MiniMax-M2.7", "MINIMAX_OAUTH/MiniMax-M2.7", "MiniMax-M2.7"] {
-            assert_eq!(normalize(&r, "minimax-oauth", name), "MiniMax-M2.7", "{name}");
+        for name in [
+            "minimax-oauth/MiniMax-M2.7",
+            "minimax-portal/MiniMax-M2.7",
+            "minimax-oauth:MiniMax-M2.7",
+            "MINIMAX_OAUTH/MiniMax-M2.7",
+            "MiniMax-M2.7",
+        ] {
+            assert_eq!(
+                normalize(&r, "minimax-oauth", name),
+                "MiniMax-M2.7",
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn other_prefixes_are_left_alone() {
         let (r, _) = registry();
-        assert_eq!(normalize(&r, "minimax-oauth", "other/MiniMax-M2.7"), "other/MiniMax-M2.7");
-        assert_eq!(normalize(&r, "minimax-oauth", "openai/gpt-x"), "openai/gpt-x");
-        assert_eq!(normalize(&r, "minimax-oauth", "minimax-oauth/"), "minimax-oauth/");
-        assert_eq!(provider_of(&r, "minimax-portal:MiniMax-M2.7"), Some("minimax-oauth"));
+        assert_eq!(
+            normalize(&r, "minimax-oauth", "other/MiniMax-M2.7"),
+            "other/MiniMax-M2.7"
+        );
+        assert_eq!(
+            normalize(&r, "minimax-oauth", "openai/gpt-x"),
+            "openai/gpt-x"
+        );
+        assert_eq!(
+            normalize(&r, "minimax-oauth", "minimax-oauth/"),
+            "minimax-oauth/"
+        );
+        assert_eq!(
+            provider_of(&r, "minimax-portal:MiniMax-M2.7"),
+            Some("minimax-oauth")
+        );
         assert_eq!(provider_of(&r, "MiniMax-M2.7"), None);
     }
 

@@ -91,8 +91,21 @@ pub struct Check {
 
 inventory::collect!(Check);
 
-fn finding(check: &'static str, severity: Severity, subject: &str, message: String, fix: Option<String>) -> Finding {
-    Finding { check, severity, subject: subject.to_string(), message, fix, status: None }
+fn finding(
+    check: &'static str,
+    severity: Severity,
+    subject: &str,
+    message: String,
+    fix: Option<String>,
+) -> Finding {
+    Finding {
+        check,
+        severity,
+        subject: subject.to_string(),
+        message,
+        fix,
+        status: None,
+    }
 }
 
 /// Run every check.
@@ -106,12 +119,21 @@ fn check_home(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let home = &ctx.paths.home;
     match mode_of(home) {
-        None => out.push(finding("home", Severity::Info, "hermes", format!("{} does not exist yet", home.display()), None)),
+        None => out.push(finding(
+            "home",
+            Severity::Info,
+            "hermes",
+            format!("{} does not exist yet", home.display()),
+            None,
+        )),
         Some(m) if m & 0o077 != 0 => out.push(finding(
             "home",
             Severity::Warning,
             "hermes",
-            format!("{} is accessible by other users (mode {m:o})", home.display()),
+            format!(
+                "{} is accessible by other users (mode {m:o})",
+                home.display()
+            ),
             Some(format!("chmod 700 {}", home.display())),
         )),
         Some(_) => {}
@@ -130,7 +152,13 @@ fn check_home(ctx: &Context<'_>) -> Vec<Finding> {
         }
     }
     if let Err(e) = ctx.auth {
-        out.push(finding("home", Severity::Error, "hermes", e.message().to_string(), e.help().map(String::from)));
+        out.push(finding(
+            "home",
+            Severity::Error,
+            "hermes",
+            e.message().to_string(),
+            e.help().map(String::from),
+        ));
     }
     out
 }
@@ -151,12 +179,24 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
         let id = r.id.as_str();
         let reinstall = Some(format!("hermes plugins install {id}"));
         if inst.loaded.is_none() {
-            out.push(finding("plugins", Severity::Info, id, format!("plugin {id} {} is disabled", r.version), Some(format!("hermes plugins enable {id}"))));
+            out.push(finding(
+                "plugins",
+                Severity::Info,
+                id,
+                format!("plugin {id} {} is disabled", r.version),
+                Some(format!("hermes plugins enable {id}")),
+            ));
             continue;
         }
         let lib = r.library(&ctx.paths.home);
         if !lib.is_file() {
-            out.push(finding("plugins", Severity::Error, id, format!("plugin {id}: its library {} is missing", lib.display()), reinstall));
+            out.push(finding(
+                "plugins",
+                Severity::Error,
+                id,
+                format!("plugin {id}: its library {} is missing", lib.display()),
+                reinstall,
+            ));
             continue;
         }
         let unchanged = !ctx.deep && r.unchanged_since_verified(&ctx.paths.home);
@@ -177,7 +217,10 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
                     "plugins",
                     Severity::Warning,
                     id,
-                    format!("plugin {id}: {} is writable by other users (mode {m:o})", lib.display()),
+                    format!(
+                        "plugin {id}: {} is writable by other users (mode {m:o})",
+                        lib.display()
+                    ),
                     Some(format!("chmod 700 {}", lib.display())),
                 ));
             }
@@ -201,10 +244,21 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
         for c in ctx.set.registry.conflicts_of(id) {
             out.push(finding(
                 "plugins",
-                if c.refused_plugin { Severity::Error } else { Severity::Warning },
+                if c.refused_plugin {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
                 id,
                 c.message.clone(),
-                Some(format!("hermes plugins remove {}", if c.refused_plugin { id } else { c.plugin.as_str() })),
+                Some(format!(
+                    "hermes plugins remove {}",
+                    if c.refused_plugin {
+                        id
+                    } else {
+                        c.plugin.as_str()
+                    }
+                )),
             ));
         }
     }
@@ -236,12 +290,22 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
         let provider = match ctx.set.open(entry, services.into_box()) {
             Ok(p) => p,
             Err(e) => {
-                out.push(finding("providers", Severity::Error, &d.id, e.message().to_string(), Some(format!("hermes plugins install {}", entry.plugin_id))));
+                out.push(finding(
+                    "providers",
+                    Severity::Error,
+                    &d.id,
+                    e.message().to_string(),
+                    Some(format!("hermes plugins install {}", entry.plugin_id)),
+                ));
                 continue;
             }
         };
         let entries = file.entries(&d.id);
-        let creds: Vec<Option<&crate::auth::EntryView>> = if entries.is_empty() { vec![None] } else { entries.iter().map(Some).collect() };
+        let creds: Vec<Option<&crate::auth::EntryView>> = if entries.is_empty() {
+            vec![None]
+        } else {
+            entries.iter().map(Some).collect()
+        };
         for e in creds {
             let report = provider
                 .handle
@@ -253,7 +317,11 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
                 status_state::NOT_LOGGED_IN => Severity::Warning,
                 _ => Severity::Error,
             };
-            let who = if entries.len() > 1 { format!(" [{account}]") } else { String::new() };
+            let who = if entries.len() > 1 {
+                format!(" [{account}]")
+            } else {
+                String::new()
+            };
             let mut message = format!("{}{who}  {}", d.display_name, report.summary);
             // A missing login's problem line only repeats the fix shown beside it.
             if report.state != status_state::NOT_LOGGED_IN {
@@ -262,7 +330,10 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
                 }
             }
             if let Some(t) = e.and_then(|e| e.last_transient.as_ref()) {
-                message.push_str(&format!("; last refresh attempt failed at {} ({}), will retry on next use", t.at, t.message));
+                message.push_str(&format!(
+                    "; last refresh attempt failed at {} ({}), will retry on next use",
+                    t.at, t.message
+                ));
             }
             let fix = (severity > Severity::Ok).then(|| d.login_command());
             out.push(Finding {
@@ -315,9 +386,17 @@ impl Report {
     /// Load the installed plugins and run every check, for every provider or only for
     /// `provider` (an id or alias; unknown is an error). Calls plugins (their Status), so
     /// async callers must run it on a blocking thread.
-    pub fn collect(env: &Env, out: &Output, provider: Option<&str>, deep: bool) -> crate::Result<Report> {
+    pub fn collect(
+        env: &Env,
+        out: &Output,
+        provider: Option<&str>,
+        deep: bool,
+    ) -> crate::Result<Report> {
         let paths = env.paths();
-        let scope = provider.map_or(crate::plugins::runtime::Scope::All, crate::plugins::runtime::Scope::Provider);
+        let scope = provider.map_or(
+            crate::plugins::runtime::Scope::All,
+            crate::plugins::runtime::Scope::Provider,
+        );
         let set = PluginSet::load(&paths, scope)?;
         let provider = match provider {
             Some(p) => Some(set.resolve(p)?.provider.id.clone()),
@@ -334,7 +413,11 @@ impl Report {
             deep,
         });
         let healthy = healthy(&findings);
-        Ok(Report { home: paths.home, findings, healthy })
+        Ok(Report {
+            home: paths.home,
+            findings,
+            healthy,
+        })
     }
 
     /// The stable JSON form (version 1; see docs/cli.md).

@@ -11,20 +11,45 @@ use crate::auth::pool::{self, Slot};
 use crate::auth::AuthFile;
 use crate::chat::sse::{Event, Parser};
 use crate::config::Settings;
-use crate::plugins::descriptor::{self, ModelDesc, PluginDesc, ProviderDesc, RegionDesc, UrlOverrideDesc};
+use crate::plugins::descriptor::{
+    self, ModelDesc, PluginDesc, ProviderDesc, RegionDesc, UrlOverrideDesc,
+};
 use crate::plugins::manifest::Manifest;
 use crate::plugins::registry::{PluginProviders, Registry};
 
 const CASES: u32 = 2_000;
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 const KEYS: &[&str] = &[
-    "version", "providers", "credential_pool", "suppressed_sources", "active_provider", "minimax-oauth",
-    "access_token", "refresh_token", "expires_at", "expires_at_ms", "id", "label", "source", "priority",
-    "oauth", "manual:minimax_oauth", "last_auth_error", "region", "plugins", "path", "sha256", "enabled",
+    "version",
+    "providers",
+    "credential_pool",
+    "suppressed_sources",
+    "active_provider",
+    "minimax-oauth",
+    "access_token",
+    "refresh_token",
+    "expires_at",
+    "expires_at_ms",
+    "id",
+    "label",
+    "source",
+    "priority",
+    "oauth",
+    "manual:minimax_oauth",
+    "last_auth_error",
+    "region",
+    "plugins",
+    "path",
+    "sha256",
+    "enabled",
 ];
 
 /// Any JSON, biased towards the keys the parsers look at.
@@ -34,15 +59,24 @@ fn json() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
         ".{0,40}".prop_map(Value::String),
-        "(2026|1970|9999|0000)-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|\\+00:00|-99:99)".prop_map(Value::String),
+        "(2026|1970|9999|0000)-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|\\+00:00|-99:99)"
+            .prop_map(Value::String),
     ];
     leaf.prop_recursive(5, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((prop_oneof![prop::sample::select(KEYS).prop_map(String::from), ".{0,8}"], inner), 0..8)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec(
+                (
+                    prop_oneof![prop::sample::select(KEYS).prop_map(String::from), ".{0,8}"],
+                    inner
+                ),
+                0..8
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }

@@ -73,7 +73,11 @@ impl Net {
                 .tls_certs_only([])
                 .build()
                 .expect("cannot build the HTTP client");
-            Net { rt, proxied: OnceLock::new(), direct }
+            Net {
+                rt,
+                proxied: OnceLock::new(),
+                direct,
+            }
         })
     }
     /// The runtime.
@@ -85,8 +89,11 @@ impl Net {
         if is_loopback(url) {
             &self.direct
         } else {
-            self.proxied
-                .get_or_init(|| client_builder().build().expect("cannot build the HTTP client"))
+            self.proxied.get_or_init(|| {
+                client_builder()
+                    .build()
+                    .expect("cannot build the HTTP client")
+            })
         }
     }
 }
@@ -119,7 +126,11 @@ impl Policy {
         match url.scheme() {
             "https" => {}
             "http" if loopback => {}
-            "http" => return refuse(format!("refused plain http to {host}: only https is allowed (http only to loopback)")),
+            "http" => {
+                return refuse(format!(
+                    "refused plain http to {host}: only https is allowed (http only to loopback)"
+                ))
+            }
             other => return refuse(format!("refused a {other}: URL: only https is allowed")),
         }
         if !loopback && !self.allowed_hosts.contains(&host) {
@@ -143,9 +154,15 @@ fn classify(e: &reqwest::Error, host: &str) -> PluginError {
     } else if e.is_connect() {
         transient("network", format!("cannot connect to {host}"))
     } else if e.is_body() || e.is_decode() {
-        transient("truncated", format!("the response from {host} was cut short"))
+        transient(
+            "truncated",
+            format!("the response from {host} was cut short"),
+        )
     } else {
-        transient("network", format!("the connection to {host} failed before a response"))
+        transient(
+            "network",
+            format!("the connection to {host} failed before a response"),
+        )
     }
 }
 
@@ -157,18 +174,16 @@ pub fn http_blocking(policy: &Policy, req: HttpRequest) -> Result<HttpResponse, 
 }
 
 async fn http(net: &Net, policy: &Policy, req: HttpRequest) -> Result<HttpResponse, PluginError> {
-    let mut url = reqwest::Url::parse(&req.url).map_err(|e| {
-        PluginError::new(kind::INVALID_INPUT, "bad_url", format!("not a URL: {e}"))
-    })?;
+    let mut url = reqwest::Url::parse(&req.url)
+        .map_err(|e| PluginError::new(kind::INVALID_INPUT, "bad_url", format!("not a URL: {e}")))?;
     policy.check(&url)?;
     let timeout = match req.timeout_ms {
         0 => DEFAULT_TIMEOUT,
         ms => Duration::from_millis(ms).min(MAX_TIMEOUT),
     };
     let deadline = Instant::now() + timeout;
-    let mut method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
-        PluginError::new(kind::INVALID_INPUT, "bad_method", "not an HTTP method")
-    })?;
+    let mut method = reqwest::Method::from_bytes(req.method.as_bytes())
+        .map_err(|_| PluginError::new(kind::INVALID_INPUT, "bad_method", "not an HTTP method"))?;
     let mut body: Vec<u8> = req.body.into_vec();
     let headers: Vec<(String, String)> = req
         .headers
@@ -190,16 +205,33 @@ async fn http(net: &Net, policy: &Policy, req: HttpRequest) -> Result<HttpRespon
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let resp = match tokio::time::timeout(left, rb.send()).await {
-            Err(_) => return Err(transient("timeout", format!("request to {host} timed out after {} s", timeout.as_secs()))),
+            Err(_) => {
+                return Err(transient(
+                    "timeout",
+                    format!("request to {host} timed out after {} s", timeout.as_secs()),
+                ))
+            }
             Ok(Err(e)) => return Err(classify(&e, &host)),
             Ok(Ok(r)) => r,
         };
         let status = resp.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
-            let Some(loc) = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()) else {
-                return Err(transient("bad_redirect", format!("{host} answered {status} without a Location")));
+            let Some(loc) = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
+                return Err(transient(
+                    "bad_redirect",
+                    format!("{host} answered {status} without a Location"),
+                ));
             };
-            let next = url.join(loc).map_err(|_| transient("bad_redirect", format!("{host} redirected to an invalid URL")))?;
+            let next = url.join(loc).map_err(|_| {
+                transient(
+                    "bad_redirect",
+                    format!("{host} redirected to an invalid URL"),
+                )
+            })?;
             policy.check(&next)?;
             if !matches!(status, 307 | 308) {
                 method = reqwest::Method::GET;
@@ -211,16 +243,30 @@ async fn http(net: &Net, policy: &Policy, req: HttpRequest) -> Result<HttpRespon
         let resp_headers: RVec<Tuple2<RString, RString>> = resp
             .headers()
             .iter()
-            .filter_map(|(k, v)| Some(Tuple2(RString::from(k.as_str()), RString::from(v.to_str().ok()?))))
+            .filter_map(|(k, v)| {
+                Some(Tuple2(
+                    RString::from(k.as_str()),
+                    RString::from(v.to_str().ok()?),
+                ))
+            })
             .collect();
-        let cap = if status >= 400 { ERROR_BODY_CAP } else { BODY_CAP };
+        let cap = if status >= 400 {
+            ERROR_BODY_CAP
+        } else {
+            BODY_CAP
+        };
         let mut resp = resp;
         let mut buf: Vec<u8> = Vec::new();
         let mut truncated = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, resp.chunk()).await {
-                Err(_) => return Err(transient("timeout", format!("reading the response from {host} timed out"))),
+                Err(_) => {
+                    return Err(transient(
+                        "timeout",
+                        format!("reading the response from {host} timed out"),
+                    ))
+                }
                 Ok(Err(e)) => return Err(classify(&e, &host)),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => {
@@ -242,7 +288,10 @@ async fn http(net: &Net, policy: &Policy, req: HttpRequest) -> Result<HttpRespon
             final_url: url.as_str().into(),
         });
     }
-    Err(transient("too_many_redirects", format!("more than {MAX_REDIRECTS} redirects")))
+    Err(transient(
+        "too_many_redirects",
+        format!("more than {MAX_REDIRECTS} redirects"),
+    ))
 }
 
 /// The host's services for one provider.
@@ -257,10 +306,19 @@ pub struct ProviderServices {
 impl ProviderServices {
     /// Services for `desc`: its allow-list, its declared URL overrides from the environment,
     /// and its configuration values.
-    pub fn new(desc: &ProviderDesc, env: &Env, config: BTreeMap<String, String>, out: Output) -> Self {
+    pub fn new(
+        desc: &ProviderDesc,
+        env: &Env,
+        config: BTreeMap<String, String>,
+        out: Output,
+    ) -> Self {
         let mut values = config;
         // Only variables the plugin declared (URL overrides, credential variables) reach it.
-        let declared = desc.url_overrides.iter().map(|o| &o.env).chain(&desc.credential_env);
+        let declared = desc
+            .url_overrides
+            .iter()
+            .map(|o| &o.env)
+            .chain(&desc.credential_env);
         for name in declared {
             if let Some(v) = env.var(name) {
                 values.insert(name.clone(), v.to_string());
@@ -291,7 +349,8 @@ impl ProviderServices {
     }
     fn guard<T>(&self, what: &str, f: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
         catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-            self.out.warn(&format!("internal error in host service {what}"));
+            self.out
+                .warn(&format!("internal error in host service {what}"));
             fallback()
         })
     }
@@ -300,15 +359,28 @@ impl ProviderServices {
 impl HostServices for ProviderServices {
     fn http(&self, request: HttpRequest) -> RResult<HttpResponse, PluginError> {
         let what = format!("{} {}", request.method, request.url);
-        self.out.log(2, &format!("[{}] {what}", self.policy.provider));
+        self.out
+            .log(2, &format!("[{}] {what}", self.policy.provider));
         let r = self.guard(
             "http",
             || http_blocking(&self.policy, request),
-            || Err(PluginError::new(kind::BUG, "host_panic", "internal error in the host's HTTP service")),
+            || {
+                Err(PluginError::new(
+                    kind::BUG,
+                    "host_panic",
+                    "internal error in the host's HTTP service",
+                ))
+            },
         );
         match &r {
-            Ok(resp) => self.out.log(2, &format!("[{}] {what} -> {}", self.policy.provider, resp.status)),
-            Err(e) => self.out.log(2, &format!("[{}] {what} -> {}", self.policy.provider, e.message)),
+            Ok(resp) => self.out.log(
+                2,
+                &format!("[{}] {what} -> {}", self.policy.provider, resp.status),
+            ),
+            Err(e) => self.out.log(
+                2,
+                &format!("[{}] {what} -> {}", self.policy.provider, e.message),
+            ),
         }
         r.into()
     }
@@ -334,7 +406,10 @@ impl HostServices for ProviderServices {
         }
     }
     fn config_get(&self, key: RStr<'_>) -> ROption<RString> {
-        self.config.get(key.as_str()).map(|v| RString::from(v.as_str())).into()
+        self.config
+            .get(key.as_str())
+            .map(|v| RString::from(v.as_str()))
+            .into()
     }
 }
 
@@ -351,26 +426,42 @@ mod tests {
 
     #[test]
     fn https_to_an_allowed_host_passes() {
-        policy().check(&"https://api.example.com/x".parse().unwrap()).unwrap();
-        policy().check(&"http://127.0.0.1:9/x".parse().unwrap()).unwrap();
-        policy().check(&"http://localhost:9/x".parse().unwrap()).unwrap();
-        policy().check(&"http://[::1]:9/x".parse().unwrap()).unwrap();
+        policy()
+            .check(&"https://api.example.com/x".parse().unwrap())
+            .unwrap();
+        policy()
+            .check(&"http://127.0.0.1:9/x".parse().unwrap())
+            .unwrap();
+        policy()
+            .check(&"http://localhost:9/x".parse().unwrap())
+            .unwrap();
+        policy()
+            .check(&"http://[::1]:9/x".parse().unwrap())
+            .unwrap();
     }
 
     #[test]
     fn plain_http_to_a_remote_host_is_refused() {
-        let e = policy().check(&"http://api.example.com/x".parse().unwrap()).unwrap_err();
+        let e = policy()
+            .check(&"http://api.example.com/x".parse().unwrap())
+            .unwrap_err();
         assert_eq!(e.kind, kind::REFUSED);
         assert!(e.message.contains("plain http"), "{}", e.message);
     }
 
     #[test]
     fn hosts_outside_the_allow_list_are_refused() {
-        let e = policy().check(&"https://evil.example.net/x".parse().unwrap()).unwrap_err();
+        let e = policy()
+            .check(&"https://evil.example.net/x".parse().unwrap())
+            .unwrap_err();
         assert_eq!(e.kind, kind::REFUSED);
         assert!(e.message.contains("evil.example.net"));
         // A look-alike suffix is not the allowed host.
-        assert!(policy().check(&"https://api.example.com.evil.net/".parse().unwrap()).is_err());
-        assert!(policy().check(&"file:///etc/passwd".parse().unwrap()).is_err());
+        assert!(policy()
+            .check(&"https://api.example.com.evil.net/".parse().unwrap())
+            .is_err());
+        assert!(policy()
+            .check(&"file:///etc/passwd".parse().unwrap())
+            .is_err());
     }
 }

@@ -725,7 +725,8 @@ pub struct PluginMod {
     pub describe: extern "C" fn() -> RResult<PluginInfo, PluginError>,
     /// The provider object for `id`, bound to the host's services.
     #[sabi(last_prefix_field)]
-    pub provider: extern "C" fn(id: RStr<'_>, host: HostBox) -> RResult<ProviderHandle, PluginError>,
+    pub provider:
+        extern "C" fn(id: RStr<'_>, host: HostBox) -> RResult<ProviderHandle, PluginError>,
 }
 
 impl RootModule for PluginModRef {

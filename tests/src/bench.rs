@@ -15,7 +15,8 @@ impl Table {
     /// Add a row (also shown on stderr as it is measured).
     pub fn row(&mut self, what: &str, figure: String, target: &str) {
         eprintln!("  {what}: {figure}");
-        self.rows.push((what.to_string(), figure, target.to_string()));
+        self.rows
+            .push((what.to_string(), figure, target.to_string()));
     }
     /// Print as a Markdown table on stdout.
     pub fn print(&self) {
@@ -43,7 +44,10 @@ pub struct ChildStats {
 pub fn measure(cmd: &Command) -> ChildStats {
     let exe = std::env::current_exe().expect("bench exe");
     let mut outer = Command::new(exe);
-    outer.arg("__measure").arg(cmd.get_program()).args(cmd.get_args());
+    outer
+        .arg("__measure")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => outer.env(k, v),
@@ -52,7 +56,9 @@ pub fn measure(cmd: &Command) -> ChildStats {
     }
     let out = outer.output().expect("run __measure");
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text.split_whitespace().map(|w| w.parse::<i64>().unwrap_or(-1));
+    let mut it = text
+        .split_whitespace()
+        .map(|w| w.parse::<i64>().unwrap_or(-1));
     let (ns, rss, code) = (
         it.next().unwrap_or(-1),
         it.next().unwrap_or(-1),
@@ -182,27 +188,47 @@ pub fn plugins(dir: &Path, table: &mut Table) {
             load_with(p, layout).expect("load bench plugin");
         }
         let per = start.elapsed() / copies.len() as u32;
-        table.row(what, format!("{:.3} ms", per.as_secs_f64() * 1000.0), target);
+        table.row(
+            what,
+            format!("{:.3} ms", per.as_secs_f64() * 1000.0),
+            target,
+        );
     }
 
     let minimax = dir.join("libminimax_oauth.so").display().to_string();
     let (_t1, home1) = temp_home();
     run_ok(hermes(dir, &home1, &["plugins", "install", &minimax]));
     let (wall, rss) = repeat(30, &hermes(dir, &home1, &["doctor"]));
-    table.row("hermes doctor, 1 plugin (median of 30)", ms(wall), "≤ 10 ms");
+    table.row(
+        "hermes doctor, 1 plugin (median of 30)",
+        ms(wall),
+        "≤ 10 ms",
+    );
     table.row("hermes doctor, 1 plugin, peak RSS", mb(rss), "≤ 10 MB");
 
     let (_t50, home50) = temp_home();
     let copies = bench_copies(dir, &scratch.join("installed"), 49);
     run_ok(hermes(dir, &home50, &["plugins", "install", &minimax]));
     for p in &copies {
-        run_ok(hermes(dir, &home50, &["plugins", "install", &p.display().to_string()]));
+        run_ok(hermes(
+            dir,
+            &home50,
+            &["plugins", "install", &p.display().to_string()],
+        ));
     }
     let (wall, rss) = repeat(20, &hermes(dir, &home50, &["doctor"]));
-    table.row("hermes doctor, 50 plugins (median of 20)", ms(wall), "≤ 30 ms");
+    table.row(
+        "hermes doctor, 50 plugins (median of 20)",
+        ms(wall),
+        "≤ 30 ms",
+    );
     table.row("hermes doctor, 50 plugins, peak RSS", mb(rss), "");
     let (wall, _) = repeat(10, &hermes(dir, &home50, &["doctor", "--deep"]));
-    table.row("hermes doctor --deep (re-hash every library), 50 plugins (median of 10)", ms(wall), "");
+    table.row(
+        "hermes doctor --deep (re-hash every library), 50 plugins (median of 10)",
+        ms(wall),
+        "",
+    );
 
     let (wall, rss) = repeat(30, &hermes(dir, &home1, &["--version"]));
     table.row("hermes --version (median of 30)", ms(wall), "");
@@ -216,33 +242,66 @@ pub fn tokens(dir: &Path, table: &mut Table) {
     use hermes::auth::{Store, TokenSource};
     use std::sync::Arc;
 
-    let emu = Emulator::start(EmulatorConfig { auto_approve: true, interval_ms: 0, ..EmulatorConfig::default() });
+    let emu = Emulator::start(EmulatorConfig {
+        auto_approve: true,
+        interval_ms: 0,
+        ..EmulatorConfig::default()
+    });
     let (_t, home) = temp_home();
     let with_env = |mut c: Command| {
-        c.env("MINIMAX_PORTAL_BASE_URL", emu.url()).env("MINIMAX_INFERENCE_BASE_URL", emu.inference_url());
+        c.env("MINIMAX_PORTAL_BASE_URL", emu.url())
+            .env("MINIMAX_INFERENCE_BASE_URL", emu.inference_url());
         c
     };
-    run_ok(with_env(hermes(dir, &home, &["plugins", "install", &dir.join("libminimax_oauth.so").display().to_string()])));
-    run_ok(with_env(hermes(dir, &home, &["auth", "add", "minimax-oauth", "--no-browser"])));
+    run_ok(with_env(hermes(
+        dir,
+        &home,
+        &[
+            "plugins",
+            "install",
+            &dir.join("libminimax_oauth.so").display().to_string(),
+        ],
+    )));
+    run_ok(with_env(hermes(
+        dir,
+        &home,
+        &["auth", "add", "minimax-oauth", "--no-browser"],
+    )));
 
     let mut vars = std::collections::BTreeMap::new();
     vars.insert("HERMES_HOME".to_string(), home.display().to_string());
     vars.insert("MINIMAX_PORTAL_BASE_URL".to_string(), emu.url());
-    vars.insert("MINIMAX_INFERENCE_BASE_URL".to_string(), emu.inference_url());
+    vars.insert(
+        "MINIMAX_INFERENCE_BASE_URL".to_string(),
+        emu.inference_url(),
+    );
     let env = hermes::config::Env::from_vars(vars).expect("env");
     let out = hermes::output::Output::plain(0);
-    let provider = hermes::plugins::runtime::open_provider(&env, "minimax-oauth", &out).expect("provider");
+    let provider =
+        hermes::plugins::runtime::open_provider(&env, "minimax-oauth", &out).expect("provider");
 
     // Cold: a new token source reads the store and asks the plugin (no refresh needed).
     let n = 2_000;
     let start = Instant::now();
     for _ in 0..n {
-        let s = TokenSource::new(Store::new(&env.paths()), Arc::clone(&provider), None, "", out.clone());
+        let s = TokenSource::new(
+            Store::new(&env.paths()),
+            Arc::clone(&provider),
+            None,
+            "",
+            out.clone(),
+        );
         std::hint::black_box(s.token().expect("token"));
     }
     let cold = start.elapsed() / n;
     // Warm: the per-request path of a running client.
-    let source = TokenSource::new(Store::new(&env.paths()), Arc::clone(&provider), None, "", out.clone());
+    let source = TokenSource::new(
+        Store::new(&env.paths()),
+        Arc::clone(&provider),
+        None,
+        "",
+        out.clone(),
+    );
     source.token().expect("token");
     let n = 2_000_000u32;
     let start = Instant::now();
@@ -250,11 +309,26 @@ pub fn tokens(dir: &Path, table: &mut Table) {
         std::hint::black_box(source.token().expect("token"));
     }
     let warm = start.elapsed() / n;
-    table.row("fresh token resolve in process (per request, from memory)", format!("{} ns", warm.as_nanos()), "≤ 1 µs");
-    table.row("first token resolve in process (store read + plugin check)", format!("{:.1} µs", cold.as_secs_f64() * 1e6), "");
+    table.row(
+        "fresh token resolve in process (per request, from memory)",
+        format!("{} ns", warm.as_nanos()),
+        "≤ 1 µs",
+    );
+    table.row(
+        "first token resolve in process (store read + plugin check)",
+        format!("{:.1} µs", cold.as_secs_f64() * 1e6),
+        "",
+    );
 
-    let (wall, rss) = repeat(30, &with_env(hermes(dir, &home, &["auth", "token", "minimax-oauth"])));
-    table.row("hermes auth token, whole process (median of 30)", ms(wall), "");
+    let (wall, rss) = repeat(
+        30,
+        &with_env(hermes(dir, &home, &["auth", "token", "minimax-oauth"])),
+    );
+    table.row(
+        "hermes auth token, whole process (median of 30)",
+        ms(wall),
+        "",
+    );
     table.row("hermes auth token, peak RSS", mb(rss), "");
 
     race(dir, &emu, &home, table);
@@ -268,7 +342,9 @@ fn race(dir: &Path, emu: &crate::emulator::Emulator, home: &Path, table: &mut Ta
     for _ in 0..rounds {
         emu.set_config(|c| c.access_ttl_ms = 30_000);
         let mut login = hermes(dir, home, &["auth", "add", "minimax-oauth", "--no-browser"]);
-        login.env("MINIMAX_PORTAL_BASE_URL", emu.url()).env("MINIMAX_INFERENCE_BASE_URL", emu.inference_url());
+        login
+            .env("MINIMAX_PORTAL_BASE_URL", emu.url())
+            .env("MINIMAX_INFERENCE_BASE_URL", emu.inference_url());
         run_ok(login);
         emu.set_config(|c| c.access_ttl_ms = 900_000);
         let before = emu.counters();
@@ -315,9 +391,16 @@ fn chat_overhead(dir: &Path, emu: &crate::emulator::Emulator, home: &Path, table
     let addr = listener.local_addr().expect("addr");
     let mut samples = Vec::new();
     for _ in 0..20 {
-        let mut c = hermes(dir, home, &["chat", "-q", "hi", "--provider", "minimax-oauth", "--json"]);
+        let mut c = hermes(
+            dir,
+            home,
+            &["chat", "-q", "hi", "--provider", "minimax-oauth", "--json"],
+        );
         c.env("MINIMAX_PORTAL_BASE_URL", emu.url())
-            .env("MINIMAX_INFERENCE_BASE_URL", format!("http://{addr}/anthropic"))
+            .env(
+                "MINIMAX_INFERENCE_BASE_URL",
+                format!("http://{addr}/anthropic"),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let started = Instant::now();
@@ -334,5 +417,9 @@ fn chat_overhead(dir: &Path, emu: &crate::emulator::Emulator, home: &Path, table
         let _ = child.wait();
     }
     samples.sort();
-    table.row("hermes chat: process start to first request byte (median of 20)", ms(samples[samples.len() / 2]), "");
+    table.row(
+        "hermes chat: process start to first request byte (median of 20)",
+        ms(samples[samples.len() / 2]),
+        "",
+    );
 }

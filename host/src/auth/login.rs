@@ -26,7 +26,10 @@ pub struct Approved {
 /// Start a sign-in.
 pub fn start(provider: &Provider, region: Option<&str>, options: &str) -> Result<Challenge> {
     let Some(flow) = provider.handle.auth_flow.as_ref().into_option() else {
-        return Err(Error::msg(format!("{} has no sign-in flow", provider.desc.display_name)));
+        return Err(Error::msg(format!(
+            "{} has no sign-in flow",
+            provider.desc.display_name
+        )));
     };
     match flow.start(region.unwrap_or("").into(), options.into()) {
         RResult::ROk(c) => Ok(c),
@@ -85,15 +88,24 @@ pub fn wait_ending(
     cancel: &AtomicBool,
     tick: &mut dyn FnMut(Tick),
 ) -> std::result::Result<Approved, NotApproved> {
-    let end = |ending: Ending, message: String| NotApproved { ending, error: Error::msg(message) };
+    let end = |ending: Ending, message: String| NotApproved {
+        ending,
+        error: Error::msg(message),
+    };
     let Some(flow) = provider.handle.auth_flow.as_ref().into_option() else {
-        return Err(end(Ending::Failed, format!("{} has no sign-in flow", provider.desc.display_name)));
+        return Err(end(
+            Ending::Failed,
+            format!("{} has no sign-in flow", provider.desc.display_name),
+        ));
     };
     let mut interval = challenge.interval_ms.max(1);
     let hard_deadline = deadline_ms.min(challenge.expires_at_ms.max(now_ms()));
     loop {
         if cancel.load(Ordering::SeqCst) {
-            return Err(end(Ending::Cancelled, "sign-in cancelled; nothing was saved".into()));
+            return Err(end(
+                Ending::Cancelled,
+                "sign-in cancelled; nothing was saved".into(),
+            ));
         }
         let outcome = match flow.poll(challenge.session.as_str().into()) {
             RResult::ROk(o) => o,
@@ -104,7 +116,11 @@ pub fn wait_ending(
             }
             RResult::RErr(e) => {
                 // A provider that reports its own timeout does so once its code is dead.
-                let ending = if now_ms() >= challenge.expires_at_ms { Ending::Expired } else { Ending::Failed };
+                let ending = if now_ms() >= challenge.expires_at_ms {
+                    Ending::Expired
+                } else {
+                    Ending::Failed
+                };
                 return Err(end(ending, e.message.to_string()));
             }
         };
@@ -114,7 +130,10 @@ pub fn wait_ending(
         match outcome.status {
             poll_status::APPROVED => {
                 let Some(credential) = outcome.credential.into_option() else {
-                    return Err(end(Ending::Failed, "the provider approved the sign-in but sent no credential".into()));
+                    return Err(end(
+                        Ending::Failed,
+                        "the provider approved the sign-in but sent no credential".into(),
+                    ));
                 };
                 return Ok(Approved {
                     credential,
@@ -129,30 +148,52 @@ pub fn wait_ending(
                 };
                 return Err(end(Ending::Denied, format!("sign-in was denied{why}")));
             }
-            poll_status::EXPIRED => return Err(end(Ending::Expired, "the sign-in code expired before it was approved".into())),
+            poll_status::EXPIRED => {
+                return Err(end(
+                    Ending::Expired,
+                    "the sign-in code expired before it was approved".into(),
+                ))
+            }
             _ => {}
         }
         // Sleep the interval, but never past the deadline; the poll after the challenge's
         // deadline lets the plugin report its own timeout.
         let now = now_ms();
         if now >= deadline_ms && deadline_ms < challenge.expires_at_ms {
-            return Err(end(Ending::GaveUp, "gave up waiting for approval (--timeout reached); nothing was saved".into()));
+            return Err(end(
+                Ending::GaveUp,
+                "gave up waiting for approval (--timeout reached); nothing was saved".into(),
+            ));
         }
         // Still pending at the code's deadline: the provider had its poll to report its own
         // timeout, and polling on would spin without sleeping.
         if now >= hard_deadline {
-            return Err(end(Ending::Expired, "the sign-in code expired before it was approved".into()));
+            return Err(end(
+                Ending::Expired,
+                "the sign-in code expired before it was approved".into(),
+            ));
         }
         let wake = (now + interval as i64).min(hard_deadline.max(now));
         while now_ms() < wake {
             if cancel.load(Ordering::SeqCst) {
-                return Err(end(Ending::Cancelled, "sign-in cancelled; nothing was saved".into()));
+                return Err(end(
+                    Ending::Cancelled,
+                    "sign-in cancelled; nothing was saved".into(),
+                ));
             }
-            tick(Tick::Waiting(challenge.expires_at_ms.min(deadline_ms) - now_ms()));
-            std::thread::sleep(Duration::from_millis(100).min(Duration::from_millis((wake - now_ms()).max(1) as u64)));
+            tick(Tick::Waiting(
+                challenge.expires_at_ms.min(deadline_ms) - now_ms(),
+            ));
+            std::thread::sleep(
+                Duration::from_millis(100)
+                    .min(Duration::from_millis((wake - now_ms()).max(1) as u64)),
+            );
         }
         if now_ms() >= deadline_ms && deadline_ms < challenge.expires_at_ms {
-            return Err(end(Ending::GaveUp, "gave up waiting for approval (--timeout reached); nothing was saved".into()));
+            return Err(end(
+                Ending::GaveUp,
+                "gave up waiting for approval (--timeout reached); nothing was saved".into(),
+            ));
         }
     }
 }
@@ -168,7 +209,12 @@ pub struct Saved {
 
 /// Save a sign-in: as the main login, or — when `label` names a new account while a main login
 /// exists — as an extra account with its own tokens.
-pub fn save(store: &Store, provider_id: &str, mut cred: Credential, label: Option<&str>) -> Result<Saved> {
+pub fn save(
+    store: &Store,
+    provider_id: &str,
+    mut cred: Credential,
+    label: Option<&str>,
+) -> Result<Saved> {
     if let Some(l) = label {
         cred.label = l.into();
     }
@@ -181,10 +227,16 @@ pub fn save(store: &Store, provider_id: &str, mut cred: Credential, label: Optio
         };
         if new_account {
             let id = f.add_account(provider_id, &cred, label.unwrap_or(""));
-            Ok(Saved { slot: Slot::Pool(id), extra_account: true })
+            Ok(Saved {
+                slot: Slot::Pool(id),
+                extra_account: true,
+            })
         } else {
             f.save_singleton(provider_id, &cred);
-            Ok(Saved { slot: Slot::Singleton, extra_account: false })
+            Ok(Saved {
+                slot: Slot::Singleton,
+                extra_account: false,
+            })
         }
     })
 }

@@ -128,7 +128,10 @@ fn apply(m: &mut Map<String, Value>, cred: &Credential) {
     }
     m.insert("access_token".into(), json!(cred.access_token.as_str()));
     m.insert("refresh_token".into(), json!(cred.refresh_token.as_str()));
-    match (cred.expires_at_ms > 0).then(|| timefmt::iso_from_ms(cred.expires_at_ms)).flatten() {
+    match (cred.expires_at_ms > 0)
+        .then(|| timefmt::iso_from_ms(cred.expires_at_ms))
+        .flatten()
+    {
         Some(iso) => {
             m.insert("expires_at".into(), json!(iso));
             m.insert("expires_at_ms".into(), json!(cred.expires_at_ms));
@@ -167,7 +170,10 @@ impl AuthFile {
     pub fn entries(&self, provider: &str) -> Vec<EntryView> {
         let singleton = self.provider_state(provider);
         let singleton_rt = singleton.map(|m| str_of(m, "refresh_token")).unwrap_or("");
-        let suppressed = self.suppressed(provider).iter().any(|s| s == SINGLETON_SOURCE);
+        let suppressed = self
+            .suppressed(provider)
+            .iter()
+            .any(|s| s == SINGLETON_SOURCE);
         let mut out: Vec<EntryView> = Vec::new();
         let mut have_singleton = false;
         for (i, e) in self.pool(provider).into_iter().enumerate() {
@@ -177,7 +183,10 @@ impl AuthFile {
                 "" => short_id(&format!("{provider}/{i}")),
                 id => id.to_string(),
             };
-            let priority = e.get("priority").and_then(Value::as_i64).unwrap_or(i as i64);
+            let priority = e
+                .get("priority")
+                .and_then(Value::as_i64)
+                .unwrap_or(i as i64);
             if source == SINGLETON_SOURCE || duplicate {
                 let Some(s) = singleton else { continue };
                 if have_singleton || suppressed {
@@ -254,7 +263,12 @@ impl AuthFile {
     }
 
     /// Store a refreshed credential in `slot`, keeping every other key of the record.
-    pub fn update_credential(&mut self, provider: &str, slot: &Slot, cred: &Credential) -> Result<()> {
+    pub fn update_credential(
+        &mut self,
+        provider: &str,
+        slot: &Slot,
+        cred: &Credential,
+    ) -> Result<()> {
         if *slot == Slot::Singleton {
             // Fold pool copies of the singleton's token pair first: once the pair rotates, a
             // copy would look like a separate login holding a dead refresh token.
@@ -264,9 +278,11 @@ impl AuthFile {
                 .unwrap_or_default();
             self.normalize(provider, &current);
         }
-        let m = self
-            .slot_map_mut(provider, slot)
-            .ok_or_else(|| Error::msg(format!("the login of {provider} was removed while it was being refreshed")))?;
+        let m = self.slot_map_mut(provider, slot).ok_or_else(|| {
+            Error::msg(format!(
+                "the login of {provider} was removed while it was being refreshed"
+            ))
+        })?;
         apply(m, cred);
         Ok(())
     }
@@ -314,7 +330,9 @@ impl AuthFile {
         let pool = self.pool_mut(provider);
         let mut seen = false;
         pool.retain_mut(|v| {
-            let Some(e) = v.as_object_mut() else { return true };
+            let Some(e) = v.as_object_mut() else {
+                return true;
+            };
             let is_ref = str_of(e, "source") == SINGLETON_SOURCE;
             let is_copy = !singleton_rt.is_empty() && str_of(e, "refresh_token") == singleton_rt;
             if !(is_ref || is_copy) {
@@ -324,7 +342,13 @@ impl AuthFile {
                 return false;
             }
             seen = true;
-            for k in ["access_token", "refresh_token", "expires_at_ms", "expires_at", "last_auth_error"] {
+            for k in [
+                "access_token",
+                "refresh_token",
+                "expires_at_ms",
+                "expires_at",
+                "last_auth_error",
+            ] {
                 e.remove(k);
             }
             e.insert("source".into(), json!(SINGLETON_SOURCE));
@@ -347,7 +371,9 @@ impl AuthFile {
     /// Quarantine the login in `slot` after a terminal refresh error: clear its tokens and
     /// expiry, keep everything else, and record the error.
     pub fn quarantine(&mut self, provider: &str, slot: &Slot, err: &PluginError, now_ms: i64) {
-        let Some(m) = self.slot_map_mut(provider, slot) else { return };
+        let Some(m) = self.slot_map_mut(provider, slot) else {
+            return;
+        };
         m.insert("access_token".into(), Value::Null);
         m.insert("refresh_token".into(), Value::Null);
         m.insert("expires_at".into(), Value::Null);
@@ -367,8 +393,16 @@ impl AuthFile {
 
     /// Record a transient refresh failure on the login in `slot` (shown by doctor; cleared by
     /// the next successful refresh). The login itself is untouched.
-    pub fn note_transient_failure(&mut self, provider: &str, slot: &Slot, err: &PluginError, now_ms: i64) {
-        let Some(m) = self.slot_map_mut(provider, slot) else { return };
+    pub fn note_transient_failure(
+        &mut self,
+        provider: &str,
+        slot: &Slot,
+        err: &PluginError,
+        now_ms: i64,
+    ) {
+        let Some(m) = self.slot_map_mut(provider, slot) else {
+            return;
+        };
         m.insert(
             "last_refresh_failure".into(),
             json!({
@@ -414,7 +448,11 @@ pub fn find<'a>(entries: &'a [EntryView], key: &str) -> Option<&'a EntryView> {
     entries
         .iter()
         .find(|e| e.id.eq_ignore_ascii_case(key))
-        .or_else(|| entries.iter().find(|e| !e.label.is_empty() && e.label.eq_ignore_ascii_case(key)))
+        .or_else(|| {
+            entries
+                .iter()
+                .find(|e| !e.label.is_empty() && e.label.eq_ignore_ascii_case(key))
+        })
 }
 
 /// The login to use: the named one, else the first usable in priority order, else the first
@@ -422,7 +460,10 @@ pub fn find<'a>(entries: &'a [EntryView], key: &str) -> Option<&'a EntryView> {
 pub fn select<'a>(entries: &'a [EntryView], account: Option<&str>) -> Option<&'a EntryView> {
     match account {
         Some(key) => find(entries, key),
-        None => entries.iter().find(|e| e.usable()).or_else(|| entries.first()),
+        None => entries
+            .iter()
+            .find(|e| e.usable())
+            .or_else(|| entries.first()),
     }
 }
 
@@ -448,7 +489,10 @@ mod tests {
         let pool = f.pool("p");
         assert_eq!(pool.len(), 1);
         assert_eq!(str_of(pool[0], "source"), "oauth");
-        assert!(pool[0].get("refresh_token").is_none(), "the pool must not copy the token");
+        assert!(
+            pool[0].get("refresh_token").is_none(),
+            "the pool must not copy the token"
+        );
         let st = f.provider_state("p").unwrap();
         assert_eq!(str_of(st, "portal_base_url"), "https://x");
         assert_eq!(str_of(st, "expires_at"), "2026-01-01T00:00:00+00:00");
@@ -462,7 +506,9 @@ mod tests {
     fn a_pool_copy_of_the_singleton_token_is_folded_in() {
         let mut f = AuthFile::empty();
         f.set_provider_state("p", credential_map(&cred("at-1", "rt-1")));
-        f.pool_mut("p").push(json!({"id":"abc123","source":"manual:p","access_token":"at-1","refresh_token":"rt-1"}));
+        f.pool_mut("p").push(
+            json!({"id":"abc123","source":"manual:p","access_token":"at-1","refresh_token":"rt-1"}),
+        );
         let es = f.entries("p");
         assert_eq!(es.len(), 1, "{es:?}");
         assert_eq!(es[0].slot, Slot::Singleton);
@@ -504,7 +550,10 @@ mod tests {
         assert_eq!(es.len(), 2);
         assert_eq!(find(&es, "WORK").unwrap().id, id);
         assert_eq!(find(&es, "2").unwrap().id, id);
-        assert_eq!(find(&es, &id).unwrap().credential.refresh_token.as_str(), "rt-9");
+        assert_eq!(
+            find(&es, &id).unwrap().credential.refresh_token.as_str(),
+            "rt-9"
+        );
         assert_eq!(select(&es, None).unwrap().slot, Slot::Singleton);
     }
 

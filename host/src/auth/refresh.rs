@@ -137,7 +137,8 @@ impl TokenSource {
 
     fn not_logged_in(&self) -> Error {
         let d = &self.provider.desc;
-        Error::msg(format!("not signed in to {}", d.display_name)).with_help(format!("run `{}`", d.login_command()))
+        Error::msg(format!("not signed in to {}", d.display_name))
+            .with_help(format!("run `{}`", d.login_command()))
     }
 
     fn relogin(&self, e: &EntryView) -> Error {
@@ -147,8 +148,12 @@ impl TokenSource {
             .as_ref()
             .map(|le| format!(": {}", le.message))
             .unwrap_or_default();
-        Error::msg(format!("sign-in required for {} ({}){why}", d.display_name, e.name()))
-            .with_help(format!("run `{}` to sign in again", d.login_command()))
+        Error::msg(format!(
+            "sign-in required for {} ({}){why}",
+            d.display_name,
+            e.name()
+        ))
+        .with_help(format!("run `{}` to sign in again", d.login_command()))
     }
 
     fn pick(&self, entries: &[EntryView]) -> Result<(EntryView, String)> {
@@ -169,7 +174,10 @@ impl TokenSource {
                 "no login of {} is called {a:?}",
                 self.provider.desc.display_name
             ))
-            .with_help(format!("see them with `hermes auth list {}`", self.provider.desc.id))),
+            .with_help(format!(
+                "see them with `hermes auth list {}`",
+                self.provider.desc.id
+            ))),
             (None, None) => Err(self.not_logged_in()),
         }
     }
@@ -185,7 +193,9 @@ impl TokenSource {
         }
         let id = &self.provider.desc.id;
         let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
-            return Err(Error::msg(format!("provider {id} does not provide runtime credentials")));
+            return Err(Error::msg(format!(
+                "provider {id} does not provide runtime credentials"
+            )));
         };
         let file = self.store.read()?;
         let entries = file.entries(id);
@@ -214,7 +224,10 @@ impl TokenSource {
             drop(locked);
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
-        self.out.log(1, &format!("refreshing the {} token ({})", id, entry.name()));
+        self.out.log(
+            1,
+            &format!("refreshing the {} token ({})", id, entry.name()),
+        );
         match rt.refresh(&entry.credential) {
             RResult::ROk(new) => {
                 file.update_credential(id, &entry.slot, &new)?;
@@ -225,14 +238,20 @@ impl TokenSource {
             RResult::RErr(e) if e.relogin_required => {
                 file.quarantine(id, &entry.slot, &e, self.now());
                 locked.write(&mut file)?;
-                Err(Error::msg(format!("{}: {}", self.provider.desc.display_name, e.message))
-                    .with_help(format!("run `{}`", self.provider.desc.login_command())))
+                Err(Error::msg(format!(
+                    "{}: {}",
+                    self.provider.desc.display_name, e.message
+                ))
+                .with_help(format!("run `{}`", self.provider.desc.login_command())))
             }
             RResult::RErr(e) if !e.is_transient() => {
                 // Terminal but not a dead login (say, a key the server refuses): nothing to
                 // quarantine and nothing to retry; the stored credential stays as it is.
                 drop(locked);
-                Err(Error::msg(e.message.to_string()).with_help(format!("`{}` replaces the login", self.provider.desc.login_command())))
+                Err(Error::msg(e.message.to_string()).with_help(format!(
+                    "`{}` replaces the login",
+                    self.provider.desc.login_command()
+                )))
             }
             RResult::RErr(e) => {
                 file.note_transient_failure(id, &entry.slot, &e, self.now());
@@ -240,7 +259,8 @@ impl TokenSource {
                 let _ = locked.write(&mut file);
                 drop(locked);
                 let c = &entry.credential;
-                let still_valid = !c.access_token.is_empty() && (c.expires_at_ms == 0 || c.expires_at_ms > self.now());
+                let still_valid = !c.access_token.is_empty()
+                    && (c.expires_at_ms == 0 || c.expires_at_ms > self.now());
                 if rejected.is_none() && still_valid {
                     self.out.warn(&format!(
                         "could not refresh the {id} token ({}); using the current one while it lasts",
@@ -261,14 +281,25 @@ impl TokenSource {
         }
     }
 
-    fn finish(&self, entry: &EntryView, cred: Credential, reason: &str, refreshed: bool) -> Result<Arc<Resolved>> {
+    fn finish(
+        &self,
+        entry: &EntryView,
+        cred: Credential,
+        reason: &str,
+        refreshed: bool,
+    ) -> Result<Arc<Resolved>> {
         let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
             return Err(Error::msg("no runtime capability"));
         };
         let runtime = match rt.runtime(&cred) {
             RResult::ROk(r) => r,
             RResult::RErr(e) if e.relogin_required => return Err(self.relogin(entry)),
-            RResult::RErr(e) => return Err(Error::msg(format!("{}: {}", self.provider.desc.display_name, e.message))),
+            RResult::RErr(e) => {
+                return Err(Error::msg(format!(
+                    "{}: {}",
+                    self.provider.desc.display_name, e.message
+                )))
+            }
         };
         let resolved = Arc::new(Resolved {
             token: Secret::new(runtime.secret.as_str()),

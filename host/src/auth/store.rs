@@ -96,7 +96,10 @@ impl Store {
                 self.lock_path.display()
             ))
         })?;
-        Ok(Locked { store: self, _lock: lock })
+        Ok(Locked {
+            store: self,
+            _lock: lock,
+        })
     }
 
     /// Read, change and write under the lock. `f` returns whether it changed anything.
@@ -125,8 +128,9 @@ impl Locked<'_> {
         let text = serde_json::to_string_pretty(&Value::Object(file.root.clone()))
             .map_err(|e| Error::msg(format!("cannot encode auth.json: {e}")))?;
         fsutil::write_atomic(&self.store.path, text.as_bytes(), 0o600).map_err(|e| {
-            Error::io(format!("cannot write {}", self.store.path.display()), e)
-                .with_help("the previous auth.json is unchanged; free some space or fix permissions and retry")
+            Error::io(format!("cannot write {}", self.store.path.display()), e).with_help(
+                "the previous auth.json is unchanged; free some space or fix permissions and retry",
+            )
         })
     }
 }
@@ -153,7 +157,11 @@ impl AuthFile {
         match root.get("version") {
             None => {}
             Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
-            Some(other) => return Err(format!("unsupported version {other}; this hermes reads version 1")),
+            Some(other) => {
+                return Err(format!(
+                    "unsupported version {other}; this hermes reads version 1"
+                ))
+            }
         }
         for key in ["providers", "credential_pool", "suppressed_sources"] {
             match root.get(key) {
@@ -169,7 +177,10 @@ impl AuthFile {
     }
 
     fn section_mut(&mut self, key: &str) -> &mut Map<String, Value> {
-        let v = self.root.entry(key.to_string()).or_insert_with(|| json!({}));
+        let v = self
+            .root
+            .entry(key.to_string())
+            .or_insert_with(|| json!({}));
         if !v.is_object() {
             *v = json!({});
         }
@@ -183,12 +194,15 @@ impl AuthFile {
 
     /// Replace `providers.<id>`.
     pub fn set_provider_state(&mut self, provider: &str, state: Map<String, Value>) {
-        self.section_mut("providers").insert(provider.to_string(), Value::Object(state));
+        self.section_mut("providers")
+            .insert(provider.to_string(), Value::Object(state));
     }
 
     /// `providers.<id>`, mutable.
     pub fn provider_state_mut(&mut self, provider: &str) -> Option<&mut Map<String, Value>> {
-        self.section_mut("providers").get_mut(provider)?.as_object_mut()
+        self.section_mut("providers")
+            .get_mut(provider)?
+            .as_object_mut()
     }
 
     /// Remove `providers.<id>`.
@@ -227,14 +241,21 @@ impl AuthFile {
         self.section("suppressed_sources")
             .and_then(|s| s.get(provider))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Add or remove a source from `suppressed_sources.<id>`.
     pub fn set_suppressed(&mut self, provider: &str, source: &str, suppressed: bool) {
         let section = self.section_mut("suppressed_sources");
-        let list = section.entry(provider.to_string()).or_insert_with(|| json!([]));
+        let list = section
+            .entry(provider.to_string())
+            .or_insert_with(|| json!([]));
         if !list.is_array() {
             *list = json!([]);
         }
@@ -257,7 +278,8 @@ impl AuthFile {
     pub fn set_active_provider(&mut self, provider: Option<&str>) {
         match provider {
             Some(p) => {
-                self.root.insert("active_provider".into(), Value::String(p.into()));
+                self.root
+                    .insert("active_provider".into(), Value::String(p.into()));
             }
             None => {
                 self.root.insert("active_provider".into(), Value::Null);
@@ -280,7 +302,11 @@ mod tests {
     fn missing_file_is_empty_and_unknown_keys_survive_a_write() {
         let (_d, s) = store();
         assert_eq!(s.read().unwrap().provider_state("x"), None);
-        std::fs::write(s.path(), r#"{"version":1,"providers":{},"something_else":{"keep":true}}"#).unwrap();
+        std::fs::write(
+            s.path(),
+            r#"{"version":1,"providers":{},"something_else":{"keep":true}}"#,
+        )
+        .unwrap();
         s.update(|f| {
             f.set_provider_state("x", Map::new());
             Ok(())
@@ -300,17 +326,38 @@ mod tests {
             Ok(())
         });
         let e = err.unwrap_err();
-        assert!(e.message().contains("is corrupt (invalid JSON at line 1"), "{}", e.message());
+        assert!(
+            e.message().contains("is corrupt (invalid JSON at line 1"),
+            "{}",
+            e.message()
+        );
         assert!(e.help().unwrap().contains("mv "), "{:?}", e.help());
-        assert_eq!(std::fs::read(s.path()).unwrap(), b"{\"version\":1,\"providers\":{");
+        assert_eq!(
+            std::fs::read(s.path()).unwrap(),
+            b"{\"version\":1,\"providers\":{"
+        );
         let copy = s.path().with_file_name("auth.json.corrupt");
-        assert_eq!(std::fs::read(copy).unwrap(), b"{\"version\":1,\"providers\":{");
+        assert_eq!(
+            std::fs::read(copy).unwrap(),
+            b"{\"version\":1,\"providers\":{"
+        );
     }
 
     #[test]
     fn wrong_shapes_are_errors_not_panics() {
-        for bad in [&b"[]"[..], b"{\"version\":2}", b"{\"providers\":[]}", b"", b"  \n", b"\xff\xfe"] {
-            assert!(AuthFile::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"[]"[..],
+            b"{\"version\":2}",
+            b"{\"providers\":[]}",
+            b"",
+            b"  \n",
+            b"\xff\xfe",
+        ] {
+            assert!(
+                AuthFile::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

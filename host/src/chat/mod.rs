@@ -100,8 +100,15 @@ impl ChatClient {
                 api_mode::ANTHROPIC_MESSAGES
             )));
         }
-        let policy = Policy { provider: d.id.clone(), allowed_hosts: d.allowed_hosts.clone() };
-        Ok(ChatClient { source, policy, ctrl_c: false })
+        let policy = Policy {
+            provider: d.id.clone(),
+            allowed_hosts: d.allowed_hosts.clone(),
+        };
+        Ok(ChatClient {
+            source,
+            policy,
+            ctrl_c: false,
+        })
     }
 
     /// Stop cleanly on Ctrl-C (for the command line).
@@ -165,8 +172,11 @@ impl ChatClient {
     ) -> std::result::Result<ChatReply, Attempt> {
         let fail = |m: String| Attempt::Failed(Error::msg(m));
         let url = format!("{}/v1/messages", tok.base_url.trim_end_matches('/'));
-        let url = reqwest::Url::parse(&url).map_err(|e| fail(format!("the inference URL {url:?} is not valid: {e}")))?;
-        self.policy.check(&url).map_err(|e| fail(e.message.to_string()))?;
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| fail(format!("the inference URL {url:?} is not valid: {e}")))?;
+        self.policy
+            .check(&url)
+            .map_err(|e| fail(e.message.to_string()))?;
         let host = url.host_str().unwrap_or("").to_string();
         let mut body = json!({
             "model": req.model,
@@ -185,14 +195,26 @@ impl ChatClient {
             .post(url.clone())
             .header(name, value)
             .header("content-type", "application/json")
-            .header("accept", if req.stream { "text/event-stream" } else { "application/json" })
+            .header(
+                "accept",
+                if req.stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            )
             .body(serde_json::to_vec(&body).unwrap_or_default());
         for (k, v) in &tok.extra_headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
         let resp = tokio::time::timeout(STREAM_IDLE_TIMEOUT, rb.send())
             .await
-            .map_err(|_| fail(format!("{host} did not answer within {} s", STREAM_IDLE_TIMEOUT.as_secs())))?
+            .map_err(|_| {
+                fail(format!(
+                    "{host} did not answer within {} s",
+                    STREAM_IDLE_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| fail(network_error(&e, &host)))?;
         let status = resp.status().as_u16();
         if status == 401 {
@@ -203,17 +225,30 @@ impl ChatClient {
         }
         if status >= 400 {
             let body = read_capped(resp, ERROR_BODY_CAP).await.unwrap_or_default();
-            return Err(fail(format!("{} API error {status}: {}", self.display(), api_error_line(&body))));
+            return Err(fail(format!(
+                "{} API error {status}: {}",
+                self.display(),
+                api_error_line(&body)
+            )));
         }
         if req.stream {
-            self.read_stream(resp, &host, on_text).await.map_err(Attempt::Failed)
+            self.read_stream(resp, &host, on_text)
+                .await
+                .map_err(Attempt::Failed)
         } else {
-            let bytes = read_capped(resp, REPLY_CAP).await.map_err(|m| fail(format!("{m} from {host}")))?;
+            let bytes = read_capped(resp, REPLY_CAP)
+                .await
+                .map_err(|m| fail(format!("{m} from {host}")))?;
             parse_message(&bytes).map_err(|m| fail(format!("{}: {m}", self.display())))
         }
     }
 
-    async fn read_stream(&self, mut resp: reqwest::Response, host: &str, on_text: &mut dyn FnMut(&str)) -> Result<ChatReply> {
+    async fn read_stream(
+        &self,
+        mut resp: reqwest::Response,
+        host: &str,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ChatReply> {
         let mut parser = sse::Parser::default();
         let mut reply = ChatReply {
             text: String::new(),
@@ -227,12 +262,26 @@ impl ChatClient {
         loop {
             let chunk = tokio::time::timeout(STREAM_IDLE_TIMEOUT, resp.chunk())
                 .await
-                .map_err(|_| Error::msg(format!("the stream from {host} stalled for {} s", STREAM_IDLE_TIMEOUT.as_secs())))?
-                .map_err(|_| Error::msg(format!("the stream from {host} broke off after {} characters", reply.text.chars().count())))?;
+                .map_err(|_| {
+                    Error::msg(format!(
+                        "the stream from {host} stalled for {} s",
+                        STREAM_IDLE_TIMEOUT.as_secs()
+                    ))
+                })?
+                .map_err(|_| {
+                    Error::msg(format!(
+                        "the stream from {host} broke off after {} characters",
+                        reply.text.chars().count()
+                    ))
+                })?;
             let ended = chunk.is_none();
             let events = match chunk {
                 Some(bytes) => parser.push(&bytes).map_err(|e| Error::msg(e.to_string()))?,
-                None => parser.finish().map_err(|e| Error::msg(e.to_string()))?.into_iter().collect(),
+                None => parser
+                    .finish()
+                    .map_err(|e| Error::msg(e.to_string()))?
+                    .into_iter()
+                    .collect(),
             };
             for ev in events {
                 if self.apply_event(&ev, &mut reply, on_text)? {
@@ -249,16 +298,29 @@ impl ChatClient {
     }
 
     /// Apply one event; `Ok(true)` when the message is complete.
-    fn apply_event(&self, ev: &sse::Event, reply: &mut ChatReply, on_text: &mut dyn FnMut(&str)) -> Result<bool> {
+    fn apply_event(
+        &self,
+        ev: &sse::Event,
+        reply: &mut ChatReply,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<bool> {
         let data: Value = match serde_json::from_str(&ev.data) {
             Ok(v) => v,
             Err(_) if ev.event == "ping" => return Ok(false),
-            Err(_) => return Err(Error::msg(format!("{}: a malformed {} event in the stream", self.display(), ev.event))),
+            Err(_) => {
+                return Err(Error::msg(format!(
+                    "{}: a malformed {} event in the stream",
+                    self.display(),
+                    ev.event
+                )))
+            }
         };
         match ev.event.as_str() {
             "message_start" => {
                 reply.model = data["message"]["model"].as_str().unwrap_or("").to_string();
-                reply.usage.input_tokens = data["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                reply.usage.input_tokens = data["message"]["usage"]["input_tokens"]
+                    .as_u64()
+                    .unwrap_or(0);
             }
             "content_block_delta" if data["delta"]["type"] == "text_delta" => {
                 if let Some(t) = data["delta"]["text"].as_str() {
@@ -276,7 +338,11 @@ impl ChatClient {
             }
             "message_stop" => return Ok(true),
             "error" => {
-                return Err(Error::msg(format!("{} API error: {}", self.display(), api_error_line(ev.data.as_bytes()))));
+                return Err(Error::msg(format!(
+                    "{} API error: {}",
+                    self.display(),
+                    api_error_line(ev.data.as_bytes())
+                )));
             }
             _ => {}
         }
@@ -294,7 +360,10 @@ fn network_error(e: &reqwest::Error, host: &str) -> String {
     }
 }
 
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> std::result::Result<Vec<u8>, String> {
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> std::result::Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     loop {
         match tokio::time::timeout(STREAM_IDLE_TIMEOUT, resp.chunk()).await {
@@ -333,7 +402,10 @@ pub fn api_error_line(body: &[u8]) -> String {
 }
 
 fn one_line(s: &str) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > 300 {
         format!("{}…", flat.chars().take(300).collect::<String>())
@@ -344,7 +416,8 @@ fn one_line(s: &str) -> String {
 
 /// Parse a non-streamed Messages answer.
 pub fn parse_message(bytes: &[u8]) -> std::result::Result<ChatReply, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|_| "the answer is not valid JSON".to_string())?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|_| "the answer is not valid JSON".to_string())?;
     if v["type"] == "error" {
         return Err(format!("API error: {}", api_error_line(bytes)));
     }
@@ -377,12 +450,22 @@ mod tests {
     #[test]
     fn error_bodies_become_one_line() {
         assert_eq!(
-            api_error_line(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+            api_error_line(
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            ),
             "overloaded_error: Overloaded"
         );
-        assert_eq!(api_error_line(b"<html>\n<body>502 Bad Gateway</body>\n</html>"), "<html> <body>502 Bad Gateway</body> </html>");
+        assert_eq!(
+            api_error_line(b"<html>\n<body>502 Bad Gateway</body>\n</html>"),
+            "<html> <body>502 Bad Gateway</body> </html>"
+        );
         assert_eq!(api_error_line(b""), "no details");
-        assert!(api_error_line("x".repeat(10_000).as_bytes()).chars().count() <= 301);
+        assert!(
+            api_error_line("x".repeat(10_000).as_bytes())
+                .chars()
+                .count()
+                <= 301
+        );
     }
 
     #[test]

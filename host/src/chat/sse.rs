@@ -36,7 +36,13 @@ impl Default for Parser {
 impl Parser {
     /// A parser that refuses events larger than `max_event` bytes.
     pub fn new(max_event: usize) -> Parser {
-        Parser { buf: Vec::new(), event: String::new(), data: Vec::new(), pending_bytes: 0, max_event }
+        Parser {
+            buf: Vec::new(),
+            event: String::new(),
+            data: Vec::new(),
+            pending_bytes: 0,
+            max_event,
+        }
     }
 
     /// Feed bytes; returns the events completed by them.
@@ -108,7 +114,11 @@ impl Parser {
             return None;
         }
         Some(Event {
-            event: if event.is_empty() { "message".into() } else { event },
+            event: if event.is_empty() {
+                "message".into()
+            } else {
+                event
+            },
             data: data.join("\n"),
         })
     }
@@ -134,9 +144,21 @@ mod tests {
     fn parses_events_names_and_multiline_data() {
         let ev = all(&[STREAM.as_bytes()]);
         assert_eq!(ev.len(), 3);
-        assert_eq!(ev[0], Event { event: "message_start".into(), data: "{\"a\":1}".into() });
+        assert_eq!(
+            ev[0],
+            Event {
+                event: "message_start".into(),
+                data: "{\"a\":1}".into()
+            }
+        );
         assert_eq!(ev[1].event, "ping");
-        assert_eq!(ev[2], Event { event: "message".into(), data: "line1\nline2".into() });
+        assert_eq!(
+            ev[2],
+            Event {
+                event: "message".into(),
+                data: "line1\nline2".into()
+            }
+        );
     }
 
     #[test]
@@ -145,7 +167,11 @@ mod tests {
         let b = STREAM.as_bytes();
         for i in 0..b.len() {
             for j in i..b.len() {
-                assert_eq!(all(&[&b[..i], &b[i..j], &b[j..]]), whole, "split at {i},{j}");
+                assert_eq!(
+                    all(&[&b[..i], &b[i..j], &b[j..]]),
+                    whole,
+                    "split at {i},{j}"
+                );
             }
         }
     }
@@ -156,7 +182,10 @@ mod tests {
         let big = format!("data: {}\n", "x".repeat(100));
         assert_eq!(p.push(big.as_bytes()), Err(SseError::TooLarge(64)));
         let mut p = Parser::new(64);
-        assert!(p.push("x".repeat(100).as_bytes()).is_err(), "an endless line is capped too");
+        assert!(
+            p.push("x".repeat(100).as_bytes()).is_err(),
+            "an endless line is capped too"
+        );
     }
 
     #[test]

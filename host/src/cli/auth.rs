@@ -81,9 +81,22 @@ pub enum Cmd {
 
 pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
     match cmd {
-        Cmd::Add { provider, label, region, no_browser, timeout, api_key_stdin } => {
-            add(ctx, &provider, label.as_deref(), region.as_deref(), no_browser, timeout, api_key_stdin)
-        }
+        Cmd::Add {
+            provider,
+            label,
+            region,
+            no_browser,
+            timeout,
+            api_key_stdin,
+        } => add(
+            ctx,
+            &provider,
+            label.as_deref(),
+            region.as_deref(),
+            no_browser,
+            timeout,
+            api_key_stdin,
+        ),
         Cmd::List { provider, json } => list(ctx, provider.as_deref(), json),
         Cmd::Status { provider, json } => status(ctx, provider.as_deref(), json),
         Cmd::Remove { provider, entry } => remove(ctx, &provider, &entry),
@@ -117,12 +130,18 @@ fn add(
 ) -> Result<ExitCode> {
     let provider = open(ctx, name)?;
     let d = provider.desc.clone();
-    let configured = crate::config::Settings::load(&ctx.env.paths())?.provider_values(&d.id).get("region").cloned();
+    let configured = crate::config::Settings::load(&ctx.env.paths())?
+        .provider_values(&d.id)
+        .get("region")
+        .cloned();
     let region = region.or(configured.as_deref());
     if let Some(r) = region {
         if d.region(Some(r)).is_none() {
             let names: Vec<&str> = d.regions.iter().map(|r| r.name.as_str()).collect();
-            return Err(Error::usage(format!("{} has no region {r:?}", d.display_name), format!("choose one of: {}", names.join(", "))));
+            return Err(Error::usage(
+                format!("{} has no region {r:?}", d.display_name),
+                format!("choose one of: {}", names.join(", ")),
+            ));
         }
     }
     let mut options = json!({});
@@ -132,7 +151,11 @@ fn add(
         match key_env {
             Some(var) => ctx.out.info(&format!("using the API key in {var}")),
             None => {
-                let or_env = d.credential_env.first().map(|v| format!(", or set {v}")).unwrap_or_default();
+                let or_env = d
+                    .credential_env
+                    .first()
+                    .map(|v| format!(", or set {v}"))
+                    .unwrap_or_default();
                 return Err(Error::usage(
                     format!("{} signs in with an API key", d.display_name),
                     format!(
@@ -145,7 +168,9 @@ fn add(
     }
     if d.flow == flow::API_KEY && api_key_stdin {
         let mut key = String::new();
-        std::io::stdin().read_line(&mut key).map_err(|e| Error::io("cannot read the key from stdin", e))?;
+        std::io::stdin()
+            .read_line(&mut key)
+            .map_err(|e| Error::io("cannot read the key from stdin", e))?;
         options["api_key"] = Value::String(key.trim().to_string());
     }
     let challenge = login::start(&provider, region, &options.to_string())?;
@@ -159,7 +184,10 @@ fn add(
         });
     }
     if d.flow == flow::DEVICE_CODE || !challenge.verification_uri.is_empty() {
-        ctx.out.notice(&format!("To sign in to {}, open this URL and enter the code:", d.display_name));
+        ctx.out.notice(&format!(
+            "To sign in to {}, open this URL and enter the code:",
+            d.display_name
+        ));
         ctx.out.notice("");
         ctx.out.notice(&format!("  {}", challenge.verification_uri));
         ctx.out.notice(&format!("  code: {}", challenge.user_code));
@@ -181,7 +209,10 @@ fn add(
     let result = login::wait(&provider, &challenge, deadline, &cancel, &mut |t| {
         let Tick::Waiting(left) = t;
         if let Some(s) = &spinner {
-            s.set_message(format!("waiting for approval… {} left (Ctrl-C to cancel)", human_duration(left)));
+            s.set_message(format!(
+                "waiting for approval… {} left (Ctrl-C to cancel)",
+                human_duration(left)
+            ));
         }
     });
     if let Some(s) = spinner {
@@ -207,11 +238,18 @@ fn add(
         line.push_str(&format!(" as an extra account {:?}", label.unwrap_or("")));
     }
     if expires > 0 {
-        line.push_str(&format!("; token valid {}", human_duration(expires - now_ms())));
+        line.push_str(&format!(
+            "; token valid {}",
+            human_duration(expires - now_ms())
+        ));
     }
     ctx.out.result(&line);
     if !approved.message.is_empty() {
-        ctx.out.notice(&format!("Note from {}: {}", short_name(&d.display_name), approved.message));
+        ctx.out.notice(&format!(
+            "Note from {}: {}",
+            short_name(&d.display_name),
+            approved.message
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -271,19 +309,38 @@ fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
         let rows: Vec<Value> = logins
             .iter()
             .enumerate()
-            .map(|(i, e)| entry_json(e, i + 1, &provider.handle.status.status(Some(&e.credential).into(), now)))
+            .map(|(i, e)| {
+                entry_json(
+                    e,
+                    i + 1,
+                    &provider
+                        .handle
+                        .status
+                        .status(Some(&e.credential).into(), now),
+                )
+            })
             .collect();
         if !as_json {
-            ctx.out.result(&format!("{} ({}):", entry.provider.id, entry.provider.display_name));
+            ctx.out.result(&format!(
+                "{} ({}):",
+                entry.provider.id, entry.provider.display_name
+            ));
             if rows.is_empty() {
-                ctx.out.result(&format!("  no logins; sign in with `{}`", entry.provider.login_command()));
+                ctx.out.result(&format!(
+                    "  no logins; sign in with `{}`",
+                    entry.provider.login_command()
+                ));
             }
             for r in &rows {
                 ctx.out.result(&format!(
                     "  #{} {} {:<22} {:<8} {}  {}",
                     r["number"],
                     r["id"].as_str().unwrap_or(""),
-                    if r["label"].as_str().unwrap_or("").is_empty() { r["source"].as_str().unwrap_or("") } else { r["label"].as_str().unwrap_or("") },
+                    if r["label"].as_str().unwrap_or("").is_empty() {
+                        r["source"].as_str().unwrap_or("")
+                    } else {
+                        r["label"].as_str().unwrap_or("")
+                    },
                     r["source"].as_str().unwrap_or(""),
                     r["token_preview"].as_str().unwrap_or(""),
                     r["summary"].as_str().unwrap_or(""),
@@ -310,7 +367,10 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
         let provider = open_entry(ctx, &set, entry)?;
         let logins = file.entries(&d.id);
         let chosen = pool::select(&logins, ctx.env.account.as_deref());
-        let report = provider.handle.status.status(chosen.map(|e| &e.credential).into(), now);
+        let report = provider
+            .handle
+            .status
+            .status(chosen.map(|e| &e.credential).into(), now);
         any_logged_in |= report.logged_in();
         all_logged_in &= report.logged_in();
         if as_json {
@@ -329,15 +389,26 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
             out.push(v);
             continue;
         }
-        let mark = if report.logged_in() { ctx.out.ok_mark() } else { ctx.out.bad_mark() };
+        let mark = if report.logged_in() {
+            ctx.out.ok_mark()
+        } else {
+            ctx.out.bad_mark()
+        };
         ctx.out.result(&format!("{} ({})", d.id, d.display_name));
         ctx.out.result(&format!("  {mark} {}", report.summary));
         if let Some(e) = chosen {
-            ctx.out.result(&format!("  - login: {} (id {})", e.name(), e.id));
+            ctx.out
+                .result(&format!("  - login: {} (id {})", e.name(), e.id));
             if !e.credential.access_token.is_empty() {
-                ctx.out.result(&format!("  - token: {}", crate::secret::mask(&e.credential.access_token)));
+                ctx.out.result(&format!(
+                    "  - token: {}",
+                    crate::secret::mask(&e.credential.access_token)
+                ));
             }
-            if let Some(iso) = (e.credential.expires_at_ms > 0).then(|| iso_from_ms(e.credential.expires_at_ms)).flatten() {
+            if let Some(iso) = (e.credential.expires_at_ms > 0)
+                .then(|| iso_from_ms(e.credential.expires_at_ms))
+                .flatten()
+            {
                 ctx.out.result(&format!("  - expires: {iso}"));
             }
         }
@@ -351,8 +422,16 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
     if as_json {
         ctx.out.json(&json!({"version": 1, "logged_in": if name.is_some() { all_logged_in } else { any_logged_in }, "providers": out}));
     }
-    let ok = if name.is_some() { all_logged_in } else { any_logged_in };
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let ok = if name.is_some() {
+        all_logged_in
+    } else {
+        any_logged_in
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn remove(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
@@ -362,8 +441,11 @@ fn remove(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
     let file = store.read()?;
     let logins = file.entries(&id);
     let Some(target) = pool::find(&logins, key).cloned() else {
-        return Err(Error::msg(format!("{} has no login {key:?}", provider.desc.display_name))
-            .with_help(format!("see them with `hermes auth list {id}`")));
+        return Err(Error::msg(format!(
+            "{} has no login {key:?}",
+            provider.desc.display_name
+        ))
+        .with_help(format!("see them with `hermes auth list {id}`")));
     };
     let plan = match provider.handle.removal.as_ref().into_option() {
         Some(r) => r.removal(target.source.as_str().into()),
@@ -390,7 +472,12 @@ fn remove(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
         }
         Ok(())
     })?;
-    ctx.out.result(&format!("removed login {} ({}) of {}", target.name(), target.id, provider.desc.display_name));
+    ctx.out.result(&format!(
+        "removed login {} ({}) of {}",
+        target.name(),
+        target.id,
+        provider.desc.display_name
+    ));
     if !plan.message.is_empty() {
         ctx.out.info(plan.message.as_str());
     }
@@ -402,9 +489,15 @@ fn logout(ctx: &Ctx, name: &str) -> Result<ExitCode> {
     let d = set.resolve(name)?.provider.clone();
     let removed = login::logout(&Store::new(&ctx.env.paths()), &d.id)?;
     if removed {
-        ctx.out.result(&format!("signed out of {}; its logins were removed", d.display_name));
+        ctx.out.result(&format!(
+            "signed out of {}; its logins were removed",
+            d.display_name
+        ));
     } else {
-        ctx.out.result(&format!("not signed in to {}; nothing to do", d.display_name));
+        ctx.out.result(&format!(
+            "not signed in to {}; nothing to do",
+            d.display_name
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -416,9 +509,21 @@ fn token(ctx: &Ctx, name: &str, account: Option<String>) -> Result<ExitCode> {
         (None, Some(a)) => (Some(a), "HERMES_ACCOUNT"),
         (None, None) => (None, ""),
     };
-    let source = TokenSource::new(Store::new(&ctx.env.paths()), provider, account, why, ctx.out.clone());
+    let source = TokenSource::new(
+        Store::new(&ctx.env.paths()),
+        provider,
+        account,
+        why,
+        ctx.out.clone(),
+    );
     let resolved = source.token()?;
-    ctx.out.log(1, &format!("using login {} ({}): {}", resolved.entry_name, resolved.entry_id, resolved.reason));
+    ctx.out.log(
+        1,
+        &format!(
+            "using login {} ({}): {}",
+            resolved.entry_name, resolved.entry_id, resolved.reason
+        ),
+    );
     // The one place a token is printed unmasked: this command exists to hand it to scripts.
     ctx.out.result(resolved.token.expose());
     Ok(ExitCode::SUCCESS)

@@ -41,7 +41,12 @@ pub struct Args {
 
 /// The login to use and why: `--account`, then `HERMES_ACCOUNT`, then `providers.<id>.account`
 /// in config.yaml; `None` lets the pool's priority decide.
-pub fn account_choice(ctx: &Ctx, settings: &Settings, provider: &str, flag: Option<String>) -> (Option<String>, &'static str) {
+pub fn account_choice(
+    ctx: &Ctx,
+    settings: &Settings,
+    provider: &str,
+    flag: Option<String>,
+) -> (Option<String>, &'static str) {
     if let Some(a) = flag {
         return (Some(a), "chosen with --account");
     }
@@ -58,7 +63,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
     let settings = Settings::load(&paths)?;
     let set = PluginSet::load(&paths, Scope::All)?;
-    let provider_name = match (&args.provider, args.model.as_deref().and_then(|m| catalog::provider_of(&set.registry, m))) {
+    let provider_name = match (
+        &args.provider,
+        args.model
+            .as_deref()
+            .and_then(|m| catalog::provider_of(&set.registry, m)),
+    ) {
         (Some(p), _) => p.clone(),
         (None, Some(p)) => p.to_string(),
         (None, None) => match settings.model_provider() {
@@ -69,7 +79,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 .active_provider()
                 .filter(|p| set.registry.resolve(p).is_some())
                 .map(String::from)
-                .ok_or_else(|| Error::usage("no provider chosen", "pass --provider, or choose a default with `hermes model`"))?,
+                .ok_or_else(|| {
+                    Error::usage(
+                        "no provider chosen",
+                        "pass --provider, or choose a default with `hermes model`",
+                    )
+                })?,
         },
     };
     let entry = set.resolve(&provider_name)?.clone();
@@ -78,19 +93,42 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         Some(m) => catalog::normalize(&set.registry, &d.id, m),
         None => settings
             .model_default()
-            .filter(|_| settings.model_provider().is_some_and(|p| set.registry.resolve(&p).is_some_and(|e| e.provider.id == d.id)))
+            .filter(|_| {
+                settings.model_provider().is_some_and(|p| {
+                    set.registry
+                        .resolve(&p)
+                        .is_some_and(|e| e.provider.id == d.id)
+                })
+            })
             .map(|m| catalog::normalize(&set.registry, &d.id, &m))
             .or_else(|| d.models.first().map(|m| m.id.clone()))
-            .ok_or_else(|| Error::usage(format!("{} declares no model", d.display_name), "pass --model"))?,
+            .ok_or_else(|| {
+                Error::usage(
+                    format!("{} declares no model", d.display_name),
+                    "pass --model",
+                )
+            })?,
     };
-    let max_output = catalog::known(&d, &model).and_then(|id| d.model(id)).map(|m| m.max_output).unwrap_or(4096);
+    let max_output = catalog::known(&d, &model)
+        .and_then(|id| d.model(id))
+        .map(|m| m.max_output)
+        .unwrap_or(4096);
     if catalog::known(&d, &model).is_none() {
-        ctx.out.warn(&format!("{model} is not in {}'s model list; sending it anyway", d.display_name));
+        ctx.out.warn(&format!(
+            "{model} is not in {}'s model list; sending it anyway",
+            d.display_name
+        ));
     }
     let max_tokens = args.max_tokens.unwrap_or(4096.min(max_output.max(1)));
     let provider = runtime::open_entry(&ctx.env, &set, &entry, &ctx.out)?;
     let (account, why) = account_choice(ctx, &settings, &d.id, args.account.clone());
-    let source = Arc::new(TokenSource::new(Store::new(&paths), provider, account, why, ctx.out.clone()));
+    let source = Arc::new(TokenSource::new(
+        Store::new(&paths),
+        provider,
+        account,
+        why,
+        ctx.out.clone(),
+    ));
     let client = ChatClient::new(source)?.stop_on_ctrl_c();
     let request = |messages: Vec<Message>, stream: bool| ChatRequest {
         model: model.clone(),
@@ -103,7 +141,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let single = match args.query.as_deref() {
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| Error::io("cannot read the prompt from stdin", e))?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::io("cannot read the prompt from stdin", e))?;
             Some(s.trim_end_matches(['\n', '\r']).to_string())
         }
         Some(q) => Some(q.to_string()),
@@ -111,9 +151,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     };
     if let Some(prompt) = single {
         if prompt.trim().is_empty() {
-            return Err(Error::usage("the prompt is empty", "pass a prompt with -q \"…\""));
+            return Err(Error::usage(
+                "the prompt is empty",
+                "pass a prompt with -q \"…\"",
+            ));
         }
-        let msgs = vec![Message { role: "user".into(), content: prompt }];
+        let msgs = vec![Message {
+            role: "user".into(),
+            content: prompt,
+        }];
         let reply = if args.json {
             client.send(&request(msgs, false), &mut |_| {})?
         } else {
@@ -127,7 +173,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
 
     // A session: one turn per line of stdin, the conversation kept.
     if std::io::stdin().is_terminal() {
-        ctx.out.info(&format!("chatting with {} ({model}); one message per line, Ctrl-D to end", d.display_name));
+        ctx.out.info(&format!(
+            "chatting with {} ({model}); one message per line, Ctrl-D to end",
+            d.display_name
+        ));
     }
     let mut history: Vec<Message> = Vec::new();
     for line in std::io::stdin().lock().lines() {
@@ -135,13 +184,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        history.push(Message { role: "user".into(), content: line });
-        let reply = client.send(&request(history.clone(), !args.json), &mut |t| ctx.out.result_raw(t))?;
+        history.push(Message {
+            role: "user".into(),
+            content: line,
+        });
+        let reply = client.send(&request(history.clone(), !args.json), &mut |t| {
+            ctx.out.result_raw(t)
+        })?;
         if !args.json {
             ctx.out.result_raw("\n");
         }
         report(ctx, &d.id, &reply, args.json);
-        history.push(Message { role: "assistant".into(), content: reply.text });
+        history.push(Message {
+            role: "assistant".into(),
+            content: reply.text,
+        });
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -158,9 +215,15 @@ fn report(ctx: &Ctx, provider: &str, reply: &ChatReply, as_json: bool) {
             "retried_after_401": reply.retried_after_401,
         }));
     }
-    ctx.out.log(1, &format!("login: {} ({})", reply.account, reply.account_reason));
+    ctx.out.log(
+        1,
+        &format!("login: {} ({})", reply.account, reply.account_reason),
+    );
     if reply.retried_after_401 {
-        ctx.out.log(1, "the first attempt got 401; the token was refreshed and the request retried");
+        ctx.out.log(
+            1,
+            "the first attempt got 401; the token was refreshed and the request retried",
+        );
     }
     ctx.out.log(
         1,

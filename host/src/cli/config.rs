@@ -41,7 +41,10 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
                 Some(v) => {
                     let text = match v {
                         serde_yaml_ng::Value::String(s) => s.clone(),
-                        other => serde_yaml_ng::to_string(other).map_err(|e| Error::msg(e.to_string()))?.trim_end().to_string(),
+                        other => serde_yaml_ng::to_string(other)
+                            .map_err(|e| Error::msg(e.to_string()))?
+                            .trim_end()
+                            .to_string(),
                     };
                     ctx.out.result(&text);
                     Ok(ExitCode::SUCCESS)

@@ -33,16 +33,25 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 Severity::Error => ctx.out.bad_mark(),
             };
             match &f.fix {
-                Some(fix) => ctx.out.result(&format!("{mark} {}  (fix: {fix})", f.message)),
+                Some(fix) => ctx
+                    .out
+                    .result(&format!("{mark} {}  (fix: {fix})", f.message)),
                 None => ctx.out.result(&format!("{mark} {}", f.message)),
             }
         }
         if healthy {
             ctx.out.info("no problems found");
         } else {
-            let n = findings.iter().filter(|f| f.severity >= Severity::Warning).count();
+            let n = findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Warning)
+                .count();
             ctx.out.info(&format!("{n} finding(s) need action"));
         }
     }
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

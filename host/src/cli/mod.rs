@@ -86,7 +86,10 @@ pub fn main() -> ExitCode {
         }
     };
     let out = Output::new(&env, cli.verbose, cli.quiet);
-    let ctx = Ctx { env, out: out.clone() };
+    let ctx = Ctx {
+        env,
+        out: out.clone(),
+    };
     match run(&ctx, cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -109,8 +112,13 @@ fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::ProbePlugin { path } => {
             let report = crate::plugins::install::probe(&path);
             let ok = report.ok;
-            ctx.out.result(&serde_json::to_string(&report).map_err(|e| Error::msg(e.to_string()))?);
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            ctx.out
+                .result(&serde_json::to_string(&report).map_err(|e| Error::msg(e.to_string()))?);
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

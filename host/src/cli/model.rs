@@ -32,10 +32,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
     let mut settings = Settings::load(&paths)?;
     let set = PluginSet::load(&paths, Scope::All)?;
-    let target = match (&args.provider, args.model.as_deref().and_then(|m| catalog::provider_of(&set.registry, m))) {
+    let target = match (
+        &args.provider,
+        args.model
+            .as_deref()
+            .and_then(|m| catalog::provider_of(&set.registry, m)),
+    ) {
         (Some(p), _) => Some(set.resolve(p)?.provider.id.clone()),
         (None, Some(p)) => Some(p.to_string()),
-        (None, None) => settings.model_provider().and_then(|p| set.registry.resolve(&p).map(|e| e.provider.id.clone())),
+        (None, None) => settings
+            .model_provider()
+            .and_then(|p| set.registry.resolve(&p).map(|e| e.provider.id.clone())),
     };
 
     if args.aux {
@@ -44,7 +51,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         };
         let d = &set.resolve(&id)?.provider;
         let Some(aux) = &d.aux_model else {
-            return Err(Error::msg(format!("{} declares no auxiliary model", d.display_name)));
+            return Err(Error::msg(format!(
+                "{} declares no auxiliary model",
+                d.display_name
+            )));
         };
         if args.json {
             ctx.out.json(&json!({"provider": d.id, "aux_model": aux}));
@@ -58,7 +68,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let (provider, model) = match (target, args.model.as_deref()) {
         (Some(p), Some(m)) => (p.clone(), catalog::normalize(&set.registry, &p, m)),
         (None, Some(m)) => {
-            return Err(Error::usage(format!("which provider serves {m}?"), "pass --provider, or write it as provider/model"));
+            return Err(Error::usage(
+                format!("which provider serves {m}?"),
+                "pass --provider, or write it as provider/model",
+            ));
         }
         (p, None) if interactive => {
             let only = args.provider.as_ref().and(p.as_deref());
@@ -75,7 +88,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             } else {
                 match (p, m) {
                     (Some(p), Some(m)) => ctx.out.result(&format!("{p}/{m}")),
-                    _ => ctx.out.info("no default model; choose one with `hermes model <provider>/<model>`"),
+                    _ => ctx.out.info(
+                        "no default model; choose one with `hermes model <provider>/<model>`",
+                    ),
                 }
             }
             return Ok(ExitCode::SUCCESS);
@@ -117,23 +132,41 @@ fn pick(ctx: &Ctx, set: &PluginSet, only: Option<&str>) -> Result<Option<(String
         let _ = writeln!(stderr, "{} ({})", e.provider.display_name, e.provider.id);
         for m in &e.provider.models {
             choices.push((e.provider.id.clone(), m.id.clone()));
-            let _ = writeln!(stderr, "  {:>2}. {:<28} context {} tokens", choices.len(), m.id, m.context_window);
+            let _ = writeln!(
+                stderr,
+                "  {:>2}. {:<28} context {} tokens",
+                choices.len(),
+                m.id,
+                m.context_window
+            );
         }
     }
     if choices.is_empty() {
-        return Err(Error::msg("no installed provider declares a model").with_help("hermes plugins install minimax-oauth"));
+        return Err(Error::msg("no installed provider declares a model")
+            .with_help("hermes plugins install minimax-oauth"));
     }
     let _ = write!(stderr, "choose a model [1-{}]: ", choices.len());
     let _ = stderr.flush();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::io("cannot read the choice", e))?;
-    let Some((p, m)) = line.trim().parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| choices.get(i)).cloned() else {
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::io("cannot read the choice", e))?;
+    let Some((p, m)) = line
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| choices.get(i))
+        .cloned()
+    else {
         ctx.out.info("nothing chosen");
         return Ok(None);
     };
     let file = Store::new(&ctx.env.paths()).read()?;
     if !file.entries(&p).iter().any(|e| e.usable()) {
-        ctx.out.info(&format!("{p} has no login yet; signing in first"));
+        ctx.out
+            .info(&format!("{p} has no login yet; signing in first"));
         super::auth::add_default(ctx, &p)?;
     }
     Ok(Some((p, m)))

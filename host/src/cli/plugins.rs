@@ -82,33 +82,60 @@ pub enum Cmd {
 
 pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
     match cmd {
-        Cmd::Install { target, sha256, force } => install_cmd(ctx, &target, sha256.as_deref(), force),
+        Cmd::Install {
+            target,
+            sha256,
+            force,
+        } => install_cmd(ctx, &target, sha256.as_deref(), force),
         Cmd::List { json } => list(ctx, json),
         Cmd::Info { name, json } => info(ctx, &name, json),
         Cmd::Remove { id } => remove(ctx, &id),
         Cmd::Enable { id } => set_enabled(ctx, &id, true),
         Cmd::Disable { id } => set_enabled(ctx, &id, false),
-        Cmd::New { name, flow, path, api_path } => new(ctx, name, flow, path, api_path),
+        Cmd::New {
+            name,
+            flow,
+            path,
+            api_path,
+        } => new(ctx, name, flow, path, api_path),
         Cmd::Check { path, json } => check(ctx, &path, json),
     }
 }
 
-fn new(ctx: &Ctx, name: String, flow: scaffold::Flow, path: Option<PathBuf>, api_path: Option<PathBuf>) -> Result<ExitCode> {
+fn new(
+    ctx: &Ctx,
+    name: String,
+    flow: scaffold::Flow,
+    path: Option<PathBuf>,
+    api_path: Option<PathBuf>,
+) -> Result<ExitCode> {
     let api = match api_path {
         Some(p) if p.join("Cargo.toml").is_file() => scaffold::ApiSource::Path(p),
         Some(p) => {
             return Err(Error::usage(
-                format!("{} is not a hermes-plugin-api checkout (it has no Cargo.toml)", p.display()),
+                format!(
+                    "{} is not a hermes-plugin-api checkout (it has no Cargo.toml)",
+                    p.display()
+                ),
                 "point --api-path at the plugin-api directory of a hermes checkout",
             ))
         }
         None => scaffold::default_api(),
     };
-    let spec = scaffold::Spec { dir: path.unwrap_or_else(|| PathBuf::from(&name)), name, flow, api };
+    let spec = scaffold::Spec {
+        dir: path.unwrap_or_else(|| PathBuf::from(&name)),
+        name,
+        flow,
+        api,
+    };
     let g = scaffold::generate(&spec)?;
     let cwd = std::env::current_dir().unwrap_or_default();
     let dir = scaffold::shown(&g.dir, &cwd);
-    ctx.out.result(&format!("created plugin {} ({} sign-in) in {dir}", spec.name, flow.name()));
+    ctx.out.result(&format!(
+        "created plugin {} ({} sign-in) in {dir}",
+        spec.name,
+        flow.name()
+    ));
     for f in &g.files {
         ctx.out.info(&format!("  {}", f.display()));
     }
@@ -134,7 +161,10 @@ fn new(ctx: &Ctx, name: String, flow: scaffold::Flow, path: Option<PathBuf>, api
 
 fn check(ctx: &Ctx, path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
     if !path.is_file() {
-        return Err(Error::usage(format!("{} is not a file", path.display()), "give the path of a built plugin library, e.g. target/debug/libmy_plugin.so"));
+        return Err(Error::usage(
+            format!("{} is not a file", path.display()),
+            "give the path of a built plugin library, e.g. target/debug/libmy_plugin.so",
+        ));
     }
     let report = install::probe_in_child(path)?;
     let failed = report.checks.iter().filter(|c| c.failed()).count();
@@ -168,11 +198,15 @@ fn check(ctx: &Ctx, path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
         let total = report.checks.len();
         let loaded = report.checks.first().is_some_and(|c| !c.failed());
         if !loaded {
-            ctx.out.result(&format!("{what}: does not load as a hermes plugin; the other checks were skipped"));
+            ctx.out.result(&format!(
+                "{what}: does not load as a hermes plugin; the other checks were skipped"
+            ));
         } else if failed == 0 {
-            ctx.out.result(&format!("{what}: all {total} checks passed"));
+            ctx.out
+                .result(&format!("{what}: all {total} checks passed"));
         } else {
-            ctx.out.result(&format!("{what}: {failed} of {total} checks failed"));
+            ctx.out
+                .result(&format!("{what}: {failed} of {total} checks failed"));
         }
         if let Some(d) = &report.detail {
             if ctx.out.verbose() > 0 {
@@ -182,7 +216,11 @@ fn check(ctx: &Ctx, path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn install_cmd(ctx: &Ctx, target: &str, sha256: Option<&str>, force: bool) -> Result<ExitCode> {
@@ -191,12 +229,24 @@ fn install_cmd(ctx: &Ctx, target: &str, sha256: Option<&str>, force: bool) -> Re
         ctx.out.warn(w);
     }
     match outcome.installed {
-        Outcome::New(r) => ctx.out.result(&format!("installed {} {} (providers: {})", r.id, r.version, r.providers.join(", "))),
-        Outcome::Replaced { old, new } if old.version == new.version => {
-            ctx.out.result(&format!("reinstalled {} {} (the library changed)", new.id, new.version))
-        }
-        Outcome::Replaced { old, new } => ctx.out.result(&format!("replaced {} {} with {}", new.id, old.version, new.version)),
-        Outcome::Unchanged(r) => ctx.out.result(&format!("{} {} is already installed; nothing to do", r.id, r.version)),
+        Outcome::New(r) => ctx.out.result(&format!(
+            "installed {} {} (providers: {})",
+            r.id,
+            r.version,
+            r.providers.join(", ")
+        )),
+        Outcome::Replaced { old, new } if old.version == new.version => ctx.out.result(&format!(
+            "reinstalled {} {} (the library changed)",
+            new.id, new.version
+        )),
+        Outcome::Replaced { old, new } => ctx.out.result(&format!(
+            "replaced {} {} with {}",
+            new.id, old.version, new.version
+        )),
+        Outcome::Unchanged(r) => ctx.out.result(&format!(
+            "{} {} is already installed; nothing to do",
+            r.id, r.version
+        )),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -250,10 +300,14 @@ fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if set.installed.is_empty() {
-        ctx.out.info("no plugins installed; try `hermes plugins install minimax-oauth`");
+        ctx.out
+            .info("no plugins installed; try `hermes plugins install minimax-oauth`");
         return Ok(ExitCode::SUCCESS);
     }
-    ctx.out.result(&format!("{:<20} {:<10} {:<6} {:<16} {}", "PLUGIN", "VERSION", "API", "STATUS", "PROVIDERS"));
+    ctx.out.result(&format!(
+        "{:<20} {:<10} {:<6} {:<16} {}",
+        "PLUGIN", "VERSION", "API", "STATUS", "PROVIDERS"
+    ));
     for i in &set.installed {
         let r = &i.record;
         let providers: Vec<String> = set
@@ -269,8 +323,19 @@ fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
                 }
             })
             .collect();
-        let providers = if providers.is_empty() { r.providers.join(", ") } else { providers.join(", ") };
-        ctx.out.result(&format!("{:<20} {:<10} {:<6} {:<16} {}", r.id, r.version, r.api_version, i.status(), providers));
+        let providers = if providers.is_empty() {
+            r.providers.join(", ")
+        } else {
+            providers.join(", ")
+        };
+        ctx.out.result(&format!(
+            "{:<20} {:<10} {:<6} {:<16} {}",
+            r.id,
+            r.version,
+            r.api_version,
+            i.status(),
+            providers
+        ));
         if let Some(reason) = i.reason() {
             ctx.out.result(&format!("  {reason}"));
         }
@@ -300,23 +365,42 @@ fn info(ctx: &Ctx, name: &str, as_json: bool) -> Result<ExitCode> {
     if let Some(d) = v["description"].as_str() {
         ctx.out.result(&format!("  {d}"));
     }
-    ctx.out.result(&format!("  status:      {}{}", i.status(), i.reason().map(|r| format!(" ({r})")).unwrap_or_default()));
+    ctx.out.result(&format!(
+        "  status:      {}{}",
+        i.status(),
+        i.reason().map(|r| format!(" ({r})")).unwrap_or_default()
+    ));
     ctx.out.result(&format!("  plugin-api:  {}", r.api_version));
-    ctx.out.result(&format!("  library:     {}", r.library(&ctx.env.home).display()));
+    ctx.out.result(&format!(
+        "  library:     {}",
+        r.library(&ctx.env.home).display()
+    ));
     ctx.out.result(&format!("  sha256:      {}", r.sha256));
     ctx.out.result(&format!("  source:      {}", r.source));
     if let Some(p) = i.usable() {
         for d in &p.desc.providers {
-            ctx.out.result(&format!("  provider {} ({})", d.id, d.display_name));
-            let aliases = set.registry.resolve(&d.id).filter(|e| e.plugin_id == r.id).map(|e| e.aliases.join(", ")).unwrap_or_default();
+            ctx.out
+                .result(&format!("  provider {} ({})", d.id, d.display_name));
+            let aliases = set
+                .registry
+                .resolve(&d.id)
+                .filter(|e| e.plugin_id == r.id)
+                .map(|e| e.aliases.join(", "))
+                .unwrap_or_default();
             ctx.out.result(&format!("    aliases:   {aliases}"));
             ctx.out.result(&format!("    flow:      {}", d.flow));
             ctx.out.result(&format!("    api mode:  {}", d.api_mode));
             for reg in &d.regions {
-                ctx.out.result(&format!("    region {:<8} portal {}  inference {}", reg.name, reg.portal_base_url, reg.inference_base_url));
+                ctx.out.result(&format!(
+                    "    region {:<8} portal {}  inference {}",
+                    reg.name, reg.portal_base_url, reg.inference_base_url
+                ));
             }
             for m in &d.models {
-                ctx.out.result(&format!("    model {:<24} context {}  max output {}", m.id, m.context_window, m.max_output));
+                ctx.out.result(&format!(
+                    "    model {:<24} context {}  max output {}",
+                    m.id, m.context_window, m.max_output
+                ));
             }
             if let Some(aux) = &d.aux_model {
                 ctx.out.result(&format!("    aux model: {aux}"));
@@ -336,10 +420,13 @@ fn remove(ctx: &Ctx, id: &str) -> Result<ExitCode> {
         Some(r) => {
             install::remove_library_dir(&paths, &r);
             ctx.out.result(&format!("removed {} {}", r.id, r.version));
-            ctx.out.info("logins in auth.json were kept; remove them with `hermes auth logout <provider>`");
+            ctx.out.info(
+                "logins in auth.json were kept; remove them with `hermes auth logout <provider>`",
+            );
             Ok(ExitCode::SUCCESS)
         }
-        None => Err(Error::msg(format!("plugin {id} is not installed")).with_help("see `hermes plugins list`")),
+        None => Err(Error::msg(format!("plugin {id} is not installed"))
+            .with_help("see `hermes plugins list`")),
     }
 }
 
@@ -355,7 +442,10 @@ fn set_enabled(ctx: &Ctx, id: &str, enabled: bool) -> Result<ExitCode> {
     match found {
         Some(true) => ctx.out.result(&format!("{id} {word}")),
         Some(false) => ctx.out.result(&format!("{id} was already {word}")),
-        None => return Err(Error::msg(format!("plugin {id} is not installed")).with_help("see `hermes plugins list`")),
+        None => {
+            return Err(Error::msg(format!("plugin {id} is not installed"))
+                .with_help("see `hermes plugins list`"))
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,11 +15,18 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
     let set = PluginSet::load(&paths, Scope::All)?;
     let file = Store::new(&paths).read()?;
     let settings = crate::config::Settings::load(&paths)?;
-    let default = settings.model_provider().and_then(|p| set.registry.resolve(&p).map(|e| e.provider.id.clone()));
+    let default = settings
+        .model_provider()
+        .and_then(|p| set.registry.resolve(&p).map(|e| e.provider.id.clone()));
     let now = crate::timefmt::now_ms();
-    ctx.out.result(&format!("hermes {}  home {}", env!("CARGO_PKG_VERSION"), paths.home.display()));
+    ctx.out.result(&format!(
+        "hermes {}  home {}",
+        env!("CARGO_PKG_VERSION"),
+        paths.home.display()
+    ));
     if set.registry.entries().is_empty() {
-        ctx.out.result("no providers installed (try `hermes plugins install minimax-oauth`)");
+        ctx.out
+            .result("no providers installed (try `hermes plugins install minimax-oauth`)");
     }
     for entry in set.registry.entries() {
         let d = &entry.provider;
@@ -27,8 +34,15 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         let logins = file.entries(&d.id);
         let (account, why) = super::chat::account_choice(ctx, &settings, &d.id, None);
         let chosen = pool::select(&logins, account.as_deref());
-        let report = provider.handle.status.status(chosen.map(|e| &e.credential).into(), now);
-        let mark = if report.logged_in() { ctx.out.ok_mark() } else { ctx.out.bad_mark() };
+        let report = provider
+            .handle
+            .status
+            .status(chosen.map(|e| &e.credential).into(), now);
+        let mark = if report.logged_in() {
+            ctx.out.ok_mark()
+        } else {
+            ctx.out.bad_mark()
+        };
         let login = match chosen {
             Some(e) => {
                 let why = match (account.is_some(), logins.len()) {
@@ -40,8 +54,15 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
             }
             None => String::new(),
         };
-        let star = if default.as_deref() == Some(d.id.as_str()) { " (default)" } else { "" };
-        ctx.out.result(&format!("{mark} {}{star}  {}{login}", d.display_name, report.summary));
+        let star = if default.as_deref() == Some(d.id.as_str()) {
+            " (default)"
+        } else {
+            ""
+        };
+        ctx.out.result(&format!(
+            "{mark} {}{star}  {}{login}",
+            d.display_name, report.summary
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

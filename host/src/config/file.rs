@@ -33,7 +33,10 @@ impl Settings {
 
     /// An empty configuration that would be saved at `path`.
     pub fn empty(path: &Path) -> Settings {
-        Settings { path: path.to_path_buf(), root: Value::Mapping(Mapping::new()) }
+        Settings {
+            path: path.to_path_buf(),
+            root: Value::Mapping(Mapping::new()),
+        }
     }
 
     /// Parse `text` as the file at `path`.
@@ -50,9 +53,15 @@ impl Settings {
                 .with_help("fix the file (`hermes config path` shows where it is); hermes will not overwrite it")
         })?;
         match root {
-            Value::Mapping(_) => Ok(Settings { path: path.to_path_buf(), root }),
+            Value::Mapping(_) => Ok(Settings {
+                path: path.to_path_buf(),
+                root,
+            }),
             Value::Null => Ok(Settings::empty(path)),
-            _ => Err(Error::msg(format!("{} must be a mapping of keys to values", path.display()))),
+            _ => Err(Error::msg(format!(
+                "{} must be a mapping of keys to values",
+                path.display()
+            ))),
         }
     }
 
@@ -63,7 +72,8 @@ impl Settings {
 
     /// The value at a dotted key (`model.default`).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        key.split('.').try_fold(&self.root, |v, part| v.as_mapping()?.get(part))
+        key.split('.')
+            .try_fold(&self.root, |v, part| v.as_mapping()?.get(part))
     }
 
     /// A scalar at a dotted key, as text.
@@ -75,13 +85,19 @@ impl Settings {
     pub fn set(&mut self, key: &str, value: Value) -> Result<()> {
         let parts: Vec<&str> = key.split('.').collect();
         if parts.iter().any(|p| p.is_empty()) {
-            return Err(Error::usage(format!("{key:?} is not a valid key"), "use dotted keys such as model.default"));
+            return Err(Error::usage(
+                format!("{key:?} is not a valid key"),
+                "use dotted keys such as model.default",
+            ));
         }
         let mut cur = &mut self.root;
         for (i, part) in parts.iter().enumerate() {
             if !cur.is_mapping() {
                 let so_far = parts[..i].join(".");
-                return Err(Error::msg(format!("{so_far} is not a mapping in {}", self.path.display())));
+                return Err(Error::msg(format!(
+                    "{so_far} is not a mapping in {}",
+                    self.path.display()
+                )));
             }
             let map = cur.as_mapping_mut().expect("checked above");
             if i == parts.len() - 1 {
@@ -97,9 +113,11 @@ impl Settings {
 
     /// Write the file atomically (0600).
     pub fn save(&self) -> Result<()> {
-        let text = serde_yaml_ng::to_string(&self.root).map_err(|e| Error::msg(format!("cannot encode config.yaml: {e}")))?;
+        let text = serde_yaml_ng::to_string(&self.root)
+            .map_err(|e| Error::msg(format!("cannot encode config.yaml: {e}")))?;
         if let Some(dir) = self.path.parent() {
-            fsutil::create_private_dir(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+            fsutil::create_private_dir(dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         }
         fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)
             .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
@@ -118,7 +136,11 @@ impl Settings {
     /// What a provider's plugin may read through `config_get`: its scalar settings, plus each
     /// URL override it declares (`(env var, target)`) filled from `<target>_base_url` — the
     /// environment variable itself, when set, wins over this later.
-    pub fn values_for(&self, provider: &str, overrides: &[(String, String)]) -> BTreeMap<String, String> {
+    pub fn values_for(
+        &self,
+        provider: &str,
+        overrides: &[(String, String)],
+    ) -> BTreeMap<String, String> {
         let mut values = self.provider_values(provider);
         for (env, target) in overrides {
             if let Some(v) = values.get(&format!("{target}_base_url")).cloned() {
@@ -170,7 +192,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_survive_a_rewrite() {
-        let mut s = parse("model:\n  provider: a\n  api_mode: chat_completions\nui:\n  theme: dark\n").unwrap();
+        let mut s =
+            parse("model:\n  provider: a\n  api_mode: chat_completions\nui:\n  theme: dark\n")
+                .unwrap();
         s.set("model.default", Value::String("m".into())).unwrap();
         let text = serde_yaml_ng::to_string(&s.root).unwrap();
         assert!(text.contains("theme: dark"), "{text}");
@@ -182,7 +206,11 @@ mod tests {
     #[test]
     fn malformed_yaml_names_line_and_column() {
         let e = parse("model:\n  provider: [unclosed\n").unwrap_err();
-        assert!(e.message().contains("is not valid YAML at line"), "{}", e.message());
+        assert!(
+            e.message().contains("is not valid YAML at line"),
+            "{}",
+            e.message()
+        );
         assert!(e.message().contains("column"), "{}", e.message());
         let e = parse("- a\n- b\n").unwrap_err();
         assert!(e.message().contains("must be a mapping"), "{}", e.message());
@@ -190,7 +218,8 @@ mod tests {
 
     #[test]
     fn provider_values_are_scalars_only() {
-        let s = parse("providers:\n  p:\n    region: cn\n    port: 3\n    nested: {a: 1}\n").unwrap();
+        let s =
+            parse("providers:\n  p:\n    region: cn\n    port: 3\n    nested: {a: 1}\n").unwrap();
         let v = s.provider_values("p");
         assert_eq!(v.get("region").map(String::as_str), Some("cn"));
         assert_eq!(v.get("port").map(String::as_str), Some("3"));
@@ -207,7 +236,10 @@ mod tests {
     #[test]
     fn values_parse_like_yaml() {
         assert_eq!(parse_value("true"), Value::Bool(true));
-        assert_eq!(parse_value("MiniMax-M2.7"), Value::String("MiniMax-M2.7".into()));
+        assert_eq!(
+            parse_value("MiniMax-M2.7"),
+            Value::String("MiniMax-M2.7".into())
+        );
         assert_eq!(parse_value("a: b: c"), Value::String("a: b: c".into()));
     }
 }

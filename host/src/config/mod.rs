@@ -71,7 +71,10 @@ impl Env {
 
     /// A variable a plugin declared as a URL override.
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// The paths under `HERMES_HOME`.

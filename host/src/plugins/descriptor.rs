@@ -8,7 +8,9 @@ use hermes_plugin_api::sdk::validate as rules;
 use hermes_plugin_api::{ModelInfo, PluginInfo, ProviderInfo, RegionInfo, UrlOverride};
 use serde::{Deserialize, Serialize};
 
-pub use hermes_plugin_api::sdk::validate::{clip, valid_alias, valid_id, MAX_ITEMS, MAX_NAME, MAX_TEXT};
+pub use hermes_plugin_api::sdk::validate::{
+    clip, valid_alias, valid_id, MAX_ITEMS, MAX_NAME, MAX_TEXT,
+};
 
 /// A provider's region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +94,11 @@ impl From<&ProviderInfo> for ProviderDesc {
         ProviderDesc {
             id: p.id.to_string(),
             display_name: p.display_name.to_string(),
-            aliases: p.aliases.iter().map(|a| a.as_str().to_ascii_lowercase()).collect(),
+            aliases: p
+                .aliases
+                .iter()
+                .map(|a| a.as_str().to_ascii_lowercase())
+                .collect(),
             flow: p.flow.to_string(),
             api_mode: p.api_mode.to_string(),
             regions: p
@@ -115,7 +121,11 @@ impl From<&ProviderInfo> for ProviderDesc {
                 .collect(),
             aux_model: Some(p.aux_model.to_string()).filter(|s| !s.is_empty()),
             docs_url: p.docs_url.to_string(),
-            allowed_hosts: p.allowed_hosts.iter().map(|h| h.as_str().to_ascii_lowercase()).collect(),
+            allowed_hosts: p
+                .allowed_hosts
+                .iter()
+                .map(|h| h.as_str().to_ascii_lowercase())
+                .collect(),
             url_overrides: p
                 .url_overrides
                 .iter()
@@ -162,7 +172,11 @@ impl ProviderDesc {
 impl From<&ProviderDesc> for ProviderInfo {
     fn from(p: &ProviderDesc) -> Self {
         ProviderInfo {
-            aliases: p.aliases.iter().map(|a| RString::from(a.as_str())).collect(),
+            aliases: p
+                .aliases
+                .iter()
+                .map(|a| RString::from(a.as_str()))
+                .collect(),
             regions: p
                 .regions
                 .iter()
@@ -183,7 +197,11 @@ impl From<&ProviderDesc> for ProviderInfo {
                 .collect(),
             aux_model: p.aux_model.as_deref().unwrap_or("").into(),
             docs_url: p.docs_url.as_str().into(),
-            allowed_hosts: p.allowed_hosts.iter().map(|h| RString::from(h.as_str())).collect(),
+            allowed_hosts: p
+                .allowed_hosts
+                .iter()
+                .map(|h| RString::from(h.as_str()))
+                .collect(),
             url_overrides: p
                 .url_overrides
                 .iter()
@@ -195,7 +213,9 @@ impl From<&ProviderDesc> for ProviderInfo {
             refresh_skew_ms: p.refresh_skew_ms,
             extension: match p.credential_env.is_empty() {
                 true => RString::new(),
-                false => serde_json::json!({ rules::CREDENTIAL_ENV_KEY: p.credential_env }).to_string().into(),
+                false => serde_json::json!({ rules::CREDENTIAL_ENV_KEY: p.credential_env })
+                    .to_string()
+                    .into(),
             },
             ..ProviderInfo::new(&p.id, &p.display_name, &p.flow, &p.api_mode)
         }
@@ -237,7 +257,11 @@ mod tests {
                     portal_base_url: "https://example.com".into(),
                     inference_base_url: "https://example.com/v1".into(),
                 }],
-                models: vec![ModelDesc { id: "m".into(), context_window: 1, max_output: 1 }],
+                models: vec![ModelDesc {
+                    id: "m".into(),
+                    context_window: 1,
+                    max_output: 1,
+                }],
                 aux_model: Some("m".into()),
                 docs_url: String::new(),
                 allowed_hosts: vec!["example.com".into()],
@@ -262,15 +286,38 @@ mod tests {
         p.providers[0].aux_model = Some("nope".into());
         p.providers[0].aliases.push("a/b".into());
         let problems = validate(&p).join("\n");
-        for needle in ["plugin id", "unknown flow kind", "is not https", "aux model", "alias \"a/b\""] {
-            assert!(problems.contains(needle), "missing {needle:?} in {problems}");
+        for needle in [
+            "plugin id",
+            "unknown flow kind",
+            "is not https",
+            "aux model",
+            "alias \"a/b\"",
+        ] {
+            assert!(
+                problems.contains(needle),
+                "missing {needle:?} in {problems}"
+            );
         }
     }
 
     #[test]
     fn the_shared_rules_agree_with_semver() {
-        for v in ["0.1.0", "1.0.0-rc.1", "1.0.0+b.7", "01.0.0", "1.0", "1.0.0-", "1.0.0-01", "v1.0.0", "1.2.3.4"] {
-            assert_eq!(rules::is_semver(v), semver::Version::parse(v).is_ok(), "{v}");
+        for v in [
+            "0.1.0",
+            "1.0.0-rc.1",
+            "1.0.0+b.7",
+            "01.0.0",
+            "1.0",
+            "1.0.0-",
+            "1.0.0-01",
+            "v1.0.0",
+            "1.2.3.4",
+        ] {
+            assert_eq!(
+                rules::is_semver(v),
+                semver::Version::parse(v).is_ok(),
+                "{v}"
+            );
         }
     }
 

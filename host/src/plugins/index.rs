@@ -33,7 +33,9 @@ struct IndexFile {
 /// `lib<name>.so` → `name` with `_` as `-`.
 pub fn name_of_library(path: &Path) -> Option<String> {
     let file = path.file_name()?.to_str()?;
-    let stem = file.strip_prefix("lib")?.strip_suffix(std::env::consts::DLL_SUFFIX)?;
+    let stem = file
+        .strip_prefix("lib")?
+        .strip_suffix(std::env::consts::DLL_SUFFIX)?;
     Some(stem.replace('_', "-"))
 }
 
@@ -43,16 +45,26 @@ fn normalize(name: &str) -> String {
 
 /// The libraries beside the running binary.
 pub fn beside_binary() -> Vec<IndexEntry> {
-    let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) else {
+    let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    else {
         return Vec::new();
     };
-    let Ok(rd) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
     let mut out: Vec<IndexEntry> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter_map(|p| {
             let name = name_of_library(&p)?;
-            Some(IndexEntry { name, path: Some(p), url: None, sha256: None })
+            Some(IndexEntry {
+                name,
+                path: Some(p),
+                url: None,
+                sha256: None,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -61,16 +73,26 @@ pub fn beside_binary() -> Vec<IndexEntry> {
 
 /// Read a JSON index file.
 pub fn from_file(path: &Path) -> Result<Vec<IndexEntry>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("cannot read the plugin index {}", path.display()), e))?;
-    let idx: IndexFile = serde_json::from_str(&text)
-        .map_err(|e| Error::msg(format!("the plugin index {} is not valid: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::io(
+            format!("cannot read the plugin index {}", path.display()),
+            e,
+        )
+    })?;
+    let idx: IndexFile = serde_json::from_str(&text).map_err(|e| {
+        Error::msg(format!(
+            "the plugin index {} is not valid: {e}",
+            path.display()
+        ))
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     Ok(idx
         .plugins
         .into_iter()
         .map(|mut e| {
-            e.path = e.path.map(|p| if p.is_relative() { dir.join(p) } else { p });
+            e.path = e
+                .path
+                .map(|p| if p.is_relative() { dir.join(p) } else { p });
             e
         })
         .collect())

@@ -220,7 +220,12 @@ fn fetch(env: &Env, target: &str, sha256: Option<&str>) -> Result<Fetched> {
         if !p.is_file() {
             return Err(Error::msg(format!("{target} is not a file")));
         }
-        return Ok(Fetched { file: p, source: target.into(), expected: sha256.map(String::from), _tmp: None });
+        return Ok(Fetched {
+            file: p,
+            source: target.into(),
+            expected: sha256.map(String::from),
+            _tmp: None,
+        });
     }
     let index: Vec<IndexEntry> = match &env.plugin_index {
         Some(p) => index::from_file(p)?,
@@ -230,15 +235,27 @@ fn fetch(env: &Env, target: &str, sha256: Option<&str>) -> Result<Fetched> {
         let names: Vec<&str> = index.iter().map(|e| e.name.as_str()).collect();
         return Err(Error::msg(format!(
             "no plugin called {target:?} in the plugin index ({})",
-            if names.is_empty() { "it is empty".to_string() } else { format!("it has {}", names.join(", ")) }
+            if names.is_empty() {
+                "it is empty".to_string()
+            } else {
+                format!("it has {}", names.join(", "))
+            }
         ))
         .with_help("give a path to a .so file, or a URL with --sha256"));
     };
     let expected = sha256.map(String::from).or_else(|| entry.sha256.clone());
     match (&entry.path, &entry.url) {
-        (Some(p), _) => Ok(Fetched { file: p.clone(), source: format!("index:{}", entry.name), expected, _tmp: None }),
+        (Some(p), _) => Ok(Fetched {
+            file: p.clone(),
+            source: format!("index:{}", entry.name),
+            expected,
+            _tmp: None,
+        }),
         (None, Some(u)) => download(u, expected),
-        (None, None) => Err(Error::msg(format!("index entry {} has neither a path nor a URL", entry.name))),
+        (None, None) => Err(Error::msg(format!(
+            "index entry {} has neither a path nor a URL",
+            entry.name
+        ))),
     }
 }
 
@@ -257,7 +274,12 @@ fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
     let bytes = net
         .runtime()
         .block_on(async {
-            let mut resp = net.client_for(&parsed).get(parsed.clone()).send().await?.error_for_status()?;
+            let mut resp = net
+                .client_for(&parsed)
+                .get(parsed.clone())
+                .send()
+                .await?
+                .error_for_status()?;
             let mut buf = Vec::new();
             while let Some(chunk) = resp.chunk().await? {
                 if buf.len() + chunk.len() > MAX_DOWNLOAD {
@@ -270,16 +292,24 @@ fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
         .map_err(|e| Error::msg(format!("cannot download {url}: {e}")))?
         .ok_or_else(|| Error::msg(format!("{url} is larger than {} MiB", MAX_DOWNLOAD >> 20)))?;
     let tmp = tempfile::tempdir().map_err(|e| Error::io("cannot create a temp dir", e))?;
-    let file = tmp.path().join(format!("download{}", std::env::consts::DLL_SUFFIX));
+    let file = tmp
+        .path()
+        .join(format!("download{}", std::env::consts::DLL_SUFFIX));
     std::fs::write(&file, bytes).map_err(|e| Error::io("cannot save the download", e))?;
-    Ok(Fetched { file, source: url.into(), expected: Some(expected), _tmp: Some(tmp) })
+    Ok(Fetched {
+        file,
+        source: url.into(),
+        expected: Some(expected),
+        _tmp: Some(tmp),
+    })
 }
 
 /// Install `target` (a name, a path or a URL).
 pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Result<Outcome> {
     let paths = env.paths();
     let fetched = fetch(env, target, sha256)?;
-    let sum = sha256_file(&fetched.file).map_err(|e| Error::io(format!("cannot read {}", fetched.file.display()), e))?;
+    let sum = sha256_file(&fetched.file)
+        .map_err(|e| Error::io(format!("cannot read {}", fetched.file.display()), e))?;
     if let Some(exp) = &fetched.expected {
         if !exp.eq_ignore_ascii_case(&sum) {
             return Err(Error::msg(format!(
@@ -302,7 +332,9 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     }
     let failures = report.check_failures();
     let (Some(desc), Some(api_version)) = (report.desc, report.api_version) else {
-        return Err(Error::msg(format!("cannot install {shown}: the trial load returned no descriptor")));
+        return Err(Error::msg(format!(
+            "cannot install {shown}: the trial load returned no descriptor"
+        )));
     };
     if !report.problems.is_empty() {
         return Err(Error::msg(format!(
@@ -315,8 +347,12 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             1 => String::new(),
             n => format!(" (and {} more)", n - 1),
         };
-        return Err(Error::msg(format!("cannot install {shown}: it fails the plugin checks: {first}{more}"))
-            .with_help(format!("see every finding with `hermes plugins check {shown}`")));
+        return Err(Error::msg(format!(
+            "cannot install {shown}: it fails the plugin checks: {first}{more}"
+        ))
+        .with_help(format!(
+            "see every finding with `hermes plugins check {shown}`"
+        )));
     }
     let existing = PluginSet::load(&paths, Scope::All)?;
     let mut warnings = Vec::new();
@@ -330,13 +366,25 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
         let reg = Registry::build(
             others
                 .iter()
-                .map(|p| PluginProviders { plugin_id: &p.desc.id, providers: &p.desc.providers })
-                .chain(std::iter::once(PluginProviders { plugin_id: &desc.id, providers: &desc.providers })),
+                .map(|p| PluginProviders {
+                    plugin_id: &p.desc.id,
+                    providers: &p.desc.providers,
+                })
+                .chain(std::iter::once(PluginProviders {
+                    plugin_id: &desc.id,
+                    providers: &desc.providers,
+                })),
         );
         for c in reg.conflicts_of(&desc.id) {
             if c.refused_plugin {
-                return Err(Error::msg(format!("cannot install {}: {}", desc.id, c.message))
-                    .with_help(format!("remove the other plugin first: `hermes plugins remove {}`", c.holder)));
+                return Err(
+                    Error::msg(format!("cannot install {}: {}", desc.id, c.message)).with_help(
+                        format!(
+                            "remove the other plugin first: `hermes plugins remove {}`",
+                            c.holder
+                        ),
+                    ),
+                );
             }
             warnings.push(c.message.clone());
         }
@@ -344,9 +392,15 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     let old = manifest::read(&paths)?.get(&desc.id).cloned();
     if let Some(o) = &old {
         if o.version == desc.version && o.sha256 == sum && o.library(&paths.home).is_file() {
-            return Ok(Outcome { installed: Installed::Unchanged(o.clone()), warnings });
+            return Ok(Outcome {
+                installed: Installed::Unchanged(o.clone()),
+                warnings,
+            });
         }
-        let (ov, nv) = (semver::Version::parse(&o.version), semver::Version::parse(&desc.version));
+        let (ov, nv) = (
+            semver::Version::parse(&o.version),
+            semver::Version::parse(&desc.version),
+        );
         if let (Ok(ov), Ok(nv)) = (ov, nv) {
             if nv < ov && !force {
                 return Err(Error::msg(format!(
@@ -360,7 +414,11 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     let rel = PathBuf::from("plugins")
         .join(&desc.id)
         .join(&desc.version)
-        .join(format!("lib{}{}", desc.id.replace('-', "_"), std::env::consts::DLL_SUFFIX));
+        .join(format!(
+            "lib{}{}",
+            desc.id.replace('-', "_"),
+            std::env::consts::DLL_SUFFIX
+        ));
     copy_in(&paths, &fetched.file, &rel)?;
     // The child verified the checksum's file and its layout; remember what the installed copy
     // looks like so that ordinary loads need not repeat the work.
@@ -391,7 +449,10 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     }
     Ok(Outcome {
         installed: match old {
-            Some(o) => Installed::Replaced { old: Box::new(o), new: Box::new(record) },
+            Some(o) => Installed::Replaced {
+                old: Box::new(o),
+                new: Box::new(record),
+            },
             None => Installed::New(record),
         },
         warnings,
@@ -403,10 +464,14 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
 fn copy_in(paths: &Paths, src: &Path, rel: &Path) -> Result<()> {
     let dst = paths.home.join(rel);
     let dir = dst.parent().unwrap_or(&paths.home);
-    fsutil::create_private_dir(&paths.plugins_dir()).map_err(|e| Error::io("cannot create the plugins directory", e))?;
-    fsutil::create_private_dir(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let bytes = std::fs::read(src).map_err(|e| Error::io(format!("cannot read {}", src.display()), e))?;
-    fsutil::write_atomic(&dst, &bytes, 0o700).map_err(|e| Error::io(format!("cannot write {}", dst.display()), e))
+    fsutil::create_private_dir(&paths.plugins_dir())
+        .map_err(|e| Error::io("cannot create the plugins directory", e))?;
+    fsutil::create_private_dir(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let bytes =
+        std::fs::read(src).map_err(|e| Error::io(format!("cannot read {}", src.display()), e))?;
+    fsutil::write_atomic(&dst, &bytes, 0o700)
+        .map_err(|e| Error::io(format!("cannot write {}", dst.display()), e))
 }
 
 /// Remove a plugin's version directory (and its id directory when empty).

@@ -118,7 +118,8 @@ pub fn check_api_version(plugin: &str) -> Result<(), LoadError> {
         host: API_VERSION.to_string(),
         advice: advice.to_string(),
     };
-    let v = semver::Version::parse(plugin).map_err(|_| incompatible("its version is not semver; rebuild it"))?;
+    let v = semver::Version::parse(plugin)
+        .map_err(|_| incompatible("its version is not semver; rebuild it"))?;
     if v.major != host.major {
         let advice = if v.major < host.major {
             "rebuild it against this hermes-plugin-api"
@@ -131,8 +132,16 @@ pub fn check_api_version(plugin: &str) -> Result<(), LoadError> {
 }
 
 fn one_line(s: &str) -> String {
-    let first = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    let mut s: String = first.chars().take(240).filter(|c| !c.is_control()).collect();
+    let first = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut s: String = first
+        .chars()
+        .take(240)
+        .filter(|c| !c.is_control())
+        .collect();
     if first.chars().count() > 240 {
         s.push('…');
     }
@@ -143,7 +152,11 @@ fn layout_error(e: LibraryError) -> LoadError {
     let full = e.to_string();
     let summary = match &e {
         LibraryError::InvalidAbiHeader(_) => "invalid abi_stable header".to_string(),
-        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => {
             format!("interface layout {actual_version}, expected {expected_version}")
         }
         LibraryError::AbiInstability(_) => "type layouts differ".to_string(),
@@ -181,7 +194,9 @@ pub fn load_with(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError>
         Layout::Check => header.init_root_module::<PluginModRef>(),
         // SAFETY: this exact file (same inode, size, mtime and ctime) passed the full layout
         // check against this exact interface (same fingerprint) when it was installed.
-        Layout::AlreadyVerified => unsafe { header.init_root_module_with_unchecked_layout::<PluginModRef>() },
+        Layout::AlreadyVerified => unsafe {
+            header.init_root_module_with_unchecked_layout::<PluginModRef>()
+        },
     }
     .map_err(layout_error)?;
     let info = match (module.describe())() {
@@ -206,7 +221,10 @@ mod tests {
         assert!(check_api_version("1.7.2").is_ok());
         let e = check_api_version("0.3.0").unwrap_err().to_string();
         assert_eq!(e, "built for plugin-api 0.3.0, this hermes speaks 1.0.0: rebuild it against this hermes-plugin-api");
-        assert!(check_api_version("2.0.0").unwrap_err().to_string().contains("upgrade hermes"));
+        assert!(check_api_version("2.0.0")
+            .unwrap_err()
+            .to_string()
+            .contains("upgrade hermes"));
         assert!(check_api_version("banana").is_err());
     }
 

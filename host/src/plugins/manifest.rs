@@ -63,8 +63,14 @@ impl Verified {
         Ok(Verified {
             size: m.size(),
             ino: m.ino(),
-            mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
-            ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
             interface: format!("{:016x}", hermes_plugin_api::INTERFACE_FINGERPRINT),
         })
     }
@@ -104,7 +110,10 @@ fn one() -> u32 {
 
 impl Default for Manifest {
     fn default() -> Self {
-        Manifest { version: 1, plugins: Vec::new() }
+        Manifest {
+            version: 1,
+            plugins: Vec::new(),
+        }
     }
 }
 

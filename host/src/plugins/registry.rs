@@ -116,7 +116,10 @@ impl Registry {
                         let what = if reg.entries[j].provider.id.eq_ignore_ascii_case(&key) {
                             format!("the provider id of {holder}")
                         } else {
-                            format!("already an alias of {} (plugin {holder})", reg.entries[j].provider.id)
+                            format!(
+                                "already an alias of {} (plugin {holder})",
+                                reg.entries[j].provider.id
+                            )
                         };
                         reg.conflicts.push(Conflict {
                             plugin: plugin.clone(),
@@ -157,7 +160,10 @@ impl Registry {
     }
 
     /// Refusals that concern `plugin_id`.
-    pub fn conflicts_of<'a>(&'a self, plugin_id: &'a str) -> impl Iterator<Item = &'a Conflict> + 'a {
+    pub fn conflicts_of<'a>(
+        &'a self,
+        plugin_id: &'a str,
+    ) -> impl Iterator<Item = &'a Conflict> + 'a {
         self.conflicts.iter().filter(move |c| c.plugin == plugin_id)
     }
 }
@@ -190,27 +196,39 @@ mod tests {
     }
 
     fn build(list: &[(&str, Vec<ProviderDesc>)]) -> Registry {
-        Registry::build(list.iter().map(|(id, p)| PluginProviders { plugin_id: id, providers: p }))
+        Registry::build(list.iter().map(|(id, p)| PluginProviders {
+            plugin_id: id,
+            providers: p,
+        }))
     }
 
     #[test]
     fn aliases_resolve_case_insensitively() {
-        let r = build(&[("minimax-oauth", vec![prov("minimax-oauth", &["minimax-portal", "MiniMax_OAuth"])])]);
-        assert_eq!(r.resolve("MINIMAX-PORTAL").unwrap().provider.id, "minimax-oauth");
-        assert_eq!(r.resolve("minimax_oauth").unwrap().provider.id, "minimax-oauth");
+        let r = build(&[(
+            "minimax-oauth",
+            vec![prov("minimax-oauth", &["minimax-portal", "MiniMax_OAuth"])],
+        )]);
+        assert_eq!(
+            r.resolve("MINIMAX-PORTAL").unwrap().provider.id,
+            "minimax-oauth"
+        );
+        assert_eq!(
+            r.resolve("minimax_oauth").unwrap().provider.id,
+            "minimax-oauth"
+        );
         assert!(r.resolve("minimax").is_none());
         assert!(r.conflicts().is_empty());
     }
 
     #[test]
     fn an_alias_may_not_shadow_a_later_canonical_id() {
-        let r = build(&[
-            ("a", vec![prov("a", &["b"])]),
-            ("b", vec![prov("b", &[])]),
-        ]);
+        let r = build(&[("a", vec![prov("a", &["b"])]), ("b", vec![prov("b", &[])])]);
         assert_eq!(r.resolve("b").unwrap().plugin_id, "b");
         let c = &r.conflicts()[0];
-        assert_eq!((c.plugin.as_str(), c.holder.as_str(), c.refused_plugin), ("a", "b", false));
+        assert_eq!(
+            (c.plugin.as_str(), c.holder.as_str(), c.refused_plugin),
+            ("a", "b", false)
+        );
         assert!(c.message.contains("the provider id of b"), "{}", c.message);
     }
 

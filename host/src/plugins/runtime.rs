@@ -99,25 +99,35 @@ impl PluginSet {
                 providers: &p.desc.providers,
             })
         }));
-        PluginSet { installed, registry }
+        PluginSet {
+            installed,
+            registry,
+        }
     }
 
     /// The provider called `name`, or an error that lists what is installed.
     pub fn resolve(&self, name: &str) -> Result<&Entry> {
         self.registry.resolve(name).ok_or_else(|| {
-            let known: Vec<&str> = self.registry.entries().iter().map(|e| e.provider.id.as_str()).collect();
+            let known: Vec<&str> = self
+                .registry
+                .entries()
+                .iter()
+                .map(|e| e.provider.id.as_str())
+                .collect();
             let list = if known.is_empty() {
                 "no provider is installed".to_string()
             } else {
                 format!("installed providers: {}", known.join(", "))
             };
-            Error::msg(format!("unknown provider {:?} ({list})", descriptor::clip(name))).with_help(
-                if known.is_empty() {
-                    "install one, e.g. `hermes plugins install minimax-oauth`".to_string()
-                } else {
-                    "run `hermes plugins list` to see providers and their aliases".to_string()
-                },
-            )
+            Error::msg(format!(
+                "unknown provider {:?} ({list})",
+                descriptor::clip(name)
+            ))
+            .with_help(if known.is_empty() {
+                "install one, e.g. `hermes plugins install minimax-oauth`".to_string()
+            } else {
+                "run `hermes plugins list` to see providers and their aliases".to_string()
+            })
         })
     }
 
@@ -149,7 +159,11 @@ impl PluginSet {
 }
 
 /// Load what is needed and open the provider called `name` with the host's services.
-pub fn open_provider(env: &crate::config::Env, name: &str, out: &crate::output::Output) -> Result<std::sync::Arc<Provider>> {
+pub fn open_provider(
+    env: &crate::config::Env,
+    name: &str,
+    out: &crate::output::Output,
+) -> Result<std::sync::Arc<Provider>> {
     let set = PluginSet::load(&env.paths(), Scope::Provider(name))?;
     let entry = set.resolve(name)?;
     open_entry(env, &set, entry, out)
@@ -174,10 +188,16 @@ pub fn open_entry_with(
     clock: crate::timefmt::Clock,
 ) -> Result<std::sync::Arc<Provider>> {
     let settings = crate::config::Settings::load(&env.paths())?;
-    let overrides: Vec<(String, String)> =
-        entry.provider.url_overrides.iter().map(|o| (o.env.clone(), o.target.clone())).collect();
+    let overrides: Vec<(String, String)> = entry
+        .provider
+        .url_overrides
+        .iter()
+        .map(|o| (o.env.clone(), o.target.clone()))
+        .collect();
     let values = settings.values_for(&entry.provider.id, &overrides);
-    let services = crate::services::ProviderServices::new(&entry.provider, env, values, out.clone()).with_clock(clock);
+    let services =
+        crate::services::ProviderServices::new(&entry.provider, env, values, out.clone())
+            .with_clock(clock);
     Ok(std::sync::Arc::new(set.open(entry, services.into_box())?))
 }
 
@@ -193,14 +213,20 @@ pub struct Provider {
 
 fn load_record(home: &Path, record: Record) -> Installed {
     if !record.enabled {
-        return Installed { record, loaded: None, problems: Vec::new() };
+        return Installed {
+            record,
+            loaded: None,
+            problems: Vec::new(),
+        };
     }
     // plugins.json is only ever written by hermes; a library path leading out of
     // HERMES_HOME/plugins means the file was edited, and such a library is not loaded.
     let rel = Path::new(&record.path);
     let inside = rel.is_relative()
         && rel.starts_with("plugins")
-        && rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        && rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
     if !inside {
         let problem = format!(
             "its library path {:?} leads outside {}; it was not loaded",
@@ -233,5 +259,9 @@ fn load_record(home: &Path, record: Record) -> Installed {
         }
         Err(_) => Vec::new(),
     };
-    Installed { record, loaded: Some(loaded), problems }
+    Installed {
+        record,
+        loaded: Some(loaded),
+        problems,
+    }
 }

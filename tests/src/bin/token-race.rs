@@ -12,11 +12,17 @@ use hermes::output::Output;
 use hermes::plugins::runtime::open_provider;
 
 fn main() {
-    let threads: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let threads: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(4);
     let env = Env::from_process().expect("environment");
     let out = Output::plain(0);
     let provider = open_provider(&env, "minimax-oauth", &out).expect("open provider");
-    let start_at: i64 = std::env::var("RACE_START_AT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let start_at: i64 = std::env::var("RACE_START_AT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let provider = Arc::clone(&provider);

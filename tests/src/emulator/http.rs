@@ -94,14 +94,18 @@ struct InFlight(Arc<Shared>);
 
 impl InFlight {
     fn enter(shared: &Arc<Shared>) -> InFlight {
-        shared.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        shared
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         InFlight(Arc::clone(shared))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

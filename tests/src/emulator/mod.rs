@@ -407,14 +407,22 @@ impl Emulator {
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
         let mut c = self.shared.lock().counters();
-        c.in_flight = self.shared.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        c.in_flight = self
+            .shared
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst);
         c
     }
 
     /// Wait (at most `limit`) until no request is being handled; whether it got there.
     pub fn wait_idle(&self, limit: Duration) -> bool {
         let start = std::time::Instant::now();
-        while self.shared.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        while self
+            .shared
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
             if start.elapsed() > limit {
                 return false;
             }

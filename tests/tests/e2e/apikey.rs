@@ -7,8 +7,15 @@ use crate::support::{lib, Emulator, EmulatorConfig, Home};
 #[test]
 fn check_passes_on_minimax_apikey() {
     let home = Home::new();
-    let r = home.run(&["plugins", "check", lib("minimax_apikey").to_str().unwrap()]).ok();
-    assert!(r.stdout.contains("plugin minimax-apikey 0.1.0: all 9 checks passed"), "{}", r.stdout);
+    let r = home
+        .run(&["plugins", "check", lib("minimax_apikey").to_str().unwrap()])
+        .ok();
+    assert!(
+        r.stdout
+            .contains("plugin minimax-apikey 0.1.0: all 9 checks passed"),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains('✗'), "{}", r.stdout);
 }
 
@@ -141,9 +148,18 @@ fn chat_with_the_minimax_api_key_provider() {
     let mut home = Home::new();
     home.set_env("MINIMAX_BASE_URL", &emu.inference_url());
     home.run(&["plugins", "install", "minimax-apikey"]).ok();
-    home.run_stdin(&["auth", "add", "minimax", "--api-key-stdin"], &format!("{key}\n")).ok();
-    let r = home.run(&["chat", "-q", "hello by key", "--provider", "minimax"]).ok();
-    assert_eq!(r.stdout, "Hello from the MiniMax emulator. You said: hello by key\n");
+    home.run_stdin(
+        &["auth", "add", "minimax", "--api-key-stdin"],
+        &format!("{key}\n"),
+    )
+    .ok();
+    let r = home
+        .run(&["chat", "-q", "hello by key", "--provider", "minimax"])
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "Hello from the MiniMax emulator. You said: hello by key\n"
+    );
     let last = emu.counters().last_messages_request.unwrap();
     assert_eq!(last.path, "/anthropic/v1/messages");
     assert_eq!(format!("{:?}", last.auth), "ApiKey");
@@ -151,8 +167,15 @@ fn chat_with_the_minimax_api_key_provider() {
     let mut other = Home::new();
     other.set_env("MINIMAX_BASE_URL", &emu.inference_url());
     other.run(&["plugins", "install", "minimax-apikey"]).ok();
-    other.run_stdin(&["auth", "add", "minimax", "--api-key-stdin"], "sk-cp-wrong-000000000000\n").ok();
-    let r = other.run(&["chat", "-q", "hi", "--provider", "minimax"]).code(1);
+    other
+        .run_stdin(
+            &["auth", "add", "minimax", "--api-key-stdin"],
+            "sk-cp-wrong-000000000000\n",
+        )
+        .ok();
+    let r = other
+        .run(&["chat", "-q", "hi", "--provider", "minimax"])
+        .code(1);
     assert!(r.stderr.contains("error:"), "{}", r.stderr);
     other.run(&["auth", "status", "minimax"]).ok();
 }

@@ -26,20 +26,42 @@ fn redirecting_server(location: &'static str) -> String {
 #[test]
 fn a_redirect_outside_the_allow_list_is_refused() {
     let mut home = Home::new();
-    home.set_env("MINIMAX_PORTAL_BASE_URL", &redirecting_server("https://evil.example.net/oauth2/device/code"));
+    home.set_env(
+        "MINIMAX_PORTAL_BASE_URL",
+        &redirecting_server("https://evil.example.net/oauth2/device/code"),
+    );
     home.install_minimax();
-    let r = home.run(&["auth", "add", "minimax-oauth", "--no-browser"]).code(1);
-    assert!(r.stderr.contains("refused a request to evil.example.net"), "{}", r.stderr);
-    assert!(r.stderr.contains("may only reach api.minimax.io"), "{}", r.stderr);
+    let r = home
+        .run(&["auth", "add", "minimax-oauth", "--no-browser"])
+        .code(1);
+    assert!(
+        r.stderr.contains("refused a request to evil.example.net"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("may only reach api.minimax.io"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn a_redirect_to_plain_http_on_an_allowed_host_is_refused() {
     let mut home = Home::new();
-    home.set_env("MINIMAX_PORTAL_BASE_URL", &redirecting_server("http://api.minimax.io/oauth2/device/code"));
+    home.set_env(
+        "MINIMAX_PORTAL_BASE_URL",
+        &redirecting_server("http://api.minimax.io/oauth2/device/code"),
+    );
     home.install_minimax();
-    let r = home.run(&["auth", "add", "minimax-oauth", "--no-browser"]).code(1);
-    assert!(r.stderr.contains("refused plain http to api.minimax.io"), "{}", r.stderr);
+    let r = home
+        .run(&["auth", "add", "minimax-oauth", "--no-browser"])
+        .code(1);
+    assert!(
+        r.stderr.contains("refused plain http to api.minimax.io"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -47,17 +69,32 @@ fn plain_http_to_a_remote_host_is_refused() {
     let mut home = Home::new();
     home.set_env("MINIMAX_PORTAL_BASE_URL", "http://api.minimax.io");
     home.install_minimax();
-    let r = home.run(&["auth", "add", "minimax-oauth", "--no-browser"]).code(1);
-    assert!(r.stderr.contains("refused plain http to api.minimax.io"), "{}", r.stderr);
+    let r = home
+        .run(&["auth", "add", "minimax-oauth", "--no-browser"])
+        .code(1);
+    assert!(
+        r.stderr.contains("refused plain http to api.minimax.io"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn chat_never_sends_a_token_outside_the_allow_list() {
     let (emu, mut home) = minimax(approving());
     login(&home);
-    home.set_env("MINIMAX_INFERENCE_BASE_URL", "https://evil.example.net/anthropic");
-    let r = home.run(&["chat", "-q", "hi", "--provider", "minimax-oauth"]).code(1);
-    assert!(r.stderr.contains("refused a request to evil.example.net"), "{}", r.stderr);
+    home.set_env(
+        "MINIMAX_INFERENCE_BASE_URL",
+        "https://evil.example.net/anthropic",
+    );
+    let r = home
+        .run(&["chat", "-q", "hi", "--provider", "minimax-oauth"])
+        .code(1);
+    assert!(
+        r.stderr.contains("refused a request to evil.example.net"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(emu.counters().messages_requests, 0);
 }
 
@@ -67,22 +104,49 @@ fn loose_permissions_are_reported_by_doctor() {
     login(&home);
     home.run(&["doctor"]).ok();
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(home.path().join("auth.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let lib = home.path().join("plugins/minimax-oauth/0.1.0/libminimax_oauth.so");
+    std::fs::set_permissions(
+        home.path().join("auth.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let lib = home
+        .path()
+        .join("plugins/minimax-oauth/0.1.0/libminimax_oauth.so");
     std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o777)).unwrap();
     let d = home.run(&["doctor"]).code(1);
-    assert!(d.stdout.contains(&format!("(fix: chmod 700 {})", home.path().display())), "{}", d.stdout);
-    assert!(d.stdout.contains(&format!("(fix: chmod 600 {})", home.path().join("auth.json").display())), "{}", d.stdout);
-    assert!(d.stdout.contains("is writable by other users"), "{}", d.stdout);
+    assert!(
+        d.stdout
+            .contains(&format!("(fix: chmod 700 {})", home.path().display())),
+        "{}",
+        d.stdout
+    );
+    assert!(
+        d.stdout.contains(&format!(
+            "(fix: chmod 600 {})",
+            home.path().join("auth.json").display()
+        )),
+        "{}",
+        d.stdout
+    );
+    assert!(
+        d.stdout.contains("is writable by other users"),
+        "{}",
+        d.stdout
+    );
 }
 
 #[test]
 fn secret_files_are_written_0600() {
     let (_emu, home) = minimax(approving());
     login(&home);
-    home.run(&["config", "set", "model.default", "MiniMax-M2.7"]).ok();
+    home.run(&["config", "set", "model.default", "MiniMax-M2.7"])
+        .ok();
     for f in ["auth.json", "plugins.json", "config.yaml", "auth.lock"] {
-        let mode = std::fs::metadata(home.path().join(f)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(home.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{f}");
     }
 }
@@ -94,10 +158,15 @@ fn a_library_path_outside_hermes_home_is_not_loaded() {
     let outside = home.scratch().join("libelsewhere.so");
     std::fs::copy(lib("fixture_test_provider"), &outside).unwrap();
     let path = home.path().join("plugins.json");
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut rec = m["plugins"][0].clone();
     rec["id"] = "elsewhere".into();
-    rec["path"] = format!("plugins/../../{}", outside.file_name().unwrap().to_str().unwrap()).into();
+    rec["path"] = format!(
+        "plugins/../../{}",
+        outside.file_name().unwrap().to_str().unwrap()
+    )
+    .into();
     m["plugins"].as_array_mut().unwrap().push(rec);
     std::fs::write(&path, m.to_string()).unwrap();
     let list = home.run(&["plugins", "list"]).ok();
@@ -113,7 +182,10 @@ fn run_with_full_disk(home: &Home, args: &[&str]) -> Run {
     unsafe {
         c.pre_exec(|| {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let lim = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
             if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -121,40 +193,89 @@ fn run_with_full_disk(home: &Home, args: &[&str]) -> Run {
         });
     }
     let o = c.output().unwrap();
-    Run { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() }
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+    }
 }
 
 #[test]
 fn a_full_disk_during_a_write_leaves_the_old_files() {
-    let (emu, home) = minimax(EmulatorConfig { access_ttl_ms: 30_000, ..approving() });
+    let (emu, home) = minimax(EmulatorConfig {
+        access_ttl_ms: 30_000,
+        ..approving()
+    });
     login(&home);
     let before = home.read("auth.json");
     let r = run_with_full_disk(&home, &["auth", "token", "minimax-oauth"]).code(1);
     assert!(r.stderr.contains("cannot write"), "{}", r.stderr);
-    assert!(r.stderr.contains("the previous auth.json is unchanged"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the previous auth.json is unchanged"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(home.read("auth.json"), before);
-    assert_eq!(emu.counters().refresh_success, 1, "the refresh itself happened");
-    let leftovers: Vec<_> = std::fs::read_dir(home.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp.")).collect();
+    assert_eq!(
+        emu.counters().refresh_success,
+        1,
+        "the refresh itself happened"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(home.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
     assert!(leftovers.is_empty(), "temp files left behind");
 
-    std::fs::write(home.path().join("config.yaml"), "model:\n  default: MiniMax-M2.7\n").unwrap();
-    let r = run_with_full_disk(&home, &["config", "set", "model.provider", &"x".repeat(200)]).code(1);
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "model:\n  default: MiniMax-M2.7\n",
+    )
+    .unwrap();
+    let r = run_with_full_disk(
+        &home,
+        &["config", "set", "model.provider", &"x".repeat(200)],
+    )
+    .code(1);
     assert!(r.stderr.contains("cannot write"), "{}", r.stderr);
-    assert_eq!(home.read("config.yaml"), "model:\n  default: MiniMax-M2.7\n");
+    assert_eq!(
+        home.read("config.yaml"),
+        "model:\n  default: MiniMax-M2.7\n"
+    );
 }
 
 #[test]
 fn a_lock_held_by_a_stuck_process_times_out_clearly() {
-    let (_emu, mut home) = minimax(EmulatorConfig { access_ttl_ms: 30_000, ..approving() });
+    let (_emu, mut home) = minimax(EmulatorConfig {
+        access_ttl_ms: 30_000,
+        ..approving()
+    });
     login(&home);
     let before = home.read("auth.json");
-    let lock = std::fs::OpenOptions::new().read(true).write(true).open(home.path().join("auth.lock")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(home.path().join("auth.lock"))
+        .unwrap();
     lock.lock().unwrap();
     home.set_env("HERMES_LOCK_TIMEOUT_MS", "500");
     let r = home.run(&["auth", "token", "minimax-oauth"]).code(1);
-    assert!(r.stderr.contains("cannot lock the credential store"), "{}", r.stderr);
-    assert!(r.stderr.contains("held by another process (waited 0.5 s)"), "{}", r.stderr);
-    assert!(r.stderr.contains("help: if no other hermes is running"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot lock the credential store"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("held by another process (waited 0.5 s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("help: if no other hermes is running"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(home.read("auth.json"), before);
     lock.unlock().unwrap();
     home.run(&["auth", "token", "minimax-oauth"]).ok();
@@ -162,7 +283,12 @@ fn a_lock_held_by_a_stuck_process_times_out_clearly() {
 
 #[test]
 fn login_rides_out_bursts_of_429_500_and_dropped_connections() {
-    let (emu, home) = minimax(EmulatorConfig { auto_approve: true, approve_after_polls: 1, interval_ms: 0, ..EmulatorConfig::default() });
+    let (emu, home) = minimax(EmulatorConfig {
+        auto_approve: true,
+        approve_after_polls: 1,
+        interval_ms: 0,
+        ..EmulatorConfig::default()
+    });
     emu.inject("/oauth2/token", Fault::Status429, 2);
     emu.inject("/oauth2/token", Fault::DropConnection, 1);
     emu.inject("/oauth2/token", Fault::Slow(Duration::from_millis(300)), 1);
@@ -176,21 +302,42 @@ fn login_rides_out_bursts_of_429_500_and_dropped_connections() {
 
 #[test]
 fn refresh_and_chat_ride_out_server_bursts_without_quarantine() {
-    let (emu, home) = minimax(EmulatorConfig { access_ttl_ms: 30_000, ..approving() });
+    let (emu, home) = minimax(EmulatorConfig {
+        access_ttl_ms: 30_000,
+        ..approving()
+    });
     login(&home);
-    for fault in [Fault::Status429, Fault::Status500, Fault::DropConnection, Fault::TruncatedBody, Fault::MalformedJson] {
+    for fault in [
+        Fault::Status429,
+        Fault::Status500,
+        Fault::DropConnection,
+        Fault::TruncatedBody,
+        Fault::MalformedJson,
+    ] {
         emu.inject("/oauth2/token", fault, 1);
         let r = home.run(&["auth", "token", "minimax-oauth"]).ok();
-        assert!(r.stderr.contains("using the current one while it lasts"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("using the current one while it lasts"),
+            "{}",
+            r.stderr
+        );
         assert!(stored(&home).get("last_auth_error").is_none());
     }
     emu.set_config(|c| c.access_ttl_ms = 900_000);
     home.run(&["auth", "token", "minimax-oauth"]).ok();
     for fault in [Fault::Status429, Fault::Status500, Fault::DropConnection] {
         emu.inject("/v1/messages", fault, 1);
-        let r = home.run(&["chat", "-q", "hi", "--provider", "minimax-oauth"]).code(1);
-        assert_eq!(r.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{}", r.stderr);
-        home.run(&["chat", "-q", "hi", "--provider", "minimax-oauth"]).ok();
+        let r = home
+            .run(&["chat", "-q", "hi", "--provider", "minimax-oauth"])
+            .code(1);
+        assert_eq!(
+            r.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{}",
+            r.stderr
+        );
+        home.run(&["chat", "-q", "hi", "--provider", "minimax-oauth"])
+            .ok();
     }
     assert!(stored(&home).get("last_auth_error").is_none());
 }

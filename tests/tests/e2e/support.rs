@@ -198,7 +198,10 @@ pub use hermes_tests::emulator::{Emulator, EmulatorConfig, ExpiryEncoding, Fault
 
 /// An emulator and a home whose MiniMax URLs point at it, with the plugin installed.
 pub fn minimax(config: EmulatorConfig) -> (Emulator, Home) {
-    let emu = Emulator::start(EmulatorConfig { log_requests: false, ..config });
+    let emu = Emulator::start(EmulatorConfig {
+        log_requests: false,
+        ..config
+    });
     let mut home = Home::new();
     home.set_env("MINIMAX_PORTAL_BASE_URL", &emu.url());
     home.set_env("MINIMAX_INFERENCE_BASE_URL", &emu.inference_url());
@@ -208,12 +211,17 @@ pub fn minimax(config: EmulatorConfig) -> (Emulator, Home) {
 
 /// An emulator that approves every login at once.
 pub fn approving() -> EmulatorConfig {
-    EmulatorConfig { auto_approve: true, interval_ms: 0, ..EmulatorConfig::default() }
+    EmulatorConfig {
+        auto_approve: true,
+        interval_ms: 0,
+        ..EmulatorConfig::default()
+    }
 }
 
 /// Sign in through the real flow (the emulator approves).
 pub fn login(home: &Home) -> Run {
-    home.run(&["auth", "add", "minimax-oauth", "--no-browser"]).ok()
+    home.run(&["auth", "add", "minimax-oauth", "--no-browser"])
+        .ok()
 }
 
 /// `providers.minimax-oauth` of auth.json.
@@ -223,14 +231,20 @@ pub fn stored(home: &Home) -> serde_json::Value {
 
 /// The current unix time in ms.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// A form POST over a plain TCP connection (for acting as "another client" of the emulator).
 pub fn post_form(url: &str, fields: &[(&str, &str)]) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
-    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (authority, path) = rest
+        .split_once('/')
+        .map(|(a, p)| (a, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let body: String = fields
         .iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -245,15 +259,24 @@ pub fn post_form(url: &str, fields: &[(&str, &str)]) -> (u16, String) {
     .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -263,7 +286,10 @@ fn enc(s: &str) -> String {
 #[track_caller]
 pub fn assert_no_secret(text: &str, secrets: &[String]) {
     for s in secrets.iter().filter(|s| s.len() >= 8) {
-        assert!(!text.contains(s.as_str()), "a secret leaked into the output:\n{text}");
+        assert!(
+            !text.contains(s.as_str()),
+            "a secret leaked into the output:\n{text}"
+        );
     }
 }
 

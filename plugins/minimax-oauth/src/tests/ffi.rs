@@ -103,7 +103,10 @@ fn conforms_to_the_hermes_plugin_rules() {
     hermes_plugin_api::testkit::Conformance::<MiniMaxPlugin>::new()
         .debug_of("ProviderState", |secret| {
             let block = json!({"access_token": secret, "refresh_token": secret, "region": "cn"});
-            format!("{:?}", crate::state::ProviderState::parse(&block.to_string()))
+            format!(
+                "{:?}",
+                crate::state::ProviderState::parse(&block.to_string())
+            )
         })
         .assert();
 }

@@ -14,12 +14,28 @@ use crate::{expiry, login, refresh};
 const CASES: u32 = 2_000;
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 const KEYS: &[&str] = &[
-    "status", "access_token", "refresh_token", "expired_in", "token_type", "resource_url", "notification_message",
-    "base_resp", "status_msg", "user_code", "verification_uri", "interval", "state", "error",
+    "status",
+    "access_token",
+    "refresh_token",
+    "expired_in",
+    "token_type",
+    "resource_url",
+    "notification_message",
+    "base_resp",
+    "status_msg",
+    "user_code",
+    "verification_uri",
+    "interval",
+    "state",
+    "error",
 ];
 
 fn json() -> impl Strategy<Value = Value> {
@@ -28,14 +44,25 @@ fn json() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
-        prop_oneof![Just("success".to_string()), Just("pending".to_string()), Just("error".to_string()), ".{0,30}"].prop_map(Value::String),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
+        prop_oneof![
+            Just("success".to_string()),
+            Just("pending".to_string()),
+            Just("error".to_string()),
+            ".{0,30}"
+        ]
+        .prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 32, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(KEYS).prop_map(String::from), inner), 0..10)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec(
+                (prop::sample::select(KEYS).prop_map(String::from), inner),
+                0..10
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -56,11 +83,25 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn status_code() -> impl Strategy<Value = u16> {
-    prop_oneof![Just(200u16), Just(400), Just(401), Just(429), Just(500), Just(503), 100u16..600]
+    prop_oneof![
+        Just(200u16),
+        Just(400),
+        Just(401),
+        Just(429),
+        Just(500),
+        Just(503),
+        100u16..600
+    ]
 }
 
 fn known_kind(k: u32) -> bool {
-    [kind::TRANSIENT, kind::TERMINAL, kind::INVALID_INPUT, kind::REFUSED].contains(&k)
+    [
+        kind::TRANSIENT,
+        kind::TERMINAL,
+        kind::INVALID_INPUT,
+        kind::REFUSED,
+    ]
+    .contains(&k)
 }
 
 proptest! {
