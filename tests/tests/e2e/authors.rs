@@ -305,7 +305,8 @@ fn check_passes_on_minimax_oauth() {
         .run(&["plugins", "check", lib("minimax_oauth").to_str().unwrap()])
         .ok();
     assert!(
-        r.stdout.contains("plugin minimax-oauth 0.1.0: all 9 checks passed"),
+        r.stdout
+            .contains("plugin minimax-oauth 0.1.0: all 9 checks passed"),
         "{}",
         r.stdout
     );
