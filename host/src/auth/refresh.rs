@@ -327,3 +327,27 @@ fn transient_error(e: &PluginError) -> Error {
     Error::msg(format!("{} (your login is kept)", e.message))
         .with_help("this is usually temporary; try again in a moment, or run `hermes doctor`")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_a_resolved_token_is_masked() {
+        let r = Resolved {
+            token: Secret::new("mm-at-SECRETSECRETSECRET-9f3a"),
+            expires_at_ms: 1,
+            base_url: "https://api.minimax.io/anthropic".into(),
+            auth_scheme: auth_scheme::BEARER,
+            extra_headers: vec![("anthropic-version".into(), "2023-06-01".into())],
+            entry_id: "abc123".into(),
+            entry_name: "oauth".into(),
+            reason: "the only login".into(),
+            refreshed: false,
+        };
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("SECRETSECRET"), "{dbg}");
+        assert!(dbg.contains("mm-…9f3a"), "{dbg}");
+        assert_eq!(r.auth_header().1, "Bearer mm-at-SECRETSECRETSECRET-9f3a");
+    }
+}
