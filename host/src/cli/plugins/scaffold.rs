@@ -211,7 +211,10 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
     let name = spec.name.as_str();
     let api = match &spec.api {
         ApiSource::Path(p) => {
-            let p = relative(&absolute(p)?, dir);
+            // Inside a workspace the crate moves with it, so a relative path survives; a
+            // standalone crate may be moved anywhere, and only an absolute path does.
+            let abs = absolute(p)?;
+            let p = if standalone { abs } else { relative(&abs, dir) };
             format!("path = {:?}", p.to_string_lossy())
         }
         ApiSource::Registry => format!(
