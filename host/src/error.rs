@@ -13,6 +13,8 @@ pub enum ExitCode {
     Failure = 1,
     /// The command line was wrong (2).
     Usage = 2,
+    /// Stopped with Ctrl-C (130, as shells report SIGINT).
+    Interrupted = 130,
 }
 
 /// An error reported to the user.
@@ -45,6 +47,13 @@ impl Error {
         Error {
             exit: ExitCode::Usage,
             ..Error::msg(message).with_help(help)
+        }
+    }
+    /// Stopped by the user (exit 130).
+    pub fn interrupted(message: impl Into<String>) -> Error {
+        Error {
+            exit: ExitCode::Interrupted,
+            ..Error::msg(message)
         }
     }
     /// An I/O failure while doing `what`.

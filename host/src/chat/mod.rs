@@ -133,7 +133,7 @@ impl ChatClient {
                 if self.ctrl_c {
                     tokio::select! {
                         r = work => r,
-                        _ = tokio::signal::ctrl_c() => Err(Attempt::Failed(Error::msg("cancelled"))),
+                        _ = tokio::signal::ctrl_c() => Err(Attempt::Failed(Error::interrupted("stopped with Ctrl-C"))),
                     }
                 } else {
                     work.await

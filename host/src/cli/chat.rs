@@ -163,9 +163,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         let reply = if args.json {
             client.send(&request(msgs, false), &mut |_| {})?
         } else {
-            let r = client.send(&request(msgs, true), &mut |t| ctx.out.result_raw(t))?;
+            let r = client.send(&request(msgs, true), &mut |t| ctx.out.result_raw(t));
+            // End the line whatever happened, so the shell prompt starts on its own line.
             ctx.out.result_raw("\n");
-            r
+            r?
         };
         report(ctx, &d.id, &reply, args.json);
         return Ok(ExitCode::SUCCESS);

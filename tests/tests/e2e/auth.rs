@@ -794,3 +794,35 @@ fn regress_unbounded_error_body_is_capped() {
         "the client waited for the server to close"
     );
 }
+
+#[test]
+fn ctrl_c_cancels_a_sign_in_and_saves_nothing() {
+    let (emu, home) = minimax(EmulatorConfig {
+        interval_ms: 0,
+        ..EmulatorConfig::default()
+    });
+    let child = home
+        .command(&["auth", "add", "minimax-oauth", "--no-browser"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pending(&emu);
+    for _ in 0..500 {
+        if emu.counters().polls_pending >= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: plain FFI call on the pid of our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sign-in cancelled; nothing was saved"));
+    assert!(!home.path().join("auth.json").exists());
+}

@@ -477,3 +477,54 @@ fn status_says_which_login_is_used_and_why() {
         r.stdout
     );
 }
+
+#[test]
+fn ctrl_c_stops_a_stream_cleanly() {
+    use std::io::Read;
+    let (emu, home) = minimax(EmulatorConfig {
+        stream_event_delay_ms: 400,
+        ..approving()
+    });
+    login(&home);
+    let mut child = home
+        .command(&[
+            "chat",
+            "-q",
+            "a long answer please",
+            "--provider",
+            "minimax-oauth",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first streamed text to reach our side of the pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 5];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"Hello");
+    // SAFETY: plain FFI call on the pid of our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped with Ctrl-C"), "{err}");
+    assert!(
+        rest.ends_with('\n'),
+        "the partial answer ends its line: {rest:?}"
+    );
+    let printed = format!("Hello{rest}");
+    assert!(
+        !printed.contains("You said: a long answer please"),
+        "the stream was not stopped: {printed:?}"
+    );
+    assert!(emu.counters().messages_streamed >= 1);
+}

@@ -393,3 +393,57 @@ fn unknown_provider_names_what_is_installed() {
         r.stderr
     );
 }
+
+/// A tiny HTTP server that serves `bytes` for any GET.
+fn serve_bytes(bytes: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            let _ = s.write_all(&bytes);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn install_from_an_index_entry_with_a_url_checks_its_sha256() {
+    let bytes = std::fs::read(lib("minimax_oauth")).unwrap();
+    let sum = crate::support::sha256_hex(&bytes);
+    let url = format!("{}/libminimax_oauth.so", serve_bytes(bytes));
+    let mut home = Home::new();
+    let index = home.scratch().join("index.json");
+    std::fs::write(
+        &index,
+        serde_json::json!({"plugins": [
+            {"name": "minimax-oauth", "url": url, "sha256": sum},
+            {"name": "tampered", "url": url, "sha256": "00".repeat(32)},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    home.set_env("HERMES_PLUGIN_INDEX", index.to_str().unwrap());
+    let r = home.run(&["plugins", "install", "tampered"]).code(1);
+    assert!(r.stderr.contains("checksum mismatch"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was installed"), "{}", r.stderr);
+    let r = home.run(&["plugins", "install", "minimax-oauth"]).ok();
+    assert_eq!(
+        r.stdout.trim(),
+        "installed minimax-oauth 0.1.0 (providers: minimax-oauth)"
+    );
+    let j = home
+        .run(&["plugins", "info", "minimax-oauth", "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["sha256"], sum);
+    assert_eq!(j["source"], url);
+}
