@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::check::{self as checks, CheckLine};
 use super::descriptor::{self, PluginDesc};
 use super::index::{self, IndexEntry};
-use super::loader::{self, LoadError};
+use super::loader;
 use super::manifest::{self, Record};
 use super::registry::{PluginProviders, Registry};
 use super::runtime::{PluginSet, Scope};
@@ -487,7 +487,3 @@ pub fn remove_library_dir(paths: &Paths, r: &Record) {
     }
 }
 
-/// Map a load error for listings.
-pub fn describe_load_error(e: &LoadError) -> String {
-    e.to_string()
-}
