@@ -39,7 +39,9 @@ pub fn human_duration(ms: i64) -> String {
     if s < 60 {
         format!("{s} s")
     } else if s < 3600 {
-        format!("{} min", s / 60)
+        // To the nearest minute, as provider status lines say it: a fresh 15-minute token
+        // read a moment later is still "15 min".
+        format!("{} min", ((s + 30) / 60).min(59))
     } else if s < 86_400 {
         format!("{} h {} min", s / 3600, (s % 3600) / 60)
     } else {
@@ -59,6 +61,13 @@ mod tests {
         assert_eq!(ms_from_iso("2026-01-01T00:00:00Z"), Some(ms));
         assert_eq!(ms_from_iso("2026-01-01T00:00:00.250Z"), Some(ms + 250));
         assert_eq!(ms_from_iso("not a date"), None);
+    }
+
+    #[test]
+    fn durations_round_to_the_nearest_minute() {
+        assert_eq!(human_duration(899_800), "15 min");
+        assert_eq!(human_duration(45_000), "45 s");
+        assert_eq!(human_duration(7_500_000), "2 h 5 min");
     }
 
     #[test]
