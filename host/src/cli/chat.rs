@@ -163,9 +163,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         let reply = if args.json {
             client.send(&request(msgs, false), &mut |_| {})?
         } else {
-            let r = client.send(&request(msgs, true), &mut |t| ctx.out.result_raw(t));
-            // End the line whatever happened, so the shell prompt starts on its own line.
-            ctx.out.result_raw("\n");
+            let mut printed = false;
+            let r = client.send(&request(msgs, true), &mut |t| {
+                printed = true;
+                ctx.out.result_raw(t)
+            });
+            // End the answer's line even when it was cut short, so the prompt starts afresh.
+            if printed || r.is_ok() {
+                ctx.out.result_raw("\n");
+            }
             r?
         };
         report(ctx, &d.id, &reply, args.json);

@@ -486,4 +486,3 @@ pub fn remove_library_dir(paths: &Paths, r: &Record) {
         }
     }
 }
-
