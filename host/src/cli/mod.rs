@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Env;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::Output;
 
 /// hermes: sign in to LLM providers through plugins, and use them.
@@ -51,14 +51,13 @@ enum Command {
     /// Read and change config.yaml.
     #[command(subcommand)]
     Config(config::Cmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// A web page on 127.0.0.1 to see providers, sign in and sign out.
     Dashboard(dashboard::Args),
-    /// Trial-load a plugin library and print its descriptor as JSON (used by install).
-    #[command(name = "__probe-plugin", hide = true)]
-    ProbePlugin {
-        /// The library.
-        path: std::path::PathBuf,
-    },
 }
 
 /// What every command gets.
@@ -71,6 +70,13 @@ pub struct Ctx {
 
 /// Run the command line; the exit code says how it went.
 pub fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() == Some(std::ffi::OsStr::new("__probe-plugin")) {
+        return match args.next() {
+            Some(path) => probe_plugin(&path),
+            None => ExitCode::from(2),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -108,18 +114,32 @@ fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         Command::Chat(a) => chat::run(ctx, a),
         Command::Model(a) => model::run(ctx, a),
         Command::Config(c) => config::run(ctx, c),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hermes", &mut out);
+            ctx.out.result_raw(&String::from_utf8_lossy(&out));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dashboard(a) => dashboard::run(ctx, a),
-        Command::ProbePlugin { path } => {
-            let report = crate::plugins::install::probe(&path);
-            let ok = report.ok;
-            ctx.out
-                .result(&serde_json::to_string(&report).map_err(|e| Error::msg(e.to_string()))?);
-            Ok(if ok {
+    }
+}
+
+/// The child side of a trial load (`hermes __probe-plugin <library>`, started by
+/// [`crate::plugins::install::probe_in_child`]): an internal protocol, so it is not a clap
+/// subcommand and never shows in help or completions. Prints the report as JSON.
+fn probe_plugin(path: &std::ffi::OsStr) -> ExitCode {
+    let report = crate::plugins::install::probe(std::path::Path::new(path));
+    match serde_json::to_string(&report) {
+        Ok(json) => {
+            Output::plain(0).result(&json);
+            if report.ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
-            })
+            }
         }
+        Err(_) => ExitCode::FAILURE,
     }
 }
 

@@ -447,3 +447,37 @@ fn install_from_an_index_entry_with_a_url_checks_its_sha256() {
     assert_eq!(j["sha256"], sum);
     assert_eq!(j["source"], url);
 }
+
+#[test]
+fn completions_are_valid_shell_and_list_the_commands() {
+    let home = Home::new();
+    let r = home.run(&["completions", "bash"]).ok();
+    for word in [
+        "plugins",
+        "auth",
+        "doctor",
+        "chat",
+        "dashboard",
+        "--provider",
+    ] {
+        assert!(r.stdout.contains(word), "missing {word}");
+    }
+    assert!(
+        !r.stdout.contains("__probe-plugin"),
+        "hidden commands stay hidden"
+    );
+    let script = home.scratch().join("hermes.bash");
+    std::fs::write(&script, &r.stdout).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    home.run(&["completions", "zsh"]).ok();
+    home.run(&["completions", "tcsh"]).code(2);
+}
