@@ -13,6 +13,7 @@ use super::Ctx;
 use crate::auth::login::{self, Tick};
 use crate::auth::pool::{self, EntryView, Slot, SINGLETON_SOURCE};
 use crate::auth::{Store, TokenSource};
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::plugins::registry::Entry;
 use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
@@ -110,8 +111,13 @@ pub fn open(ctx: &Ctx, name: &str) -> Result<Arc<Provider>> {
     runtime::open_provider(&ctx.env, name, &ctx.out)
 }
 
-fn open_entry(ctx: &Ctx, set: &PluginSet, entry: &Entry) -> Result<Arc<Provider>> {
-    runtime::open_entry(&ctx.env, set, entry, &ctx.out)
+fn open_entry(
+    ctx: &Ctx,
+    settings: &Settings,
+    set: &PluginSet,
+    entry: &Entry,
+) -> Result<Arc<Provider>> {
+    runtime::open_entry(&ctx.env, settings, set, entry, &ctx.out)
 }
 
 /// Sign in to `provider` with the defaults (used by the model picker).
@@ -128,12 +134,11 @@ fn add(
     timeout: Option<u64>,
     api_key_stdin: bool,
 ) -> Result<ExitCode> {
-    let provider = open(ctx, name)?;
+    let settings = Settings::load(&ctx.env.paths())?;
+    let set = PluginSet::load(&ctx.env.paths(), Scope::Provider(name))?;
+    let provider = open_entry(ctx, &settings, &set, set.resolve(name)?)?;
     let d = provider.desc.clone();
-    let configured = crate::config::Settings::load(&ctx.env.paths())?
-        .provider_values(&d.id)
-        .get("region")
-        .cloned();
+    let configured = settings.provider_values(&d.id).get("region").cloned();
     let region = region.or(configured.as_deref());
     if let Some(r) = region {
         if d.region(Some(r)).is_none() {
@@ -300,11 +305,12 @@ fn entry_json(e: &EntryView, n: usize, report: &StatusReport) -> Value {
 
 fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let (set, entries) = providers(ctx, name)?;
+    let settings = Settings::load(&ctx.env.paths())?;
     let file = Store::new(&ctx.env.paths()).read()?;
     let now = now_ms();
     let mut all = Vec::new();
     for entry in &entries {
-        let provider = open_entry(ctx, &set, entry)?;
+        let provider = open_entry(ctx, &settings, &set, entry)?;
         let logins = file.entries(&entry.provider.id);
         let rows: Vec<Value> = logins
             .iter()
@@ -357,6 +363,7 @@ fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
 
 fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let (set, entries) = providers(ctx, name)?;
+    let settings = Settings::load(&ctx.env.paths())?;
     let file = Store::new(&ctx.env.paths()).read()?;
     let now = now_ms();
     let mut any_logged_in = false;
@@ -364,7 +371,7 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let mut out = Vec::new();
     for entry in &entries {
         let d = &entry.provider;
-        let provider = open_entry(ctx, &set, entry)?;
+        let provider = open_entry(ctx, &settings, &set, entry)?;
         let logins = file.entries(&d.id);
         let chosen = pool::select(&logins, ctx.env.account.as_deref());
         let report = provider

@@ -120,7 +120,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         ));
     }
     let max_tokens = args.max_tokens.unwrap_or(4096.min(max_output.max(1)));
-    let provider = runtime::open_entry(&ctx.env, &set, &entry, &ctx.out)?;
+    let provider = runtime::open_entry(&ctx.env, &settings, &set, &entry, &ctx.out)?;
     let (account, why) = account_choice(ctx, &settings, &d.id, args.account.clone());
     let source = Arc::new(TokenSource::new(
         Store::new(&paths),

@@ -30,7 +30,8 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
     }
     for entry in set.registry.entries() {
         let d = &entry.provider;
-        let provider = crate::plugins::runtime::open_entry(&ctx.env, &set, entry, &ctx.out)?;
+        let provider =
+            crate::plugins::runtime::open_entry(&ctx.env, &settings, &set, entry, &ctx.out)?;
         let logins = file.entries(&d.id);
         let (account, why) = super::chat::account_choice(ctx, &settings, &d.id, None);
         let chosen = pool::select(&logins, account.as_deref());

@@ -85,7 +85,9 @@ impl AppState {
         {
             return Ok(Arc::clone(p));
         }
-        let p = runtime::open_entry(&self.env, &self.set, entry, &self.out)?;
+        // Read at first use, so a URL override set while the dashboard runs still applies.
+        let settings = crate::config::Settings::load(&self.env.paths())?;
+        let p = runtime::open_entry(&self.env, &settings, &self.set, entry, &self.out)?;
         self.opened
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -67,7 +67,7 @@ pub fn probe(path: &Path) -> ProbeReport {
         Ok(p) => ProbeReport {
             ok: true,
             api_version: Some(p.api_version.clone()),
-            problems: descriptor::validate(&p.desc),
+            problems: p.problems.clone(),
             checks: checks::run(p.module, checks::stderr_steps()),
             desc: Some(p.desc),
             status: "ok".into(),

@@ -80,6 +80,8 @@ pub struct LoadedPlugin {
     pub api_version: String,
     /// Its descriptor.
     pub desc: PluginDesc,
+    /// What breaks the descriptor rules, checked on the descriptor as the plugin gave it.
+    pub problems: Vec<String>,
 }
 
 /// Read the interface version without abi_stable's checks.
@@ -207,6 +209,7 @@ pub fn load_with(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError>
         path: path.to_path_buf(),
         module,
         api_version,
+        problems: hermes_plugin_api::sdk::validate::plugin_info(&info),
         desc: PluginDesc::from(&info),
     })
 }

@@ -166,28 +166,38 @@ pub fn open_provider(
 ) -> Result<std::sync::Arc<Provider>> {
     let set = PluginSet::load(&env.paths(), Scope::Provider(name))?;
     let entry = set.resolve(name)?;
-    open_entry(env, &set, entry, out)
+    let settings = crate::config::Settings::load(&env.paths())?;
+    open_entry(env, &settings, &set, entry, out)
 }
 
-/// Open a registry entry with the host's services (its allow-list, URL overrides, logging).
+/// Open a registry entry with the host's services (its allow-list, URL overrides from the
+/// environment and `settings`, logging).
 pub fn open_entry(
     env: &crate::config::Env,
+    settings: &crate::config::Settings,
     set: &PluginSet,
     entry: &Entry,
     out: &crate::output::Output,
 ) -> Result<std::sync::Arc<Provider>> {
-    open_entry_with(env, set, entry, out, crate::timefmt::system_clock())
+    open_entry_with(
+        env,
+        settings,
+        set,
+        entry,
+        out,
+        crate::timefmt::system_clock(),
+    )
 }
 
 /// [`open_entry`] with a given clock.
 pub fn open_entry_with(
     env: &crate::config::Env,
+    settings: &crate::config::Settings,
     set: &PluginSet,
     entry: &Entry,
     out: &crate::output::Output,
     clock: crate::timefmt::Clock,
 ) -> Result<std::sync::Arc<Provider>> {
-    let settings = crate::config::Settings::load(&env.paths())?;
     let overrides: Vec<(String, String)> = entry
         .provider
         .url_overrides
@@ -247,7 +257,7 @@ fn load_record(home: &Path, record: Record) -> Installed {
     let loaded = loader::load_with(&record.library(home), layout);
     let problems = match &loaded {
         Ok(p) => {
-            let mut problems = descriptor::validate(&p.desc);
+            let mut problems = p.problems.clone();
             if p.desc.id != record.id {
                 problems.push(format!(
                     "the library now says it is plugin {}, but it was installed as {}",

@@ -401,7 +401,15 @@ fn regress_long_session_refreshes_per_request() {
     let out = hermes::output::Output::plain(0);
     let set = PluginSet::load(&env.paths(), Scope::All).unwrap();
     let entry = set.resolve("minimax-oauth").unwrap().clone();
-    let provider = open_entry_with(&env, &set, &entry, &out, clock.clone()).unwrap();
+    let provider = open_entry_with(
+        &env,
+        &hermes::config::Settings::load(&env.paths()).unwrap(),
+        &set,
+        &entry,
+        &out,
+        clock.clone(),
+    )
+    .unwrap();
     let source =
         TokenSource::new(Store::new(&env.paths()), provider, None, "", out).with_clock(clock);
     let client = ChatClient::new(Arc::new(source)).unwrap();
