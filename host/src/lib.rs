@@ -26,6 +26,7 @@ pub mod plugins;
 mod proptests;
 pub mod secret;
 pub mod services;
+pub mod text;
 pub mod timefmt;
 
 pub use error::{Error, Result};
