@@ -43,30 +43,58 @@ fn normalize(name: &str) -> String {
     name.trim().to_ascii_lowercase().replace('_', "-")
 }
 
-/// The libraries beside the running binary.
-pub fn beside_binary() -> Vec<IndexEntry> {
+/// Libraries whose name starts with this are the project's own test fixtures: plugins that
+/// misbehave on purpose. They are built beside the binary in a development tree, but the
+/// default index never offers them; tests install them by path.
+const FIXTURE_PREFIX: &str = "fixture-";
+
+/// The folders the default index searches, in order: the running binary's own folder (a
+/// development build, `target/<profile>/`) and `<prefix>/lib/hermes/plugins` for a binary
+/// installed as `<prefix>/bin/hermes` (what `scripts/install` lays out).
+pub fn default_dirs() -> Vec<PathBuf> {
     let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
     else {
         return Vec::new();
     };
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<IndexEntry> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter_map(|p| {
-            let name = name_of_library(&p)?;
-            Some(IndexEntry {
-                name,
-                path: Some(p),
-                url: None,
-                sha256: None,
+    let mut dirs = vec![dir.clone()];
+    if let Some(prefix) = dir.parent() {
+        dirs.push(prefix.join("lib").join("hermes").join("plugins"));
+    }
+    dirs
+}
+
+/// The default index: the plugin libraries in [`default_dirs`], test fixtures left out. A
+/// name found in more than one folder is taken from the first.
+pub fn beside_binary() -> Vec<IndexEntry> {
+    from_dirs(&default_dirs())
+}
+
+fn from_dirs(dirs: &[PathBuf]) -> Vec<IndexEntry> {
+    let mut out: Vec<IndexEntry> = Vec::new();
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut found: Vec<IndexEntry> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter_map(|p| {
+                let name = name_of_library(&p)?;
+                if name.starts_with(FIXTURE_PREFIX) || out.iter().any(|e| e.name == name) {
+                    return None;
+                }
+                Some(IndexEntry {
+                    name,
+                    path: Some(p),
+                    url: None,
+                    sha256: None,
+                })
             })
-        })
-        .collect();
+            .collect();
+        out.append(&mut found);
+    }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
@@ -102,4 +130,34 @@ pub fn from_file(path: &Path) -> Result<Vec<IndexEntry>> {
 pub fn lookup<'a>(index: &'a [IndexEntry], name: &str) -> Option<&'a IndexEntry> {
     let n = normalize(name);
     index.iter().find(|e| normalize(&e.name) == n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, file: &str) {
+        std::fs::write(dir.join(file), b"").unwrap();
+    }
+
+    #[test]
+    fn fixtures_are_never_offered_and_the_first_folder_wins() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let so = std::env::consts::DLL_SUFFIX;
+        touch(a.path(), &format!("libminimax_oauth{so}"));
+        touch(a.path(), &format!("libfixture_crash_on_load{so}"));
+        touch(a.path(), "hermes");
+        touch(b.path(), &format!("libminimax_oauth{so}"));
+        touch(b.path(), &format!("libminimax_apikey{so}"));
+        let idx = from_dirs(&[
+            a.path().to_path_buf(),
+            b.path().to_path_buf(),
+            "/nonexistent".into(),
+        ]);
+        let names: Vec<&str> = idx.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["minimax-apikey", "minimax-oauth"]);
+        let oauth = lookup(&idx, "minimax_oauth").unwrap();
+        assert!(oauth.path.as_ref().unwrap().starts_with(a.path()));
+    }
 }

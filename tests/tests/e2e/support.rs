@@ -48,6 +48,10 @@ pub struct Run {
 }
 
 impl Run {
+    /// The result of a finished process.
+    pub fn from_output(o: Output) -> Run {
+        Run::from(o)
+    }
     fn from(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),

@@ -1,0 +1,64 @@
+//! The first minutes: an installed layout (`scripts/install`) finds its bundled plugins, and
+//! the plugin index never offers the project's test fixtures.
+
+use std::process::Command;
+
+use crate::support::{hermes_bin, lib, Home, Run};
+
+/// `hermes` with `home`'s environment, run from another binary path.
+fn run_as(bin: &std::path::Path, home: &Home, args: &[&str]) -> Run {
+    let c = home.command(args);
+    let mut other = Command::new(bin);
+    other.args(args).env_clear();
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            other.env(k, v);
+        }
+    }
+    Run::from_output(other.output().expect("run installed hermes"))
+}
+
+#[test]
+fn an_installed_hermes_finds_its_bundled_plugins_under_lib_hermes_plugins() {
+    // The layout scripts/install makes: PREFIX/bin/hermes, PREFIX/lib/hermes/plugins/*.so,
+    // with nothing beside the binary.
+    let home = Home::new();
+    let prefix = home.scratch().join("prefix");
+    let plugins = prefix.join("lib/hermes/plugins");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(&plugins).unwrap();
+    let bin = prefix.join("bin/hermes");
+    std::fs::copy(hermes_bin(), &bin).unwrap();
+    std::fs::copy(lib("minimax_oauth"), plugins.join("libminimax_oauth.so")).unwrap();
+
+    let r = run_as(&bin, &home, &["plugins", "install", "minimax-oauth"]).ok();
+    assert_eq!(
+        r.stdout.trim(),
+        "installed minimax-oauth 0.1.0 (providers: minimax-oauth)"
+    );
+    let miss = run_as(&bin, &home, &["plugins", "install", "nope"]);
+    assert_ne!(miss.code, 0);
+    assert!(
+        miss.stderr.contains("it has minimax-oauth"),
+        "{}",
+        miss.stderr
+    );
+}
+
+#[test]
+fn the_plugin_index_never_offers_test_fixtures() {
+    let home = Home::new();
+    // The fixtures are built beside the development binary, as the real plugins are.
+    assert!(lib("fixture_test_provider").is_file());
+    let r = home.run(&["plugins", "install", "nope"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("minimax-oauth"), "{}", r.stderr);
+    assert!(!r.stderr.contains("fixture"), "{}", r.stderr);
+    let r = home.run(&["plugins", "install", "fixture-test-provider"]);
+    assert_ne!(
+        r.code, 0,
+        "a fixture was installable by name:\n{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("no plugin called"), "{}", r.stderr);
+}
