@@ -8,6 +8,8 @@
 //!   randomness, logging, configuration).
 //! * [`cli`] is one module per command group; [`output`] is the only place that prints.
 //! * [`config`] is the only module that reads the environment.
+//! * [`serve`] is `hermes serve`: a loopback gateway through which other tools use a hermes
+//!   login with the Anthropic or OpenAI API.
 //! * [`dashboard`] is `hermes dashboard`: a loopback web page over the same registry, store
 //!   and sign-in driver.
 
@@ -20,11 +22,13 @@ pub mod dashboard;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;
+pub mod loopback;
 pub mod output;
 pub mod plugins;
 #[cfg(test)]
 mod proptests;
 pub mod secret;
+pub mod serve;
 pub mod services;
 pub mod text;
 pub mod timefmt;

@@ -8,6 +8,7 @@ mod dashboard;
 mod doctor;
 mod model;
 mod plugins;
+mod serve;
 mod status;
 
 use std::process::ExitCode;
@@ -58,6 +59,8 @@ enum Command {
     },
     /// A web page on 127.0.0.1 to see providers, sign in and sign out.
     Dashboard(dashboard::Args),
+    /// A gateway on 127.0.0.1 through which Anthropic- and OpenAI-compatible tools use your logins.
+    Serve(serve::Args),
 }
 
 /// What every command gets.
@@ -122,6 +125,7 @@ fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dashboard(a) => dashboard::run(ctx, a),
+        Command::Serve(a) => serve::run(ctx, a),
     }
 }
 

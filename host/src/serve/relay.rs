@@ -1,0 +1,375 @@
+//! Forwarding one request: pick the provider from `model`, take a fresh token, send the request
+//! to the provider's API and stream its answer back as it arrives.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::{route, Gw, Target, Wire};
+use crate::auth::{Resolved, TokenSource};
+use crate::output::Output;
+use crate::services::{Net, Policy, ERROR_BODY_CAP};
+
+/// Longest wait for the provider's next bytes (headers or a chunk of the answer).
+const IDLE: Duration = Duration::from_secs(300);
+/// The Anthropic API version sent when the client names none.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+pub(crate) async fn messages(
+    State(gw): State<Arc<Gw>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    forward(gw, Wire::Anthropic, headers, body).await
+}
+
+pub(crate) async fn chat_completions(
+    State(gw): State<Arc<Gw>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    forward(gw, Wire::OpenAi, headers, body).await
+}
+
+/// One access-log line, written when the answer is finished or abandoned (`-v`).
+struct Access {
+    out: Output,
+    path: &'static str,
+    model: String,
+    provider: String,
+    status: u16,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        self.out.log(
+            1,
+            &format!(
+                "serve: POST {} model={} provider={} -> {} in {} ms, {} bytes",
+                self.path,
+                crate::text::line(&self.model, 80),
+                if self.provider.is_empty() {
+                    "-"
+                } else {
+                    &self.provider
+                },
+                self.status,
+                self.started.elapsed().as_millis(),
+                self.bytes
+            ),
+        );
+    }
+}
+
+async fn forward(gw: Arc<Gw>, wire: Wire, headers: HeaderMap, body: Bytes) -> Response {
+    let mut access = Access {
+        out: gw.out.clone(),
+        path: match wire {
+            Wire::Anthropic => "/v1/messages",
+            Wire::OpenAi => "/v1/chat/completions",
+        },
+        model: String::new(),
+        provider: String::new(),
+        status: 0,
+        started: Instant::now(),
+        bytes: 0,
+    };
+    let fail = |access: &mut Access, status: StatusCode, message: &str| {
+        access.status = status.as_u16();
+        wire.error(status, message)
+    };
+    let mut request: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            return fail(
+                &mut access,
+                StatusCode::BAD_REQUEST,
+                "the request body is not a JSON object",
+            )
+        }
+    };
+    let Some(model) = request
+        .get("model")
+        .and_then(Value::as_str)
+        .map(String::from)
+    else {
+        return fail(
+            &mut access,
+            StatusCode::BAD_REQUEST,
+            "the request names no model",
+        );
+    };
+    access.model = model.clone();
+    let stream = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+
+    let gw2 = Arc::clone(&gw);
+    let routed = tokio::task::spawn_blocking(move || {
+        let target = route(&gw2, &model)?;
+        let source = gw2
+            .source(&target.entry)
+            .map_err(|e| (StatusCode::BAD_GATEWAY, one_line(&e)))?;
+        Ok::<_, (StatusCode, String)>((target, source))
+    })
+    .await;
+    let (target, source) = match routed {
+        Ok(Ok(v)) => v,
+        Ok(Err((status, message))) => return fail(&mut access, status, &message),
+        Err(_) => {
+            return fail(
+                &mut access,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "routing failed",
+            )
+        }
+    };
+    access.provider = target.entry.provider.id.clone();
+    let provider_wire = match target.entry.provider.api_mode.as_str() {
+        m if m == Wire::Anthropic.api_mode() => Wire::Anthropic,
+        m if m == Wire::OpenAi.api_mode() => Wire::OpenAi,
+        other => {
+            return fail(
+                &mut access,
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "{} uses the {other} API, which hermes does not speak",
+                    target.entry.provider.display_name
+                ),
+            )
+        }
+    };
+    if provider_wire != wire {
+        return fail(
+            &mut access,
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "{} speaks the {} API; call it through {}",
+                target.entry.provider.display_name,
+                provider_wire.api_mode(),
+                match provider_wire {
+                    Wire::Anthropic => "POST /v1/messages",
+                    Wire::OpenAi => "POST /v1/chat/completions",
+                }
+            ),
+        );
+    }
+    request["model"] = json!(target.model);
+    let upstream_body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
+
+    let mut token = match resolve(&source, None).await {
+        Ok(t) => t,
+        Err((status, message)) => return fail(&mut access, status, &message),
+    };
+    let mut retried = false;
+    loop {
+        match send(
+            &target,
+            wire,
+            &headers,
+            &token,
+            upstream_body.clone(),
+            stream,
+        )
+        .await
+        {
+            Ok(resp) if resp.status().as_u16() == 401 && !retried => {
+                // Nothing reached the client yet: refresh once and try again.
+                retried = true;
+                token = match resolve(&source, Some(&token)).await {
+                    Ok(t) => t,
+                    Err((status, message)) => return fail(&mut access, status, &message),
+                };
+            }
+            Ok(resp) => return relay(resp, &token, access),
+            Err(message) => return fail(&mut access, StatusCode::BAD_GATEWAY, &message),
+        }
+    }
+}
+
+/// A token from the source (after a 401: a refreshed one), on a blocking thread: the source may
+/// lock the store and call the plugin. A login that needs a new sign-in is the client's 401.
+async fn resolve(
+    source: &Arc<TokenSource>,
+    rejected: Option<&Arc<Resolved>>,
+) -> std::result::Result<Arc<Resolved>, (StatusCode, String)> {
+    let source = Arc::clone(source);
+    let rejected = rejected.map(Arc::clone);
+    let got = tokio::task::spawn_blocking(move || match rejected {
+        Some(r) => source.after_unauthorized(&r),
+        None => source.token(),
+    })
+    .await;
+    match got {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => {
+            let sign_in = e.help().is_some_and(|h| h.contains("auth add"));
+            let status = if sign_in {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Err((status, one_line(&e)))
+        }
+        Err(_) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the token lookup failed".into(),
+        )),
+    }
+}
+
+fn one_line(e: &crate::Error) -> String {
+    match e.help() {
+        Some(h) => format!("{} ({h})", e.message()),
+        None => e.message().to_string(),
+    }
+}
+
+/// Request headers passed through to the provider; everything else (the client's key above all)
+/// stays here.
+const PASSED: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
+
+async fn send(
+    target: &Target,
+    wire: Wire,
+    client_headers: &HeaderMap,
+    token: &Resolved,
+    body: Bytes,
+    stream: bool,
+) -> std::result::Result<reqwest::Response, String> {
+    let base = token.base_url.trim_end_matches('/');
+    let url = match wire {
+        Wire::Anthropic => format!("{base}/v1/messages"),
+        Wire::OpenAi => format!("{base}/chat/completions"),
+    };
+    let url = reqwest::Url::parse(&url)
+        .map_err(|e| format!("the provider URL {url:?} is not valid: {e}"))?;
+    let d = &target.entry.provider;
+    Policy {
+        provider: d.id.clone(),
+        allowed_hosts: d.allowed_hosts.clone(),
+    }
+    .check(&url)
+    .map_err(|e| e.message.to_string())?;
+    let host = url.host_str().unwrap_or("").to_string();
+    let net = Net::get();
+    let (name, value) = token.auth_header();
+    let mut rb = net
+        .client_for(&url)
+        .post(url.clone())
+        .header(name, value)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::ACCEPT,
+            if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        );
+    for h in PASSED {
+        if let Some(v) = client_headers.get(*h) {
+            rb = rb.header(*h, v.clone());
+        }
+    }
+    if wire == Wire::Anthropic && !client_headers.contains_key("anthropic-version") {
+        rb = rb.header("anthropic-version", ANTHROPIC_VERSION);
+    }
+    for (k, v) in &token.extra_headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    match tokio::time::timeout(IDLE, rb.body(body).send()).await {
+        Err(_) => Err(format!("{host} did not answer within {} s", IDLE.as_secs())),
+        Ok(Err(e)) if e.is_connect() => Err(format!("cannot connect to {host}")),
+        Ok(Err(_)) => Err(format!("the connection to {host} failed before an answer")),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and those this relay sets itself are not passed back.
+fn passed_back(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "set-cookie"
+    )
+}
+
+/// Log `access` with the size of the body sent.
+fn record_bytes(mut access: Access, bytes: usize) {
+    access.bytes = bytes as u64;
+}
+
+/// The provider's answer, to the client: an error body capped and with the token redacted; a
+/// success streamed through chunk by chunk as the client takes it.
+fn relay(resp: reqwest::Response, token: &Resolved, mut access: Access) -> Response {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    access.status = status.as_u16();
+    let mut headers = HeaderMap::new();
+    for (k, v) in resp.headers() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_str().as_bytes()),
+            HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            if passed_back(&name) {
+                headers.append(name, value);
+            }
+        }
+    }
+    let body = if status.as_u16() >= 400 {
+        let secret = token.token.expose().to_string();
+        Body::from_stream(futures_util::stream::once(async move {
+            let mut resp = resp;
+            let mut buf = Vec::new();
+            while buf.len() < ERROR_BODY_CAP {
+                match tokio::time::timeout(IDLE, resp.chunk()).await {
+                    Ok(Ok(Some(c))) => buf.extend_from_slice(&c),
+                    _ => break,
+                }
+            }
+            buf.truncate(ERROR_BODY_CAP);
+            let text = String::from_utf8_lossy(&buf);
+            let redacted = Bytes::from(crate::secret::redact(&text, &[&secret]));
+            record_bytes(access, redacted.len());
+            Ok::<_, std::io::Error>(redacted)
+        }))
+    } else {
+        Body::from_stream(futures_util::stream::unfold(
+            (resp, access),
+            |(mut resp, mut access)| async move {
+                match tokio::time::timeout(IDLE, resp.chunk()).await {
+                    Ok(Ok(Some(chunk))) => {
+                        access.bytes += chunk.len() as u64;
+                        Some((Ok(chunk), (resp, access)))
+                    }
+                    Ok(Ok(None)) => None,
+                    Ok(Err(e)) => Some((Err(std::io::Error::other(e)), (resp, access))),
+                    Err(_) => Some((
+                        Err(std::io::Error::other("the provider stalled")),
+                        (resp, access),
+                    )),
+                }
+            },
+        ))
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
