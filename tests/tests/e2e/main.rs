@@ -15,3 +15,4 @@ mod getting_started;
 mod plugins;
 mod race;
 mod security;
+mod serve;

@@ -1,0 +1,414 @@
+//! `hermes serve` driven by the official Anthropic and OpenAI Python SDKs (real clients nobody
+//! here wrote) against the emulator.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// SDK versions the tests were written against; pinned so a new release cannot change a result.
+const SDKS: &[&str] = &["anthropic==2.14.0", "openai==3.57.0"];
+
+/// A Python with both SDKs: `HERMES_TEST_PYTHON`, else a virtualenv made once under the target
+/// directory (pip reaches the package registry; nothing else leaves the machine).
+fn sdk_python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        if let Some(p) = std::env::var_os("HERMES_TEST_PYTHON") {
+            return PathBuf::from(p);
+        }
+        let venv = bin_dir().join("sdk-venv");
+        let py = venv.join("bin/python");
+        let ready = venv.join(".ready");
+        if !ready.is_file() {
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success())
+                && Command::new(venv.join("bin/pip"))
+                    .args(["install", "-q", "--disable-pip-version-check"])
+                    .args(SDKS)
+                    .status()
+                    .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "could not make a virtualenv with {SDKS:?} in {}",
+                venv.display()
+            );
+            std::fs::write(&ready, SDKS.join("\n")).unwrap();
+        }
+        py
+    })
+    .clone()
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/serve/sdk_client.py")
+}
+
+/// A running `hermes serve --port 0`; stopped on drop. Its stderr is collected.
+struct Gateway {
+    child: Child,
+    url: String,
+    key: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Gateway {
+    fn start(home: &Home, extra: &[&str]) -> Gateway {
+        let mut args = vec!["serve", "--port", "0"];
+        args.extend_from_slice(extra);
+        let mut child = home
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hermes serve");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let url = first.trim().to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "first line: {first:?}"
+        );
+        let key = home.read("serve.key").trim().to_string();
+        Gateway {
+            child,
+            url,
+            key,
+            stderr,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Run the SDK client; its JSON answer.
+    fn sdk(&self, action: &str, args: &[&str]) -> Value {
+        self.sdk_with_key(action, &self.key, args)
+    }
+
+    fn sdk_with_key(&self, action: &str, key: &str, args: &[&str]) -> Value {
+        let out = Command::new(sdk_python())
+            .arg(script())
+            .arg(action)
+            .arg(&self.url)
+            .arg(key)
+            .args(args)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .expect("run the SDK client");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "SDK client failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// A raw HTTP/1.1 request; the status and body.
+    fn raw(&self, request: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port())).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const ANSWER: &str = "Hello from the MiniMax emulator. You said: hello gateway";
+
+fn signed_in() -> (Emulator, Home) {
+    let (emu, home) = minimax(approving());
+    login(&home);
+    (emu, home)
+}
+
+#[test]
+fn the_anthropic_sdk_gets_whole_and_streamed_answers_and_the_model_list() {
+    let (emu, home) = signed_in();
+    let gw = Gateway::start(&home, &["-v"]);
+    let whole = gw.sdk("messages", &["minimax-oauth/MiniMax-M2.7"]);
+    assert_eq!(whole["text"], ANSWER, "{whole}");
+    assert_eq!(whole["stop"], "end_turn");
+    let streamed = gw.sdk("messages", &["MiniMax-M2.7", "stream"]);
+    assert_eq!(streamed["text"], ANSWER, "{streamed}");
+    assert_eq!(streamed["stop"], "end_turn");
+    // The provider saw its own model name and its own token, not the gateway key.
+    let c = emu.counters();
+    let last = c.last_messages_request.clone().unwrap();
+    assert_eq!(last.model.as_deref(), Some("MiniMax-M2.7"));
+    assert_eq!(format!("{:?}", last.auth), "Bearer");
+    assert_eq!(c.messages_ok, 2);
+
+    let models = gw.sdk("models", &[]);
+    for shape in ["anthropic", "openai"] {
+        let ids: Vec<&str> = models[shape]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&"minimax-oauth/MiniMax-M2.7"), "{models}");
+        assert!(ids.contains(&"MiniMax-M2.7"), "{models}");
+    }
+    // -v logs one line per request, without any secret.
+    let log = gw.stderr();
+    assert!(
+        log.contains("serve: POST /v1/messages model=MiniMax-M2.7 provider=minimax-oauth -> 200"),
+        "{log}"
+    );
+    let stored = stored(&home);
+    assert_no_secret(
+        &log,
+        &[
+            stored["access_token"].as_str().unwrap().to_string(),
+            stored["refresh_token"].as_str().unwrap().to_string(),
+            gw.key.clone(),
+        ],
+    );
+}
+
+#[test]
+fn a_401_upstream_is_answered_by_one_refresh_and_a_retry() {
+    let (emu, home) = signed_in();
+    let gw = Gateway::start(&home, &[]);
+    emu.expire_all_access_tokens();
+    let r = gw.sdk("messages", &["MiniMax-M2.7"]);
+    assert_eq!(r["text"], ANSWER, "{r}");
+    let c = emu.counters();
+    assert_eq!(
+        (c.messages_unauthorized, c.refresh_success, c.messages_ok),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn a_quarantined_login_is_a_401_that_says_how_to_sign_in() {
+    let (emu, home) = signed_in();
+    emu.expire_all_access_tokens();
+    let path = home.path().join("auth.json");
+    let rt = stored(&home)["refresh_token"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&rt, "mm-rt-revoked-0000000000000000000000");
+    std::fs::write(&path, text).unwrap();
+    let gw = Gateway::start(&home, &[]);
+    let r = gw.sdk("messages", &["MiniMax-M2.7"]);
+    assert_eq!(r["error"], "AuthenticationError", "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("hermes auth add minimax-oauth"),
+        "{r}"
+    );
+    assert_eq!(stored(&home)["last_auth_error"]["relogin_required"], true);
+}
+
+#[test]
+fn a_missing_or_wrong_key_is_a_401_in_each_dialect_and_reaches_no_provider() {
+    let (emu, home) = signed_in();
+    let gw = Gateway::start(&home, &[]);
+    let a = gw.sdk_with_key("messages", "hermes-gw-wrong", &["MiniMax-M2.7"]);
+    assert_eq!(
+        (a["error"].as_str(), a["status"].as_u64()),
+        (Some("AuthenticationError"), Some(401)),
+        "{a}"
+    );
+    assert!(
+        a["message"]
+            .as_str()
+            .unwrap()
+            .contains("'type': 'authentication_error'"),
+        "{a}"
+    );
+    let o = gw.sdk_with_key("chat", "hermes-gw-wrong", &["MiniMax-M2.7"]);
+    assert_eq!(
+        (o["error"].as_str(), o["status"].as_u64()),
+        (Some("AuthenticationError"), Some(401)),
+        "{o}"
+    );
+    let (status, body) = gw.raw(&format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{{}}",
+        gw.port()
+    ));
+    assert_eq!(status, 401, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "authentication_error");
+    assert_eq!(emu.counters().messages_requests, 0);
+}
+
+#[test]
+fn a_foreign_host_or_origin_is_refused() {
+    let (emu, home) = signed_in();
+    let gw = Gateway::start(&home, &[]);
+    let body =
+        r#"{"model":"MiniMax-M2.7","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    let request = |host: &str, extra: &str| {
+        format!(
+            "POST /v1/messages HTTP/1.1\r\nHost: {host}\r\nx-api-key: {}\r\ncontent-type: application/json\r\n{extra}connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            gw.key,
+            body.len()
+        )
+    };
+    let (status, text) = gw.raw(&request(&format!("evil.example:{}", gw.port()), ""));
+    assert_eq!(status, 403, "{text}");
+    let (status, text) = gw.raw(&request(
+        &format!("127.0.0.1:{}", gw.port()),
+        "origin: https://evil.example\r\n",
+    ));
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(emu.counters().messages_requests, 0);
+    // The same request with the right Host and no Origin goes through.
+    let (status, text) = gw.raw(&request(&format!("localhost:{}", gw.port()), ""));
+    assert_eq!(status, 200, "{text}");
+}
+
+#[test]
+fn an_unknown_model_is_a_404_that_lists_the_available_ones() {
+    let (emu, home) = signed_in();
+    let gw = Gateway::start(&home, &[]);
+    let r = gw.sdk("messages", &["gpt-9"]);
+    assert_eq!(
+        (r["error"].as_str(), r["status"].as_u64()),
+        (Some("NotFoundError"), Some(404)),
+        "{r}"
+    );
+    let m = r["message"].as_str().unwrap();
+    assert!(
+        m.contains("gpt-9") && m.contains("minimax-oauth/MiniMax-M2.7"),
+        "{m}"
+    );
+    assert_eq!(emu.counters().messages_requests, 0);
+}
+
+#[test]
+fn twenty_concurrent_streams_while_the_token_is_due_make_one_refresh() {
+    let (emu, home) = signed_in();
+    // Make the stored token due (10 s of life left; refresh happens within 60 s of expiry).
+    let path = home.path().join("auth.json");
+    let mut auth: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let soon = now_ms() + 10_000;
+    let p = &mut auth["providers"]["minimax-oauth"];
+    p["expires_at"] = Value::String(hermes::timefmt::iso_from_ms(soon).unwrap());
+    if p.get("expires_at_ms").is_some() {
+        p["expires_at_ms"] = Value::from(soon);
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&auth).unwrap()).unwrap();
+    let gw = Gateway::start(&home, &[]);
+    let before = emu.counters();
+    let r = gw.sdk("concurrent-streams", &["MiniMax-M2.7", "20"]);
+    let texts = r["texts"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(texts.len(), 20);
+    assert!(texts.iter().all(|t| t == ANSWER), "{r}");
+    let after = emu.counters();
+    assert_eq!(after.refresh_requests - before.refresh_requests, 1);
+    assert_eq!(after.messages_streamed - before.messages_streamed, 20);
+    assert_eq!(after.messages_unauthorized, 0);
+}
+
+#[test]
+fn a_client_that_disconnects_mid_stream_ends_the_upstream_request() {
+    // Each event takes 30 s: the whole answer would take minutes.
+    let (_emu, home) = minimax(EmulatorConfig {
+        stream_event_delay_ms: 30_000,
+        ..approving()
+    });
+    login(&home);
+    let gw = Gateway::start(&home, &["-v"]);
+    let r = gw.sdk("disconnect", &["MiniMax-M2.7"]);
+    assert_eq!(r["first"], "message_start", "{r}");
+    // The access line is written when the relay drops the provider's answer: long before the
+    // stream could have finished, if the disconnect reached upstream.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while !gw.stderr().contains("serve: POST /v1/messages") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = gw.stderr();
+    assert!(
+        log.contains("serve: POST /v1/messages model=MiniMax-M2.7 provider=minimax-oauth -> 200"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_key_is_made_once_private_and_stable_and_rotates_on_request() {
+    let (_emu, home) = signed_in();
+    let env1 = home.run(&["serve", "--print-env"]).ok().stdout;
+    let key = home.read("serve.key").trim().to_string();
+    assert!(
+        env1.contains(&format!("export ANTHROPIC_API_KEY={key}")),
+        "{env1}"
+    );
+    assert!(
+        env1.contains("export OPENAI_BASE_URL=http://127.0.0.1:8642/v1"),
+        "{env1}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(home.path().join("serve.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let env2 = home.run(&["serve", "--print-env"]).ok().stdout;
+    assert_eq!(env1, env2, "the key changed between runs");
+    home.run(&["serve", "--print-env", "--rotate-key"]).ok();
+    assert_ne!(home.read("serve.key").trim(), key);
+    // A key file others can read is refused, not used.
+    std::fs::set_permissions(
+        home.path().join("serve.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let r = home.run(&["serve", "--print-env"]).code(1);
+    assert!(
+        r.stderr.contains("can be read by other users"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+}

@@ -1,0 +1,100 @@
+"""Drive `hermes serve` with the official Anthropic and OpenAI Python SDKs.
+
+Usage: sdk_client.py ACTION BASE_URL KEY [ARGS...]; prints one JSON object on stdout.
+An SDK exception is reported as {"error": class name, "status": code, "message": text}.
+"""
+
+import concurrent.futures
+import json
+import sys
+
+import anthropic
+import openai
+
+
+def anthropic_client(base, key):
+    return anthropic.Anthropic(base_url=base, api_key=key, max_retries=0, timeout=60)
+
+
+def openai_client(base, key):
+    return openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def messages(base, key, model, stream="no", system=None):
+    c = anthropic_client(base, key)
+    kwargs = dict(model=model, max_tokens=200, messages=[{"role": "user", "content": "hello gateway"}])
+    if system:
+        kwargs["system"] = system
+    if stream == "stream":
+        with c.messages.stream(**kwargs) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+        return {"text": text, "stop": final.stop_reason, "usage": [final.usage.input_tokens, final.usage.output_tokens]}
+    m = c.messages.create(**kwargs)
+    return {"text": m.content[0].text, "stop": m.stop_reason, "usage": [m.usage.input_tokens, m.usage.output_tokens]}
+
+
+def chat(base, key, model, stream="no", system=None):
+    c = openai_client(base, key)
+    msgs = [{"role": "user", "content": "hello gateway"}]
+    if system:
+        msgs.insert(0, {"role": "system", "content": system})
+    if stream == "stream":
+        text, stop, usage = "", None, None
+        for chunk in c.chat.completions.create(
+            model=model, messages=msgs, max_tokens=200, stream=True, stream_options={"include_usage": True}
+        ):
+            if chunk.usage:
+                usage = [chunk.usage.prompt_tokens, chunk.usage.completion_tokens]
+            for ch in chunk.choices:
+                text += ch.delta.content or ""
+                stop = ch.finish_reason or stop
+        return {"text": text, "stop": stop, "usage": usage}
+    r = c.chat.completions.create(model=model, messages=msgs, max_tokens=200)
+    return {
+        "text": r.choices[0].message.content,
+        "stop": r.choices[0].finish_reason,
+        "usage": [r.usage.prompt_tokens, r.usage.completion_tokens],
+    }
+
+
+def models(base, key):
+    return {
+        "anthropic": [m.id for m in anthropic_client(base, key).models.list()],
+        "openai": [m.id for m in openai_client(base, key).models.list()],
+    }
+
+
+def concurrent_streams(base, key, model, n):
+    def one(_):
+        return messages(base, key, model, "stream")["text"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=int(n)) as pool:
+        texts = list(pool.map(one, range(int(n))))
+    return {"texts": texts}
+
+
+def disconnect(base, key, model):
+    """Read the first streamed event, then drop the connection."""
+    c = anthropic_client(base, key)
+    with c.messages.stream(model=model, max_tokens=200, messages=[{"role": "user", "content": "hi"}]) as s:
+        for event in s:
+            return {"first": event.type}
+    return {"first": None}
+
+
+ACTIONS = {
+    "messages": messages,
+    "chat": chat,
+    "models": models,
+    "concurrent-streams": concurrent_streams,
+    "disconnect": disconnect,
+}
+
+if __name__ == "__main__":
+    action, args = sys.argv[1], sys.argv[2:]
+    try:
+        result = ACTIONS[action](*args)
+    except (anthropic.APIStatusError, openai.APIStatusError) as e:
+        result = {"error": type(e).__name__, "status": e.status_code, "message": str(e)}
+    print(json.dumps(result))
