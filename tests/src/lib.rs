@@ -3,3 +3,4 @@
 
 pub mod bench;
 pub mod emulator;
+pub mod gateway_bench;

@@ -142,16 +142,20 @@ pub(crate) struct Gw {
 }
 
 impl Gw {
-    /// The token source of `entry`, opened on first use. Calls the plugin: blocking threads only.
-    fn source(&self, entry: &Entry) -> Result<Arc<TokenSource>> {
-        let id = &entry.provider.id;
-        if let Some(s) = self
-            .sources
+    /// The token source of provider `id` if it is open already (no I/O).
+    fn open_source(&self, id: &str) -> Option<Arc<TokenSource>> {
+        self.sources
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
-        {
-            return Ok(Arc::clone(s));
+            .cloned()
+    }
+
+    /// The token source of `entry`, opened on first use. Calls the plugin: blocking threads only.
+    fn source(&self, entry: &Entry) -> Result<Arc<TokenSource>> {
+        let id = &entry.provider.id;
+        if let Some(s) = self.open_source(id) {
+            return Ok(s);
         }
         let paths = self.env.paths();
         let settings = Settings::load(&paths)?;
@@ -414,22 +418,62 @@ pub(crate) struct Target {
 }
 
 /// Pick the provider for `model`: `provider/model` (or an alias prefix) names it; a bare name
-/// must belong to exactly one signed-in provider. Nothing is guessed: an unknown name is a 404
-/// that lists what is available.
+/// must belong to exactly one provider (or, when several have it, to exactly one signed-in
+/// provider). Nothing is guessed: an unknown name is a 404 that lists what is available.
+/// Decided from the registry alone when it can be (no I/O: the per-request path); only a name
+/// several providers share needs the store.
 fn route(gw: &Gw, model: &str) -> std::result::Result<Target, (StatusCode, String)> {
-    if let Some(id) = crate::catalog::provider_of(&gw.set.registry, model) {
-        let entry = gw
-            .set
-            .registry
-            .resolve(id)
-            .cloned()
-            .ok_or((StatusCode::NOT_FOUND, format!("no provider {id}")))?;
-        let bare = crate::catalog::normalize(&gw.set.registry, id, model);
+    match route_by_registry(gw, model) {
+        Some(decided) => decided,
+        None => route_by_logins(gw, model),
+    }
+}
+
+/// [`route`] without I/O; `None` when more than one provider offers the name.
+fn route_by_registry(
+    gw: &Gw,
+    model: &str,
+) -> Option<std::result::Result<Target, (StatusCode, String)>> {
+    let registry = &gw.set.registry;
+    if let Some(id) = crate::catalog::provider_of(registry, model) {
+        let entry = registry.resolve(id)?.clone();
+        let bare = crate::catalog::normalize(registry, id, model);
         let model = crate::catalog::known(&entry.provider, &bare)
             .map(String::from)
             .unwrap_or(bare);
-        return Ok(Target { entry, model });
+        return Some(Ok(Target { entry, model }));
     }
+    let mut holders = registry
+        .entries()
+        .iter()
+        .filter(|e| e.provider.model(model).is_some());
+    match (holders.next(), holders.next()) {
+        (Some(one), None) => Some(Ok(Target {
+            entry: one.clone(),
+            model: crate::catalog::known(&one.provider, model)
+                .unwrap_or(model)
+                .to_string(),
+        })),
+        (None, _) => Some(Err(unknown_model(gw, model))),
+        (Some(_), Some(_)) => None,
+    }
+}
+
+fn unknown_model(gw: &Gw, model: &str) -> (StatusCode, String) {
+    let names: Vec<String> = model_names(gw).into_iter().map(|(n, _)| n).collect();
+    let available = if names.is_empty() {
+        "none: no provider is signed in (`hermes auth add <provider>`)".to_string()
+    } else {
+        names.join(", ")
+    };
+    (
+        StatusCode::NOT_FOUND,
+        format!("no signed-in provider offers the model {model:?}; available: {available}"),
+    )
+}
+
+/// A name several providers offer: the one signed-in provider among them.
+fn route_by_logins(gw: &Gw, model: &str) -> std::result::Result<Target, (StatusCode, String)> {
     let entries = gw.signed_in();
     let holders: Vec<&Entry> = entries
         .iter()
@@ -442,18 +486,7 @@ fn route(gw: &Gw, model: &str) -> std::result::Result<Target, (StatusCode, Strin
                 .unwrap_or(model)
                 .to_string(),
         }),
-        [] => {
-            let names: Vec<String> = model_names(gw).into_iter().map(|(n, _)| n).collect();
-            let available = if names.is_empty() {
-                "none: no provider is signed in (`hermes auth add <provider>`)".to_string()
-            } else {
-                names.join(", ")
-            };
-            Err((
-                StatusCode::NOT_FOUND,
-                format!("no signed-in provider offers the model {model:?}; available: {available}"),
-            ))
-        }
+        [] => Err(unknown_model(gw, model)),
         many => Err((
             StatusCode::BAD_REQUEST,
             format!(

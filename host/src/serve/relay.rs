@@ -112,25 +112,30 @@ async fn forward(gw: Arc<Gw>, wire: Wire, headers: HeaderMap, body: Bytes) -> Re
         .and_then(Value::as_bool)
         .unwrap_or(false);
 
-    let gw2 = Arc::clone(&gw);
-    let routed = tokio::task::spawn_blocking(move || {
-        let target = route(&gw2, &model)?;
-        let source = gw2
-            .source(&target.entry)
-            .map_err(|e| (StatusCode::BAD_GATEWAY, one_line(&e)))?;
-        Ok::<_, (StatusCode, String)>((target, source))
-    })
-    .await;
-    let (target, source) = match routed {
-        Ok(Ok(v)) => v,
-        Ok(Err((status, message))) => return fail(&mut access, status, &message),
-        Err(_) => {
-            return fail(
-                &mut access,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "routing failed",
-            )
+    // The per-request path decides from memory; the first request of a provider (which opens
+    // it) and names several providers share go to a blocking thread.
+    let fast = super::route_by_registry(&gw, &model).and_then(|r| match r {
+        Ok(t) => gw.open_source(&t.entry.provider.id).map(|s| Ok((t, s))),
+        Err(e) => Some(Err(e)),
+    });
+    let routed = match fast {
+        Some(r) => r,
+        None => {
+            let gw2 = Arc::clone(&gw);
+            tokio::task::spawn_blocking(move || {
+                let target = route(&gw2, &model)?;
+                let source = gw2
+                    .source(&target.entry)
+                    .map_err(|e| (StatusCode::BAD_GATEWAY, one_line(&e)))?;
+                Ok::<_, (StatusCode, String)>((target, source))
+            })
+            .await
+            .unwrap_or_else(|_| Err((StatusCode::INTERNAL_SERVER_ERROR, "routing failed".into())))
         }
+    };
+    let (target, source) = match routed {
+        Ok(v) => v,
+        Err((status, message)) => return fail(&mut access, status, &message),
     };
     access.provider = target.entry.provider.id.clone();
     let provider_wire = match target.entry.provider.api_mode.as_str() {
@@ -201,6 +206,11 @@ async fn resolve(
     source: &Arc<TokenSource>,
     rejected: Option<&Arc<Resolved>>,
 ) -> std::result::Result<Arc<Resolved>, (StatusCode, String)> {
+    if rejected.is_none() {
+        if let Some(fresh) = source.cached() {
+            return Ok(fresh);
+        }
+    }
     let source = Arc::clone(source);
     let rejected = rejected.map(Arc::clone);
     let got = tokio::task::spawn_blocking(move || match rejected {
@@ -294,7 +304,8 @@ async fn send(
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and those this relay sets itself are not passed back.
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and cookies are not passed back; `content-length` is,
+/// so a whole answer keeps its length (the body is relayed unchanged).
 fn passed_back(name: &HeaderName) -> bool {
     !matches!(
         name.as_str(),
@@ -306,7 +317,6 @@ fn passed_back(name: &HeaderName) -> bool {
             | "trailer"
             | "transfer-encoding"
             | "upgrade"
-            | "content-length"
             | "set-cookie"
     )
 }
@@ -333,6 +343,8 @@ fn relay(resp: reqwest::Response, token: &Resolved, mut access: Access) -> Respo
         }
     }
     let body = if status.as_u16() >= 400 {
+        // Redaction may change the length.
+        headers.remove(header::CONTENT_LENGTH);
         let secret = token.token.expose().to_string();
         Body::from_stream(futures_util::stream::once(async move {
             let mut resp = resp;

@@ -1,6 +1,7 @@
 //! Benchmarks that print figures: plugin load time, `hermes doctor` wall time and peak RSS
 //! with 1 and 50 plugins, `hermes --version`, and (see `hermes_tests::bench`) the credential
-//! paths. Run through `bench/run`, which builds the release binaries first.
+//! paths and the `hermes serve` gateway. Run through `bench/run`, which builds the release
+//! binaries first; `bench/run gateway` (or `plugins`, `tokens`) runs one section.
 
 use std::path::Path;
 
@@ -15,8 +16,17 @@ fn main() {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .expect("binary directory");
+    // `hermes-bench [plugins] [tokens] [gateway]`: only those sections; none: all of them.
+    let wants = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
     let mut table = Table::default();
-    bench::plugins(&dir, &mut table);
-    bench::tokens(&dir, &mut table);
+    if wants("plugins") {
+        bench::plugins(&dir, &mut table);
+    }
+    if wants("tokens") {
+        bench::tokens(&dir, &mut table);
+    }
+    if wants("gateway") {
+        hermes_tests::gateway_bench::gateway(&dir, &mut table);
+    }
     table.print();
 }
