@@ -118,6 +118,42 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The descriptor's allow-list alone.
+    pub fn of(desc: &ProviderDesc) -> Policy {
+        Policy {
+            provider: desc.id.clone(),
+            allowed_hosts: desc.allowed_hosts.clone(),
+        }
+    }
+
+    /// Also admit the host of every base URL the user configured for `desc`: the values of
+    /// the override variables it declares (from the environment or `<target>_base_url` in
+    /// config.yaml) and `base_url` in config.yaml. Only what the user wrote counts: a base URL
+    /// a server sent (a stored credential's) never widens the list.
+    pub fn with_configured(mut self, desc: &ProviderDesc, values: &BTreeMap<String, String>) -> Policy {
+        if desc.url_overrides.is_empty() {
+            return self;
+        }
+        let keys = desc
+            .url_overrides
+            .iter()
+            .map(|o| o.env.as_str())
+            .chain(["base_url", "inference_base_url", "portal_base_url"]);
+        for key in keys {
+            let Some(host) = values
+                .get(key)
+                .and_then(|v| reqwest::Url::parse(v.trim()).ok())
+                .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            else {
+                continue;
+            };
+            if !host.is_empty() && !self.allowed_hosts.contains(&host) {
+                self.allowed_hosts.push(host);
+            }
+        }
+        self
+    }
+
     /// Check one URL (the first request or a redirect hop).
     pub fn check(&self, url: &reqwest::Url) -> Result<(), PluginError> {
         let refuse = |msg: String| Err(PluginError::new(kind::REFUSED, "request_refused", msg));
@@ -325,10 +361,7 @@ impl ProviderServices {
             }
         }
         ProviderServices {
-            policy: Policy {
-                provider: desc.id.clone(),
-                allowed_hosts: desc.allowed_hosts.clone(),
-            },
+            policy: Policy::of(desc).with_configured(desc, &values),
             config: Arc::new(values),
             out,
             clock: crate::timefmt::system_clock(),
