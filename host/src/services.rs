@@ -130,15 +130,19 @@ impl Policy {
     /// the override variables it declares (from the environment or `<target>_base_url` in
     /// config.yaml) and `base_url` in config.yaml. Only what the user wrote counts: a base URL
     /// a server sent (a stored credential's) never widens the list.
-    pub fn with_configured(mut self, desc: &ProviderDesc, values: &BTreeMap<String, String>) -> Policy {
+    pub fn with_configured(
+        mut self,
+        desc: &ProviderDesc,
+        values: &BTreeMap<String, String>,
+    ) -> Policy {
         if desc.url_overrides.is_empty() {
             return self;
         }
-        let keys = desc
-            .url_overrides
-            .iter()
-            .map(|o| o.env.as_str())
-            .chain(["base_url", "inference_base_url", "portal_base_url"]);
+        let keys = desc.url_overrides.iter().map(|o| o.env.as_str()).chain([
+            "base_url",
+            "inference_base_url",
+            "portal_base_url",
+        ]);
         for key in keys {
             let Some(host) = values
                 .get(key)

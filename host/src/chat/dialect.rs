@@ -288,7 +288,11 @@ impl Dialect for AnthropicMessages {
             Some(s) => Some(content_text(s).ok_or("system is not text")?),
         };
         Ok(ChatRequest {
-            model: o.get("model").and_then(Value::as_str).ok_or("model is missing")?.into(),
+            model: o
+                .get("model")
+                .and_then(Value::as_str)
+                .ok_or("model is missing")?
+                .into(),
             max_tokens: o
                 .get("max_tokens")
                 .and_then(Value::as_u64)
@@ -313,8 +317,7 @@ impl Dialect for AnthropicMessages {
                     .as_u64()
                     .unwrap_or(0),
             }],
-            "content_block_delta" if data["delta"]["type"] == "text_delta" => data["delta"]
-                ["text"]
+            "content_block_delta" if data["delta"]["type"] == "text_delta" => data["delta"]["text"]
                 .as_str()
                 .map(|t| vec![StreamEvent::Text(t.into())])
                 .unwrap_or_default(),
@@ -498,15 +501,18 @@ impl Dialect for ChatCompletions {
     }
     fn parse_request(&self, body: &[u8]) -> Result<ChatRequest, String> {
         let o = json_object(body)?;
-        let (messages, system) =
-            parse_messages(o.get("messages").unwrap_or(&Value::Null), true)?;
+        let (messages, system) = parse_messages(o.get("messages").unwrap_or(&Value::Null), true)?;
         let max_tokens = o
             .get("max_completion_tokens")
             .or_else(|| o.get("max_tokens"))
             .and_then(Value::as_u64)
             .unwrap_or(4096);
         Ok(ChatRequest {
-            model: o.get("model").and_then(Value::as_str).ok_or("model is missing")?.into(),
+            model: o
+                .get("model")
+                .and_then(Value::as_str)
+                .ok_or("model is missing")?
+                .into(),
             max_tokens,
             system: (!system.is_empty()).then(|| system.join("\n\n")),
             messages,
@@ -523,8 +529,8 @@ impl Dialect for ChatCompletions {
         if data.is_empty() {
             return Ok(Vec::new());
         }
-        let v: Value =
-            serde_json::from_str(data).map_err(|_| "a malformed chunk in the stream".to_string())?;
+        let v: Value = serde_json::from_str(data)
+            .map_err(|_| "a malformed chunk in the stream".to_string())?;
         if !v["error"].is_null() {
             return Ok(vec![StreamEvent::Error(error_text(self, data.as_bytes()))]);
         }
@@ -536,7 +542,10 @@ impl Dialect for ChatCompletions {
             });
         }
         let choice = &v["choices"][0];
-        if let Some(t) = choice["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(t) = choice["delta"]["content"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+        {
             out.push(StreamEvent::Text(t.into()));
         }
         if let Some(r) = choice["finish_reason"].as_str() {
@@ -556,7 +565,9 @@ impl Dialect for ChatCompletions {
                 "object": "chat.completion.chunk", "model": model,
                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}],
             })),
-            StreamEvent::Text(t) => chunk(json!({"index": 0, "delta": {"content": t}, "finish_reason": null})),
+            StreamEvent::Text(t) => {
+                chunk(json!({"index": 0, "delta": {"content": t}, "finish_reason": null}))
+            }
             StreamEvent::Stop(r) => {
                 chunk(json!({"index": 0, "delta": {}, "finish_reason": Self::finish(r)}))
             }
@@ -663,7 +674,9 @@ mod tests {
             "chat_completions"
         );
         assert_eq!(
-            for_mode("anthropic_messages").unwrap().url("http://h/anthropic/"),
+            for_mode("anthropic_messages")
+                .unwrap()
+                .url("http://h/anthropic/"),
             "http://h/anthropic/v1/messages"
         );
         assert_eq!(
@@ -677,7 +690,10 @@ mod tests {
     #[test]
     fn chat_completions_puts_the_system_prompt_first_and_asks_for_usage() {
         let b = ChatCompletions.request_body(&request(true));
-        assert_eq!(b["messages"][0], json!({"role": "system", "content": "be brief"}));
+        assert_eq!(
+            b["messages"][0],
+            json!({"role": "system", "content": "be brief"})
+        );
         assert_eq!(b["messages"][1]["content"], "hi");
         assert_eq!(b["messages"].as_array().unwrap().len(), 4);
         assert_eq!(b["stream"], true);
@@ -729,7 +745,10 @@ mod tests {
             &ChatCompletions,
             "data: {\"error\":{\"message\":\"Overloaded\",\"type\":\"server_error\",\"code\":null}}\n\n",
         );
-        assert_eq!(err, vec![StreamEvent::Error("server_error: Overloaded".into())]);
+        assert_eq!(
+            err,
+            vec![StreamEvent::Error("server_error: Overloaded".into())]
+        );
         assert!(ChatCompletions
             .stream_event(&Event {
                 event: "message".into(),
@@ -758,15 +777,39 @@ mod tests {
             let back = events(d, &wire);
             let texts: Vec<_> = back
                 .iter()
-                .filter(|e| matches!(e, StreamEvent::Text(_) | StreamEvent::Stop(_) | StreamEvent::Done))
+                .filter(|e| {
+                    matches!(
+                        e,
+                        StreamEvent::Text(_) | StreamEvent::Stop(_) | StreamEvent::Done
+                    )
+                })
                 .cloned()
                 .collect();
-            assert_eq!(texts, sent[1..3].iter().cloned().chain([StreamEvent::Done]).collect::<Vec<_>>(), "{}", d.api_mode());
-            assert!(back.contains(&StreamEvent::Usage(Usage { input_tokens: 4, output_tokens: 9 })), "{}: {back:?}", d.api_mode());
+            assert_eq!(
+                texts,
+                sent[1..3]
+                    .iter()
+                    .cloned()
+                    .chain([StreamEvent::Done])
+                    .collect::<Vec<_>>(),
+                "{}",
+                d.api_mode()
+            );
+            assert!(
+                back.contains(&StreamEvent::Usage(Usage {
+                    input_tokens: 4,
+                    output_tokens: 9
+                })),
+                "{}: {back:?}",
+                d.api_mode()
+            );
             let answer = Answer {
                 text: "t".into(),
                 stop_reason: Some(StopReason::EndTurn),
-                usage: Usage { input_tokens: 1, output_tokens: 2 },
+                usage: Usage {
+                    input_tokens: 1,
+                    output_tokens: 2,
+                },
                 model: "m".into(),
             };
             let body = serde_json::to_vec(&d.write_answer(&answer)).unwrap();
@@ -782,7 +825,12 @@ mod tests {
         let r = AnthropicMessages.parse_answer(br#"{"type":"message","model":"m","content":[{"type":"text","text":"hi"},{"type":"text","text":"!"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#).unwrap();
         assert_eq!((r.text.as_str(), r.usage.output_tokens), ("hi!", 2));
         for d in [&AnthropicMessages as &dyn Dialect, &ChatCompletions] {
-            for bad in [&b"[1,2]"[..], b"{\"content\": 5, \"choices\": 5}", b"\xff", b""] {
+            for bad in [
+                &b"[1,2]"[..],
+                b"{\"content\": 5, \"choices\": 5}",
+                b"\xff",
+                b"",
+            ] {
                 assert!(d.parse_answer(bad).is_err(), "{}: {bad:?}", d.api_mode());
             }
         }
@@ -791,7 +839,10 @@ mod tests {
     #[test]
     fn error_bodies_give_their_message() {
         assert_eq!(
-            error_text(&AnthropicMessages, br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+            error_text(
+                &AnthropicMessages,
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            ),
             "overloaded_error: Overloaded"
         );
         assert_eq!(
@@ -799,7 +850,10 @@ mod tests {
             "invalid_request_error: Incorrect API key provided"
         );
         assert_eq!(error_text(&ChatCompletions, br#"{"error":"bad"}"#), "bad");
-        assert_eq!(error_text(&ChatCompletions, b"<html>502</html>"), "<html>502</html>");
+        assert_eq!(
+            error_text(&ChatCompletions, b"<html>502</html>"),
+            "<html>502</html>"
+        );
         assert_eq!(error_text(&AnthropicMessages, b"  "), "no details");
     }
 }

@@ -101,7 +101,9 @@ impl ChatClient {
                 text::line(&d.api_mode, 64),
                 dialect::spoken().join(", ")
             ))
-            .with_help("a newer hermes may speak it: `hermes plugins check` lists what a plugin declares"));
+            .with_help(
+                "a newer hermes may speak it: `hermes plugins check` lists what a plugin declares",
+            ));
         };
         let policy = p.policy.clone();
         Ok(ChatClient {
@@ -340,7 +342,9 @@ impl ChatClient {
                             on_text(&t);
                             keep(&mut reply, &t, self.keep);
                         }
-                        StreamEvent::Stop(r) => reply.stop_reason = Some(text::line(r.as_str(), 64)),
+                        StreamEvent::Stop(r) => {
+                            reply.stop_reason = Some(text::line(r.as_str(), 64))
+                        }
                         StreamEvent::Usage(u) => {
                             if u.input_tokens > 0 {
                                 reply.usage.input_tokens = u.input_tokens;
@@ -396,7 +400,9 @@ fn auth_header(tok: &Resolved) -> std::result::Result<(&'static str, String), St
     match tok.auth_scheme {
         auth_scheme::BEARER => Ok(("authorization", format!("Bearer {}", tok.token.expose()))),
         auth_scheme::X_API_KEY => Ok(("x-api-key", tok.token.expose().to_string())),
-        other => Err(format!("the plugin asks for auth scheme {other}, which this hermes does not know")),
+        other => Err(format!(
+            "the plugin asks for auth scheme {other}, which this hermes does not know"
+        )),
     }
 }
 

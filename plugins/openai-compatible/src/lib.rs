@@ -146,7 +146,11 @@ impl Provider {
             .map_err(|e| {
                 PluginError::new(
                     e.kind,
-                    if e.code.is_empty() { "network" } else { e.code.as_str() },
+                    if e.code.is_empty() {
+                        "network"
+                    } else {
+                        e.code.as_str()
+                    },
                     format!("cannot check the key at {base}: {}", e.message),
                 )
             })?;

@@ -53,8 +53,14 @@ fn sign_in_checks_the_key_against_the_configured_base_url() {
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].method, "GET");
-    assert_eq!(reqs[0].url, "http://127.0.0.1:9/v1/models", "config.yaml wins over the environment");
-    assert_eq!(reqs[0].header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        reqs[0].url, "http://127.0.0.1:9/v1/models",
+        "config.yaml wins over the environment"
+    );
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
     let rt = open(&fake)
         .runtime
         .as_ref()
@@ -70,7 +76,10 @@ fn sign_in_checks_the_key_against_the_configured_base_url() {
 fn a_rejected_key_is_refused_before_anything_is_saved() {
     let fake = FakeHost::default();
     fake.on_request(|_| {
-        Reply::json(401, r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#)
+        Reply::json(
+            401,
+            r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#,
+        )
     });
     let e = sign_in(&open(&fake), &key_options(KEY)).unwrap_err();
     assert_eq!(e.code.as_str(), "key_rejected");

@@ -126,7 +126,10 @@ pub(crate) fn handle(shared: &Shared, req: &Req, note: &mut String) -> Response 
     note.push_str(&format!("bearer={}", mask(&token)));
     let config = shared.lock().config.clone();
     if !ok {
-        shared.lock().counters_mut(req.region).completions_unauthorized += 1;
+        shared
+            .lock()
+            .counters_mut(req.region)
+            .completions_unauthorized += 1;
         return unauthorized(&token, config.echo_token_in_errors);
     }
     if let Some(status) = config.inference_error_status {
@@ -178,7 +181,10 @@ pub(crate) fn handle(shared: &Shared, req: &Req, note: &mut String) -> Response 
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }))
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     let chars: Vec<char> = text.chars().collect();
     let size = chars.len().div_ceil(STREAM_CHUNKS).max(1);
     for (i, piece) in chars.chunks(size).enumerate() {

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::net::{ConnHandle, ScriptedStream, Step};
 use super::completions;
+use super::net::{ConnHandle, ScriptedStream, Step};
 use super::state::{Region, Shared};
 use super::{control, messages, oauth, Fault};
 

@@ -38,9 +38,9 @@
 //!
 //! Faults and control requests never interact: a fault never applies to a `/_emulator/` path.
 
+mod completions;
 mod control;
 mod http;
-mod completions;
 mod messages;
 mod net;
 mod oauth;
