@@ -478,6 +478,63 @@ mod tests {
     }
 
     #[test]
+    fn only_configured_base_urls_widen_the_allow_list() {
+        let mut desc = crate::plugins::descriptor::ProviderDesc {
+            id: "p".into(),
+            display_name: "P".into(),
+            aliases: vec![],
+            flow: "api_key".into(),
+            api_mode: "chat_completions".into(),
+            regions: vec![],
+            models: vec![],
+            aux_model: None,
+            docs_url: String::new(),
+            allowed_hosts: vec!["api.example.com".into()],
+            url_overrides: vec![],
+            refresh_skew_ms: 0,
+            credential_env: vec![],
+        };
+        let values: BTreeMap<String, String> = [
+            (
+                "P_BASE_URL".to_string(),
+                "https://LLM.Corp.example/v1".to_string(),
+            ),
+            (
+                "base_url".to_string(),
+                "https://other.example/v1".to_string(),
+            ),
+            (
+                "region".to_string(),
+                "https://not-a-url-key.example".to_string(),
+            ),
+        ]
+        .into();
+        // Without a declared override, configuration cannot widen the list.
+        let p = Policy::of(&desc).with_configured(&desc, &values);
+        assert!(p
+            .check(&"https://llm.corp.example/v1".parse().unwrap())
+            .is_err());
+        desc.url_overrides
+            .push(crate::plugins::descriptor::UrlOverrideDesc {
+                env: "P_BASE_URL".into(),
+                target: "inference".into(),
+            });
+        let p = Policy::of(&desc).with_configured(&desc, &values);
+        p.check(
+            &"https://llm.corp.example/v1/chat/completions"
+                .parse()
+                .unwrap(),
+        )
+        .unwrap();
+        p.check(&"https://other.example/v1".parse().unwrap())
+            .unwrap();
+        assert!(p
+            .check(&"https://not-a-url-key.example/".parse().unwrap())
+            .is_err());
+        assert!(p.check(&"https://evil.example/".parse().unwrap()).is_err());
+    }
+
+    #[test]
     fn plain_http_to_a_remote_host_is_refused() {
         let e = policy()
             .check(&"http://api.example.com/x".parse().unwrap())
