@@ -118,6 +118,46 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The descriptor's allow-list alone.
+    pub fn of(desc: &ProviderDesc) -> Policy {
+        Policy {
+            provider: desc.id.clone(),
+            allowed_hosts: desc.allowed_hosts.clone(),
+        }
+    }
+
+    /// Also admit the host of every base URL the user configured for `desc`: the values of
+    /// the override variables it declares (from the environment or `<target>_base_url` in
+    /// config.yaml) and `base_url` in config.yaml. Only what the user wrote counts: a base URL
+    /// a server sent (a stored credential's) never widens the list.
+    pub fn with_configured(
+        mut self,
+        desc: &ProviderDesc,
+        values: &BTreeMap<String, String>,
+    ) -> Policy {
+        if desc.url_overrides.is_empty() {
+            return self;
+        }
+        let keys = desc.url_overrides.iter().map(|o| o.env.as_str()).chain([
+            "base_url",
+            "inference_base_url",
+            "portal_base_url",
+        ]);
+        for key in keys {
+            let Some(host) = values
+                .get(key)
+                .and_then(|v| reqwest::Url::parse(v.trim()).ok())
+                .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            else {
+                continue;
+            };
+            if !host.is_empty() && !self.allowed_hosts.contains(&host) {
+                self.allowed_hosts.push(host);
+            }
+        }
+        self
+    }
+
     /// Check one URL (the first request or a redirect hop).
     pub fn check(&self, url: &reqwest::Url) -> Result<(), PluginError> {
         let refuse = |msg: String| Err(PluginError::new(kind::REFUSED, "request_refused", msg));
@@ -325,10 +365,7 @@ impl ProviderServices {
             }
         }
         ProviderServices {
-            policy: Policy {
-                provider: desc.id.clone(),
-                allowed_hosts: desc.allowed_hosts.clone(),
-            },
+            policy: Policy::of(desc).with_configured(desc, &values),
             config: Arc::new(values),
             out,
             clock: crate::timefmt::system_clock(),
@@ -438,6 +475,63 @@ mod tests {
         policy()
             .check(&"http://[::1]:9/x".parse().unwrap())
             .unwrap();
+    }
+
+    #[test]
+    fn only_configured_base_urls_widen_the_allow_list() {
+        let mut desc = crate::plugins::descriptor::ProviderDesc {
+            id: "p".into(),
+            display_name: "P".into(),
+            aliases: vec![],
+            flow: "api_key".into(),
+            api_mode: "chat_completions".into(),
+            regions: vec![],
+            models: vec![],
+            aux_model: None,
+            docs_url: String::new(),
+            allowed_hosts: vec!["api.example.com".into()],
+            url_overrides: vec![],
+            refresh_skew_ms: 0,
+            credential_env: vec![],
+        };
+        let values: BTreeMap<String, String> = [
+            (
+                "P_BASE_URL".to_string(),
+                "https://LLM.Corp.example/v1".to_string(),
+            ),
+            (
+                "base_url".to_string(),
+                "https://other.example/v1".to_string(),
+            ),
+            (
+                "region".to_string(),
+                "https://not-a-url-key.example".to_string(),
+            ),
+        ]
+        .into();
+        // Without a declared override, configuration cannot widen the list.
+        let p = Policy::of(&desc).with_configured(&desc, &values);
+        assert!(p
+            .check(&"https://llm.corp.example/v1".parse().unwrap())
+            .is_err());
+        desc.url_overrides
+            .push(crate::plugins::descriptor::UrlOverrideDesc {
+                env: "P_BASE_URL".into(),
+                target: "inference".into(),
+            });
+        let p = Policy::of(&desc).with_configured(&desc, &values);
+        p.check(
+            &"https://llm.corp.example/v1/chat/completions"
+                .parse()
+                .unwrap(),
+        )
+        .unwrap();
+        p.check(&"https://other.example/v1".parse().unwrap())
+            .unwrap();
+        assert!(p
+            .check(&"https://not-a-url-key.example/".parse().unwrap())
+            .is_err());
+        assert!(p.check(&"https://evil.example/".parse().unwrap()).is_err());
     }
 
     #[test]

@@ -1,67 +1,50 @@
-//! The chat client: Anthropic Messages requests with a token taken from the host's token
-//! source **per request**, and one refresh-and-retry on a 401.
+//! The chat client: requests in the provider's wire dialect ([`dialect`], chosen by the
+//! descriptor's `api_mode`), with a token taken from the host's token source **per request**
+//! and one refresh-and-retry on a 401.
 //!
 //! The api mode always comes from the provider's descriptor; nothing in configuration can send
 //! a provider's credentials to another API shape. Requests go only to the provider's inference
 //! base URL, under the same https and allow-list rules as plugin requests, and never follow
 //! redirects (a bearer token must not travel to a host it was not meant for).
+//!
+//! Everything a server says passes through [`secret::redact`] (with the token in use) and
+//! [`text::line`] before it becomes part of an error; streamed text through [`text::text`].
+//! Streamed text is handed on as it arrives and kept only up to a cap (none for a one-shot
+//! answer that is printed), so an endless answer costs no memory; a stream that sends nothing
+//! for the idle timeout ends with an error.
 
+pub mod dialect;
 pub mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermes_plugin_api::api_mode;
-use serde_json::{json, Value};
+use hermes_plugin_api::auth_scheme;
+
+pub use dialect::{ChatRequest, Dialect, Message, StopReason, StreamEvent, Usage};
 
 use crate::auth::{Resolved, TokenSource};
 use crate::error::{Error, Result};
 use crate::services::{Net, Policy, ERROR_BODY_CAP};
+use crate::{secret, text};
 
-/// Longest wait for the next bytes of a streamed answer.
+/// Default longest wait for the next bytes of an answer.
 pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest non-streamed answer accepted.
 pub const REPLY_CAP: usize = 8 * 1024 * 1024;
-
-/// One turn of the conversation.
-#[derive(Clone, Debug)]
-pub struct Message {
-    /// `user` or `assistant`.
-    pub role: String,
-    /// Text.
-    pub content: String,
-}
-
-/// A request.
-#[derive(Clone, Debug)]
-pub struct ChatRequest {
-    /// Model id.
-    pub model: String,
-    /// Output cap.
-    pub max_tokens: u64,
-    /// System prompt.
-    pub system: Option<String>,
-    /// The conversation so far, ending with the user's turn.
-    pub messages: Vec<Message>,
-    /// Stream the answer (SSE).
-    pub stream: bool,
-}
-
-/// Token counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Prompt tokens.
-    pub input_tokens: u64,
-    /// Answer tokens.
-    pub output_tokens: u64,
-}
+/// Default cap on the streamed text kept for [`ChatReply::text`] (a conversation's history).
+pub const KEPT_TEXT_CAP: usize = 1024 * 1024;
+/// Longest server-provided message shown in an error.
+const MESSAGE_MAX: usize = 300;
 
 /// An answer.
 #[derive(Clone, Debug)]
 pub struct ChatReply {
-    /// The text.
+    /// The text (of a streamed answer, at most the client's keep cap).
     pub text: String,
-    /// Why it stopped.
+    /// Whether [`ChatReply::text`] lost its end to the keep cap.
+    pub text_clipped: bool,
+    /// Why it stopped, in neutral words ([`StopReason::as_str`]).
     pub stop_reason: Option<String>,
     /// Token counts.
     pub usage: Usage,
@@ -75,6 +58,21 @@ pub struct ChatReply {
     pub account_reason: String,
 }
 
+impl ChatReply {
+    fn empty() -> ChatReply {
+        ChatReply {
+            text: String::new(),
+            text_clipped: false,
+            stop_reason: None,
+            usage: Usage::default(),
+            model: String::new(),
+            retried_after_401: false,
+            account: String::new(),
+            account_reason: String::new(),
+        }
+    }
+}
+
 /// Why one attempt failed.
 enum Attempt {
     Unauthorized,
@@ -84,30 +82,37 @@ enum Attempt {
 /// The chat client of one provider login.
 pub struct ChatClient {
     source: Arc<TokenSource>,
+    dialect: &'static dyn Dialect,
     policy: Policy,
     ctrl_c: bool,
+    idle: Duration,
+    keep: usize,
 }
 
 impl ChatClient {
     /// A client over `source`; refuses providers whose api mode it does not speak.
     pub fn new(source: Arc<TokenSource>) -> Result<ChatClient> {
-        let d = &source.provider().desc;
-        if d.api_mode != api_mode::ANTHROPIC_MESSAGES {
+        let p = source.provider();
+        let d = &p.desc;
+        let Some(dialect) = dialect::for_mode(&d.api_mode) else {
             return Err(Error::msg(format!(
-                "{} uses the {} API, which hermes chat does not speak yet (it speaks {})",
+                "{} uses the {} API, which this hermes cannot chat in (it speaks {})",
                 d.display_name,
-                d.api_mode,
-                api_mode::ANTHROPIC_MESSAGES
-            )));
-        }
-        let policy = Policy {
-            provider: d.id.clone(),
-            allowed_hosts: d.allowed_hosts.clone(),
+                text::line(&d.api_mode, 64),
+                dialect::spoken().join(", ")
+            ))
+            .with_help(
+                "a newer hermes may speak it: `hermes plugins check` lists what a plugin declares",
+            ));
         };
+        let policy = p.policy.clone();
         Ok(ChatClient {
             source,
+            dialect,
             policy,
             ctrl_c: false,
+            idle: STREAM_IDLE_TIMEOUT,
+            keep: KEPT_TEXT_CAP,
         })
     }
 
@@ -117,12 +122,30 @@ impl ChatClient {
         self
     }
 
+    /// Give up when an answer sends nothing for `idle`.
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// Keep at most `cap` bytes of streamed text in [`ChatReply::text`] (0 when the caller
+    /// prints the text and needs nothing back).
+    pub fn keep_streamed_text(mut self, cap: usize) -> Self {
+        self.keep = cap;
+        self
+    }
+
+    /// The dialect in use.
+    pub fn dialect(&self) -> &'static dyn Dialect {
+        self.dialect
+    }
+
     fn display(&self) -> &str {
         &self.source.provider().desc.display_name
     }
 
-    /// Send one request; `on_text` receives streamed text as it arrives. Blocks the calling
-    /// thread (which must not be inside an async runtime).
+    /// Send one request; `on_text` receives streamed text (terminal-safe) as it arrives.
+    /// Blocks the calling thread (which must not be inside an async runtime).
     pub fn send(&self, req: &ChatRequest, on_text: &mut dyn FnMut(&str)) -> Result<ChatReply> {
         let mut resolved = self.source.token()?;
         let mut retried = false;
@@ -163,6 +186,11 @@ impl ChatClient {
         }
     }
 
+    /// A server-provided message made safe to show: the token in use masked, one clipped line.
+    fn clean(&self, raw: &str, tok: &Resolved) -> String {
+        text::line(&secret::redact(raw, &[tok.token.expose()]), MESSAGE_MAX)
+    }
+
     async fn send_once(
         &self,
         net: &Net,
@@ -171,25 +199,24 @@ impl ChatClient {
         on_text: &mut dyn FnMut(&str),
     ) -> std::result::Result<ChatReply, Attempt> {
         let fail = |m: String| Attempt::Failed(Error::msg(m));
-        let url = format!("{}/v1/messages", tok.base_url.trim_end_matches('/'));
-        let url = reqwest::Url::parse(&url)
-            .map_err(|e| fail(format!("the inference URL {url:?} is not valid: {e}")))?;
+        let url = self.dialect.url(&tok.base_url);
+        let url = reqwest::Url::parse(&url).map_err(|e| {
+            fail(format!(
+                "the inference URL {:?} is not valid: {e}",
+                text::line(&url, 200)
+            ))
+        })?;
         self.policy
             .check(&url)
             .map_err(|e| fail(e.message.to_string()))?;
         let host = url.host_str().unwrap_or("").to_string();
-        let mut body = json!({
-            "model": req.model,
-            "max_tokens": req.max_tokens,
-            "messages": req.messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect::<Vec<_>>(),
-        });
-        if let Some(s) = &req.system {
-            body["system"] = json!(s);
-        }
-        if req.stream {
-            body["stream"] = json!(true);
-        }
-        let (name, value) = tok.auth_header();
+        let (name, value) = auth_header(tok).map_err(|m| {
+            fail(format!(
+                "{}: {m}; hermes sends credentials only as Bearer or x-api-key",
+                self.display()
+            ))
+        })?;
+        let body = self.dialect.request_body(req);
         let mut rb = net
             .client_for(&url)
             .post(url.clone())
@@ -207,12 +234,12 @@ impl ChatClient {
         for (k, v) in &tok.extra_headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
-        let resp = tokio::time::timeout(STREAM_IDLE_TIMEOUT, rb.send())
+        let resp = tokio::time::timeout(self.idle, rb.send())
             .await
             .map_err(|_| {
                 fail(format!(
                     "{host} did not answer within {} s",
-                    STREAM_IDLE_TIMEOUT.as_secs()
+                    self.idle.as_secs_f64()
                 ))
             })?
             .map_err(|e| fail(network_error(&e, &host)))?;
@@ -224,22 +251,34 @@ impl ChatClient {
             return Err(fail(format!("{host} answered {status} (a redirect); hermes does not follow redirects with credentials")));
         }
         if status >= 400 {
-            let body = read_capped(resp, ERROR_BODY_CAP).await.unwrap_or_default();
+            let body = read_capped(resp, ERROR_BODY_CAP, self.idle)
+                .await
+                .unwrap_or_default();
+            let raw = dialect::error_text(self.dialect, &body);
             return Err(fail(format!(
                 "{} API error {status}: {}",
                 self.display(),
-                api_error_line(&body)
+                self.clean(&raw, tok)
             )));
         }
         if req.stream {
-            self.read_stream(resp, &host, on_text)
+            self.read_stream(resp, &host, tok, on_text)
                 .await
                 .map_err(Attempt::Failed)
         } else {
-            let bytes = read_capped(resp, REPLY_CAP)
+            let bytes = read_capped(resp, REPLY_CAP, self.idle)
                 .await
                 .map_err(|m| fail(format!("{m} from {host}")))?;
-            parse_message(&bytes).map_err(|m| fail(format!("{}: {m}", self.display())))
+            let a = self
+                .dialect
+                .parse_answer(&bytes)
+                .map_err(|m| fail(format!("{}: {}", self.display(), self.clean(&m, tok))))?;
+            let mut reply = ChatReply::empty();
+            reply.text = text::text(&a.text).into_owned();
+            reply.stop_reason = a.stop_reason.map(|r| r.as_str().to_string());
+            reply.usage = a.usage;
+            reply.model = a.model;
+            Ok(reply)
         }
     }
 
@@ -247,31 +286,25 @@ impl ChatClient {
         &self,
         mut resp: reqwest::Response,
         host: &str,
+        tok: &Resolved,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<ChatReply> {
         let mut parser = sse::Parser::default();
-        let mut reply = ChatReply {
-            text: String::new(),
-            stop_reason: None,
-            usage: Usage::default(),
-            model: String::new(),
-            retried_after_401: false,
-            account: String::new(),
-            account_reason: String::new(),
-        };
+        let mut reply = ChatReply::empty();
+        // Characters handed on, for messages; the text itself is not kept beyond `keep`.
+        let mut chars = 0usize;
         loop {
-            let chunk = tokio::time::timeout(STREAM_IDLE_TIMEOUT, resp.chunk())
+            let chunk = tokio::time::timeout(self.idle, resp.chunk())
                 .await
                 .map_err(|_| {
                     Error::msg(format!(
-                        "the stream from {host} stalled for {} s",
-                        STREAM_IDLE_TIMEOUT.as_secs()
+                        "the stream from {host} stalled: nothing for {} s after {chars} characters",
+                        self.idle.as_secs_f64()
                     ))
                 })?
                 .map_err(|_| {
                     Error::msg(format!(
-                        "the stream from {host} broke off after {} characters",
-                        reply.text.chars().count()
+                        "the stream from {host} broke off after {chars} characters"
                     ))
                 })?;
             let ended = chunk.is_none();
@@ -284,69 +317,92 @@ impl ChatClient {
                     .collect(),
             };
             for ev in events {
-                if self.apply_event(&ev, &mut reply, on_text)? {
-                    return Ok(reply);
+                let parsed = self.dialect.stream_event(&ev).map_err(|m| {
+                    Error::msg(format!(
+                        "{}: {} ({})",
+                        self.display(),
+                        m,
+                        text::line(&ev.event, 40)
+                    ))
+                })?;
+                for e in parsed {
+                    match e {
+                        StreamEvent::Start {
+                            model,
+                            input_tokens,
+                        } => {
+                            reply.model = text::line(&model, 200);
+                            if input_tokens > 0 {
+                                reply.usage.input_tokens = input_tokens;
+                            }
+                        }
+                        StreamEvent::Text(t) => {
+                            let t = text::text(&t);
+                            chars += t.chars().count();
+                            on_text(&t);
+                            keep(&mut reply, &t, self.keep);
+                        }
+                        StreamEvent::Stop(r) => {
+                            reply.stop_reason = Some(text::line(r.as_str(), 64))
+                        }
+                        StreamEvent::Usage(u) => {
+                            if u.input_tokens > 0 {
+                                reply.usage.input_tokens = u.input_tokens;
+                            }
+                            if u.output_tokens > 0 {
+                                reply.usage.output_tokens = u.output_tokens;
+                            }
+                        }
+                        StreamEvent::Done => return Ok(reply),
+                        StreamEvent::Error(m) => {
+                            return Err(Error::msg(format!(
+                                "{} API error: {}",
+                                self.display(),
+                                self.clean(&m, tok)
+                            )))
+                        }
+                    }
                 }
             }
             if ended {
+                // A stream that said why it stopped is complete even without its final marker.
+                if reply.stop_reason.is_some() {
+                    return Ok(reply);
+                }
                 return Err(Error::msg(format!(
-                    "the stream from {host} ended before the message was complete ({} characters received)",
-                    reply.text.chars().count()
+                    "the stream from {host} ended before the message was complete ({chars} characters received)"
                 )));
             }
         }
     }
+}
 
-    /// Apply one event; `Ok(true)` when the message is complete.
-    fn apply_event(
-        &self,
-        ev: &sse::Event,
-        reply: &mut ChatReply,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<bool> {
-        let data: Value = match serde_json::from_str(&ev.data) {
-            Ok(v) => v,
-            Err(_) if ev.event == "ping" => return Ok(false),
-            Err(_) => {
-                return Err(Error::msg(format!(
-                    "{}: a malformed {} event in the stream",
-                    self.display(),
-                    ev.event
-                )))
-            }
-        };
-        match ev.event.as_str() {
-            "message_start" => {
-                reply.model = data["message"]["model"].as_str().unwrap_or("").to_string();
-                reply.usage.input_tokens = data["message"]["usage"]["input_tokens"]
-                    .as_u64()
-                    .unwrap_or(0);
-            }
-            "content_block_delta" if data["delta"]["type"] == "text_delta" => {
-                if let Some(t) = data["delta"]["text"].as_str() {
-                    on_text(t);
-                    reply.text.push_str(t);
-                }
-            }
-            "message_delta" => {
-                if let Some(r) = data["delta"]["stop_reason"].as_str() {
-                    reply.stop_reason = Some(r.to_string());
-                }
-                if let Some(n) = data["usage"]["output_tokens"].as_u64() {
-                    reply.usage.output_tokens = n;
-                }
-            }
-            "message_stop" => return Ok(true),
-            "error" => {
-                return Err(Error::msg(format!(
-                    "{} API error: {}",
-                    self.display(),
-                    api_error_line(ev.data.as_bytes())
-                )));
-            }
-            _ => {}
-        }
-        Ok(false)
+/// Add `t` to the kept text, up to `cap` bytes (on a character boundary).
+fn keep(reply: &mut ChatReply, t: &str, cap: usize) {
+    if reply.text_clipped {
+        return;
+    }
+    let room = cap.saturating_sub(reply.text.len());
+    if t.len() <= room {
+        reply.text.push_str(t);
+        return;
+    }
+    let mut cut = room;
+    while !t.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    reply.text.push_str(&t[..cut]);
+    reply.text_clipped = true;
+}
+
+/// The header that carries the token; an unknown scheme is refused, never guessed.
+fn auth_header(tok: &Resolved) -> std::result::Result<(&'static str, String), String> {
+    match tok.auth_scheme {
+        auth_scheme::BEARER => Ok(("authorization", format!("Bearer {}", tok.token.expose()))),
+        auth_scheme::X_API_KEY => Ok(("x-api-key", tok.token.expose().to_string())),
+        other => Err(format!(
+            "the plugin asks for auth scheme {other}, which this hermes does not know"
+        )),
     }
 }
 
@@ -363,10 +419,11 @@ fn network_error(e: &reqwest::Error, host: &str) -> String {
 async fn read_capped(
     mut resp: reqwest::Response,
     cap: usize,
+    idle: Duration,
 ) -> std::result::Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     loop {
-        match tokio::time::timeout(STREAM_IDLE_TIMEOUT, resp.chunk()).await {
+        match tokio::time::timeout(idle, resp.chunk()).await {
             Err(_) => return Err("the answer stalled".into()),
             Ok(Err(_)) => return Err("the answer was cut short".into()),
             Ok(Ok(None)) => return Ok(buf),
@@ -381,99 +438,20 @@ async fn read_capped(
     }
 }
 
-/// One line from an Anthropic-style error body (`{"type":"error","error":{"type","message"}}`),
-/// or the start of whatever the body was.
-pub fn api_error_line(body: &[u8]) -> String {
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        let e = &v["error"];
-        if let (Some(t), Some(m)) = (e["type"].as_str(), e["message"].as_str()) {
-            return one_line(&format!("{t}: {m}"));
-        }
-        if let Some(m) = e.as_str().or_else(|| v["message"].as_str()) {
-            return one_line(m);
-        }
-    }
-    let text = String::from_utf8_lossy(body);
-    if text.trim().is_empty() {
-        "no details".into()
-    } else {
-        one_line(&text)
-    }
-}
-
-fn one_line(s: &str) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > 300 {
-        format!("{}…", flat.chars().take(300).collect::<String>())
-    } else {
-        flat
-    }
-}
-
-/// Parse a non-streamed Messages answer.
-pub fn parse_message(bytes: &[u8]) -> std::result::Result<ChatReply, String> {
-    let v: Value =
-        serde_json::from_slice(bytes).map_err(|_| "the answer is not valid JSON".to_string())?;
-    if v["type"] == "error" {
-        return Err(format!("API error: {}", api_error_line(bytes)));
-    }
-    let Some(content) = v["content"].as_array() else {
-        return Err("the answer has no content".into());
-    };
-    let text: String = content
-        .iter()
-        .filter(|b| b["type"] == "text")
-        .filter_map(|b| b["text"].as_str())
-        .collect();
-    Ok(ChatReply {
-        text,
-        stop_reason: v["stop_reason"].as_str().map(String::from),
-        usage: Usage {
-            input_tokens: v["usage"]["input_tokens"].as_u64().unwrap_or(0),
-            output_tokens: v["usage"]["output_tokens"].as_u64().unwrap_or(0),
-        },
-        model: v["model"].as_str().unwrap_or("").to_string(),
-        retried_after_401: false,
-        account: String::new(),
-        account_reason: String::new(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn error_bodies_become_one_line() {
-        assert_eq!(
-            api_error_line(
-                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
-            ),
-            "overloaded_error: Overloaded"
-        );
-        assert_eq!(
-            api_error_line(b"<html>\n<body>502 Bad Gateway</body>\n</html>"),
-            "<html> <body>502 Bad Gateway</body> </html>"
-        );
-        assert_eq!(api_error_line(b""), "no details");
-        assert!(
-            api_error_line("x".repeat(10_000).as_bytes())
-                .chars()
-                .count()
-                <= 301
-        );
-    }
-
-    #[test]
-    fn non_streamed_answers_parse_and_bad_ones_are_errors() {
-        let r = parse_message(br#"{"type":"message","model":"m","content":[{"type":"text","text":"hi"},{"type":"text","text":"!"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#).unwrap();
-        assert_eq!((r.text.as_str(), r.usage.output_tokens), ("hi!", 2));
-        assert!(parse_message(b"[1,2]").is_err());
-        assert!(parse_message(b"{\"content\": 5}").is_err());
-        assert!(parse_message(b"\xff").is_err());
+    fn kept_text_is_capped_on_a_character_boundary() {
+        let mut r = ChatReply::empty();
+        keep(&mut r, "ab", 4);
+        keep(&mut r, "cé", 4);
+        assert_eq!((r.text.as_str(), r.text_clipped), ("abc", true));
+        keep(&mut r, "d", 4);
+        assert_eq!(r.text, "abc");
+        let mut r = ChatReply::empty();
+        keep(&mut r, "printed", 0);
+        assert!(r.text.is_empty());
     }
 }

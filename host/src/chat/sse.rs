@@ -21,6 +21,12 @@ pub enum SseError {
 #[derive(Debug)]
 pub struct Parser {
     buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline: each byte is searched once, so a long
+    /// line arriving in small chunks costs linear time.
+    scanned: usize,
+    /// Bytes searched for newlines so far (the linear-time test reads it).
+    #[cfg(test)]
+    searched: usize,
     event: String,
     data: Vec<String>,
     pending_bytes: usize,
@@ -38,6 +44,9 @@ impl Parser {
     pub fn new(max_event: usize) -> Parser {
         Parser {
             buf: Vec::new(),
+            scanned: 0,
+            #[cfg(test)]
+            searched: 0,
             event: String::new(),
             data: Vec::new(),
             pending_bytes: 0,
@@ -50,19 +59,28 @@ impl Parser {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
         let mut start = 0;
-        while let Some(pos) = self.buf[start..].iter().position(|&b| b == b'\n') {
-            let end = start + pos;
+        let mut from = self.scanned;
+        loop {
+            let found = self.buf[from..].iter().position(|&b| b == b'\n');
+            #[cfg(test)]
+            {
+                self.searched += found.map_or(self.buf.len() - from, |p| p + 1);
+            }
+            let Some(pos) = found else { break };
+            let end = from + pos;
             let mut line = &self.buf[start..end];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
             let line = String::from_utf8_lossy(line).into_owned();
             start = end + 1;
+            from = start;
             if let Some(ev) = self.line(&line)? {
                 out.push(ev);
             }
         }
         self.buf.drain(..start);
+        self.scanned = self.buf.len();
         if self.buf.len() + self.pending_bytes > self.max_event {
             return Err(SseError::TooLarge(self.max_event));
         }
@@ -72,6 +90,7 @@ impl Parser {
     /// Flush at end of stream: a final event without its blank line still counts.
     pub fn finish(&mut self) -> Result<Option<Event>, SseError> {
         if !self.buf.is_empty() {
+            self.scanned = 0;
             let rest = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
             let rest = rest.trim_end_matches('\r').to_string();
             if let Some(ev) = self.line(&rest)? {
@@ -185,6 +204,26 @@ mod tests {
         assert!(
             p.push("x".repeat(100).as_bytes()).is_err(),
             "an endless line is capped too"
+        );
+    }
+
+    /// Counts the bytes the parser examines: a 768 KiB line fed in 64-byte chunks must be
+    /// searched once, not once per chunk (which was 12 288 passes over a growing buffer).
+    #[test]
+    fn regress_long_line_in_small_chunks_is_scanned_once() {
+        let line = format!("data: {}\n\n", "x".repeat(768 * 1024));
+        let mut p = Parser::default();
+        let mut events = Vec::new();
+        for chunk in line.as_bytes().chunks(64) {
+            events.extend(p.push(chunk).unwrap());
+        }
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.len(), 768 * 1024);
+        assert!(
+            p.searched <= line.len(),
+            "searched {} bytes for a {} byte stream",
+            p.searched,
+            line.len()
         );
     }
 

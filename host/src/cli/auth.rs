@@ -343,11 +343,11 @@ fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
                     r["number"],
                     r["id"].as_str().unwrap_or(""),
                     if r["label"].as_str().unwrap_or("").is_empty() {
-                        r["source"].as_str().unwrap_or("")
+                        shown_source(&entry.provider, r["source"].as_str().unwrap_or(""))
                     } else {
                         r["label"].as_str().unwrap_or("")
                     },
-                    r["source"].as_str().unwrap_or(""),
+                    shown_source(&entry.provider, r["source"].as_str().unwrap_or("")),
                     r["token_preview"].as_str().unwrap_or(""),
                     r["summary"].as_str().unwrap_or(""),
                 ));
@@ -404,8 +404,12 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
         ctx.out.result(&format!("{} ({})", d.id, d.display_name));
         ctx.out.result(&format!("  {mark} {}", report.summary));
         if let Some(e) = chosen {
-            ctx.out
-                .result(&format!("  - login: {} (id {})", e.name(), e.id));
+            let name = if e.label.is_empty() {
+                shown_source(d, e.name())
+            } else {
+                e.name()
+            };
+            ctx.out.result(&format!("  - login: {name} (id {})", e.id));
             if !e.credential.access_token.is_empty() {
                 ctx.out.result(&format!(
                     "  - token: {}",
@@ -534,4 +538,13 @@ fn token(ctx: &Ctx, name: &str, account: Option<String>) -> Result<ExitCode> {
     // The one place a token is printed unmasked: this command exists to hand it to scripts.
     ctx.out.result(resolved.token.expose());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The main login's source as people read it: an API-key login is not called `oauth`.
+fn shown_source<'a>(d: &crate::plugins::ProviderDesc, source: &'a str) -> &'a str {
+    if source == crate::auth::pool::SINGLETON_SOURCE {
+        d.main_login_name()
+    } else {
+        source
+    }
 }

@@ -129,12 +129,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         why,
         ctx.out.clone(),
     ));
-    let client = ChatClient::new(source)?.stop_on_ctrl_c();
+    let mut client = ChatClient::new(source)?.stop_on_ctrl_c();
+    if let Some(idle) = ctx.env.chat_idle_timeout {
+        client = client.with_idle_timeout(idle);
+    }
     let request = |messages: Vec<Message>, stream: bool| ChatRequest {
         model: model.clone(),
         max_tokens,
         system: args.system.clone(),
         messages,
+        temperature: None,
+        stop: Vec::new(),
         stream,
     };
 
@@ -163,6 +168,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         let reply = if args.json {
             client.send(&request(msgs, false), &mut |_| {})?
         } else {
+            // Printed as it arrives; nothing of it is kept.
+            let client = client.keep_streamed_text(0);
             let mut printed = false;
             let r = client.send(&request(msgs, true), &mut |t| {
                 printed = true;
@@ -202,6 +209,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             ctx.out.result_raw("\n");
         }
         report(ctx, &d.id, &reply, args.json);
+        if reply.text_clipped {
+            ctx.out.warn(&format!(
+                "the answer was longer than {} KiB; only its start is kept in the conversation",
+                crate::chat::KEPT_TEXT_CAP / 1024
+            ));
+        }
         history.push(Message {
             role: "assistant".into(),
             content: reply.text,

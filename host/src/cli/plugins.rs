@@ -62,6 +62,10 @@ pub enum Cmd {
         /// The sign-in flow to start from.
         #[arg(long, value_enum, default_value = "api_key")]
         flow: scaffold::Flow,
+        /// The inference API the provider speaks (the host appends `/v1/messages` or
+        /// `/chat/completions` to its base URL).
+        #[arg(long = "api", value_enum, default_value = "anthropic_messages")]
+        api_mode: scaffold::Api,
         /// The crate directory to create (default: ./<name>).
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
@@ -95,9 +99,10 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
         Cmd::New {
             name,
             flow,
+            api_mode,
             path,
             api_path,
-        } => new(ctx, name, flow, path, api_path),
+        } => new(ctx, name, flow, api_mode, path, api_path),
         Cmd::Check { path, json } => check(ctx, &path, json),
     }
 }
@@ -106,6 +111,7 @@ fn new(
     ctx: &Ctx,
     name: String,
     flow: scaffold::Flow,
+    api_mode: scaffold::Api,
     path: Option<PathBuf>,
     api_path: Option<PathBuf>,
 ) -> Result<ExitCode> {
@@ -126,15 +132,17 @@ fn new(
         dir: path.unwrap_or_else(|| PathBuf::from(&name)),
         name,
         flow,
+        api_mode,
         api,
     };
     let g = scaffold::generate(&spec)?;
     let cwd = std::env::current_dir().unwrap_or_default();
     let dir = scaffold::shown(&g.dir, &cwd);
     ctx.out.result(&format!(
-        "created plugin {} ({} sign-in) in {dir}",
+        "created plugin {} ({} sign-in, {} API) in {dir}",
         spec.name,
-        flow.name()
+        flow.name(),
+        api_mode.name()
     ));
     for f in &g.files {
         ctx.out.info(&format!("  {}", f.display()));
@@ -159,6 +167,23 @@ fn new(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A warning for each provider whose api mode this hermes cannot chat in: the plugin may load
+/// and sign in, but `hermes chat` refuses it.
+fn chat_warnings(desc: &crate::plugins::PluginDesc) -> Vec<String> {
+    desc.providers
+        .iter()
+        .filter(|p| crate::chat::dialect::for_mode(&p.api_mode).is_none())
+        .map(|p| {
+            format!(
+                "provider {} declares api mode {:?}, which this hermes cannot chat in (it speaks {}): `hermes chat` will refuse it",
+                p.id,
+                crate::text::line(&p.api_mode, 64),
+                crate::chat::dialect::spoken().join(", ")
+            )
+        })
+        .collect()
+}
+
 fn check(ctx: &Ctx, path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
     if !path.is_file() {
         return Err(Error::usage(
@@ -168,6 +193,7 @@ fn check(ctx: &Ctx, path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
     }
     let report = install::probe_in_child(path)?;
     let failed = report.checks.iter().filter(|c| c.failed()).count();
+    let warnings = report.desc.as_ref().map(chat_warnings).unwrap_or_default();
     if as_json {
         ctx.out.json(&json!({
             "version": 1,
@@ -175,8 +201,12 @@ fn check(ctx: &Ctx, path: &std::path::Path, as_json: bool) -> Result<ExitCode> {
             "ok": failed == 0,
             "plugin": report.desc.as_ref().map(|d| json!({"id": d.id, "version": d.version, "api_version": report.api_version})),
             "checks": report.checks,
+            "warnings": warnings,
         }));
     } else {
+        for w in &warnings {
+            ctx.out.result(&format!("{} {w}", ctx.out.warn_mark()));
+        }
         for c in &report.checks {
             let mark = match c.outcome.as_str() {
                 "pass" => ctx.out.ok_mark(),
@@ -448,4 +478,51 @@ fn set_enabled(ctx: &Ctx, id: &str, enabled: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::descriptor::{PluginDesc, ProviderDesc};
+
+    #[test]
+    fn check_warns_about_an_api_mode_chat_cannot_speak() {
+        let provider = |id: &str, mode: &str| ProviderDesc {
+            id: id.into(),
+            display_name: id.into(),
+            aliases: vec![],
+            flow: "api_key".into(),
+            api_mode: mode.into(),
+            regions: vec![],
+            models: vec![],
+            aux_model: None,
+            docs_url: String::new(),
+            allowed_hosts: vec![],
+            url_overrides: vec![],
+            refresh_skew_ms: 0,
+            credential_env: vec![],
+        };
+        let desc = PluginDesc {
+            id: "p".into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            providers: vec![
+                provider("a", "anthropic_messages"),
+                provider("b", "chat_completions"),
+                provider("c", "responses\u{1b}[2J"),
+            ],
+        };
+        let w = chat_warnings(&desc);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("provider c declares api mode \"responses [2J\""),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[0].contains("it speaks anthropic_messages, chat_completions"),
+            "{}",
+            w[0]
+        );
+    }
 }

@@ -143,7 +143,13 @@ impl Settings {
     ) -> BTreeMap<String, String> {
         let mut values = self.provider_values(provider);
         for (env, target) in overrides {
-            if let Some(v) = values.get(&format!("{target}_base_url")).cloned() {
+            let configured = values.get(&format!("{target}_base_url")).or_else(|| {
+                // `base_url` is the inference base URL by another name.
+                (target == "inference")
+                    .then(|| values.get("base_url"))
+                    .flatten()
+            });
+            if let Some(v) = configured.cloned() {
                 values.insert(env.clone(), v);
             }
         }
@@ -224,6 +230,25 @@ mod tests {
         assert_eq!(v.get("region").map(String::as_str), Some("cn"));
         assert_eq!(v.get("port").map(String::as_str), Some("3"));
         assert!(!v.contains_key("nested"));
+    }
+
+    #[test]
+    fn configured_base_urls_fill_the_declared_overrides() {
+        let overrides = [("ACME_BASE_URL".to_string(), "inference".to_string())];
+        let s = parse("providers:\n  acme:\n    base_url: http://h:1/v1\n").unwrap();
+        let v = s.values_for("acme", &overrides);
+        assert_eq!(
+            v.get("ACME_BASE_URL").map(String::as_str),
+            Some("http://h:1/v1")
+        );
+        let s = parse("providers:\n  acme:\n    base_url: http://h:1/v1\n    inference_base_url: http://i:2\n").unwrap();
+        let v = s.values_for("acme", &overrides);
+        assert_eq!(
+            v.get("ACME_BASE_URL").map(String::as_str),
+            Some("http://i:2")
+        );
+        let portal = [("ACME_PORTAL".to_string(), "portal".to_string())];
+        assert!(s.values_for("acme", &portal).get("ACME_PORTAL").is_none());
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Env {
     pub account: Option<String>,
     /// `HERMES_LOCK_TIMEOUT_MS`: how long to wait for another process holding a store lock.
     pub lock_timeout: Option<std::time::Duration>,
+    /// `HERMES_CHAT_IDLE_TIMEOUT_MS`: how long a chat answer may send nothing before it is
+    /// given up (default 300 s).
+    pub chat_idle_timeout: Option<std::time::Duration>,
     /// Every variable, for plugin URL overrides (only the names a plugin declares are read).
     vars: BTreeMap<String, String>,
 }
@@ -64,6 +67,10 @@ impl Env {
             account: get("HERMES_ACCOUNT"),
             lock_timeout: get("HERMES_LOCK_TIMEOUT_MS")
                 .and_then(|v| v.parse::<u64>().ok())
+                .map(std::time::Duration::from_millis),
+            chat_idle_timeout: get("HERMES_CHAT_IDLE_TIMEOUT_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
                 .map(std::time::Duration::from_millis),
             vars,
         })

@@ -163,9 +163,24 @@ impl ProviderDesc {
     pub fn model(&self, id: &str) -> Option<&ModelDesc> {
         self.models.iter().find(|m| m.id.eq_ignore_ascii_case(id))
     }
-    /// The command that signs in to this provider.
+    /// The command that signs in to this provider, as its flow needs it: an API key is piped
+    /// in (`--api-key-stdin < key.txt`), every other flow runs as is.
     pub fn login_command(&self) -> String {
-        format!("hermes auth add {}", self.id)
+        if self.flow == hermes_plugin_api::flow::API_KEY {
+            format!("hermes auth add {} --api-key-stdin < key.txt", self.id)
+        } else {
+            format!("hermes auth add {}", self.id)
+        }
+    }
+
+    /// What people call the main login (pool source `oauth`, kept for the Python hermes
+    /// layout): `api-key` for an API-key provider, `oauth` otherwise.
+    pub fn main_login_name(&self) -> &'static str {
+        if self.flow == hermes_plugin_api::flow::API_KEY {
+            "api-key"
+        } else {
+            "oauth"
+        }
     }
 }
 
@@ -325,6 +340,19 @@ mod tests {
     fn a_descriptor_survives_the_round_trip_through_plugin_info() {
         let d = sample();
         assert_eq!(PluginDesc::from(&PluginInfo::from(&d)), d);
+    }
+
+    #[test]
+    fn the_sign_in_command_follows_the_flow() {
+        let mut d = sample().providers.remove(0);
+        assert_eq!(d.login_command(), "hermes auth add demo");
+        assert_eq!(d.main_login_name(), "oauth");
+        d.flow = "api_key".into();
+        assert_eq!(
+            d.login_command(),
+            "hermes auth add demo --api-key-stdin < key.txt"
+        );
+        assert_eq!(d.main_login_name(), "api-key");
     }
 
     #[test]

@@ -149,6 +149,7 @@ impl PluginSet {
                 desc: entry.provider.clone(),
                 plugin_id: entry.plugin_id.clone(),
                 handle,
+                policy: crate::services::Policy::of(&entry.provider),
             }),
             RResult::RErr(e) => Err(Error::msg(format!(
                 "plugin {} could not open provider {}: {}",
@@ -208,7 +209,12 @@ pub fn open_entry_with(
     let services =
         crate::services::ProviderServices::new(&entry.provider, env, values, out.clone())
             .with_clock(clock);
-    Ok(std::sync::Arc::new(set.open(entry, services.into_box())?))
+    // The host's own requests (chat) follow the same rules as the plugin's, configured base
+    // URLs included.
+    let policy = services.policy().clone();
+    let mut provider = set.open(entry, services.into_box())?;
+    provider.policy = policy;
+    Ok(std::sync::Arc::new(provider))
 }
 
 /// A provider's live capabilities.
@@ -219,6 +225,9 @@ pub struct Provider {
     pub plugin_id: String,
     /// The capability objects.
     pub handle: ProviderHandle,
+    /// The rules its requests are held to (its allow-list plus the hosts of base URLs the
+    /// user configured).
+    pub policy: crate::services::Policy,
 }
 
 fn load_record(home: &Path, record: Record) -> Installed {

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::completions;
 use super::net::{ConnHandle, ScriptedStream, Step};
 use super::state::{Region, Shared};
 use super::{control, messages, oauth, Fault};
@@ -212,6 +213,14 @@ async fn route(shared: &Shared, req: &Req, conn: &ConnHandle, note: &mut String)
                 messages::handle(shared, req, note)
             } else {
                 method_not_allowed("POST")
+            }
+        }
+        "/v1/chat/completions" => post_only(completions::handle, note),
+        "/v1/models" => {
+            if req.method == Method::GET {
+                completions::models(shared, req, note)
+            } else {
+                method_not_allowed("GET")
             }
         }
         "/" | "/healthz" => json_response(

@@ -219,6 +219,21 @@ pub(crate) fn handle(shared: &Shared, req: &Req, note: &mut String) -> Response 
         })
     };
 
+    let presented = bearer.or(api_key).unwrap_or("").to_string();
+    let outcome = match (outcome, state.config.inference_error_status) {
+        (Ok(_), Some(status)) => {
+            let message = if state.config.echo_token_in_errors {
+                format!("request refused for token {presented}")
+            } else {
+                "request refused".to_string()
+            };
+            Err((
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                error_body("api_error", &message),
+            ))
+        }
+        (other, _) => other,
+    };
     let response = match outcome {
         Err((status, body)) => json_response(status, body),
         Ok(parsed) => {
@@ -239,8 +254,10 @@ pub(crate) fn handle(shared: &Shared, req: &Req, note: &mut String) -> Response 
                 input_tokens: tokens_for(parsed.input_chars),
             };
             if parsed.stream {
+                let echoed = config.echo_token_in_errors.then_some(presented.as_str());
                 stream_response(
                     &reply,
+                    echoed,
                     config.stream_error_after_chunks,
                     Duration::from_millis(config.stream_event_delay_ms),
                 )
@@ -301,7 +318,12 @@ fn sse(event: &str, data: &Value) -> Step {
     Step::Data(Bytes::from(format!("event: {event}\ndata: {data}\n\n")))
 }
 
-fn stream_response(reply: &Reply, error_after: Option<u32>, delay: Duration) -> Response {
+fn stream_response(
+    reply: &Reply,
+    echoed: Option<&str>,
+    error_after: Option<u32>,
+    delay: Duration,
+) -> Response {
     let mut events = vec![
         sse(
             "message_start",
@@ -328,7 +350,10 @@ fn stream_response(reply: &Reply, error_after: Option<u32>, delay: Duration) -> 
     if error_after.is_some() {
         events.push(sse(
             "error",
-            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            &json!({"type": "error", "error": {"type": "overloaded_error", "message": match echoed {
+                Some(t) => format!("Overloaded (token {t})"),
+                None => "Overloaded".to_string(),
+            }}}),
         ));
     } else {
         events.push(sse(

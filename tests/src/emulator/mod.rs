@@ -26,10 +26,19 @@
 //! | `POST /_emulator/fault` | `{"path":"/oauth2/token","fault":"500"\|"429"\|"malformed"\|"drop"\|"slow_ms:1500"\|"truncated","count":1}` |
 //! | `POST /_emulator/expire-access-tokens` | every access token issued so far answers 401 |
 //! | `POST /_emulator/issue-tokens` | `{"region"?,"access_ttl_ms"?}` → `{"access_token","refresh_token","region"}` |
-//! | `POST /_emulator/api-keys` | `{"key":"..."}`: accept it as `x-api-key` |
+//! | `POST /_emulator/api-keys` | `{"key":"..."}`: accept it as `x-api-key` (and as a Bearer key on `/v1/*`) |
+//!
+//! # OpenAI-compatible routes
+//!
+//! `GET /v1/models` and `POST /v1/chat/completions` (base URL `http://127.0.0.1:PORT/v1`) speak
+//! the OpenAI chat completions API, JSON and data-only SSE with a usage chunk and `[DONE]`.
+//! They accept `Authorization: Bearer` with an API key added with `api-keys` or an access token
+//! the portal issued (so an OAuth provider on `chat_completions` sees 401, refreshes and
+//! retries), and any model name.
 //!
 //! Faults and control requests never interact: a fault never applies to a `/_emulator/` path.
 
+mod completions;
 mod control;
 mod http;
 mod messages;
@@ -125,6 +134,12 @@ pub struct EmulatorConfig {
     pub stream_error_after_chunks: Option<u32>,
     /// Pause between SSE events, in milliseconds, so clients see a stream arrive in pieces.
     pub stream_event_delay_ms: u64,
+    /// Answer every authorised inference request (`/anthropic/v1/messages`,
+    /// `/v1/chat/completions`) with this status and an error body in the route's dialect.
+    pub inference_error_status: Option<u16>,
+    /// Put the presented token into error bodies and streamed error events, as careless
+    /// servers do ("invalid key sk-…"), to show that clients do not print it.
+    pub echo_token_in_errors: bool,
     /// Log one line per request to stderr (tokens masked).
     pub log_requests: bool,
     /// Added to the wall clock for every expiry decision and every `expired_in` sent, so a
@@ -149,6 +164,8 @@ impl Default for EmulatorConfig {
             resource_url: None,
             stream_error_after_chunks: None,
             stream_event_delay_ms: 0,
+            inference_error_status: None,
+            echo_token_in_errors: false,
             log_requests: false,
             clock_offset_ms: 0,
         }
@@ -263,6 +280,16 @@ counter_set! {
         messages_streamed,
         /// SSE streams ended by `stream_error_after_chunks`.
         stream_errors,
+        /// Requests to `/v1/models` (valid or not).
+        models_requests,
+        /// Requests to `/v1/chat/completions` (valid or not).
+        completions_requests,
+        /// Chat completions answered (JSON or stream).
+        completions_ok,
+        /// Chat completions answered 401.
+        completions_unauthorized,
+        /// Chat completions answered as SSE.
+        completions_streamed,
         /// Requests answered by an injected fault.
         faults_injected,
     }
@@ -397,6 +424,11 @@ impl Emulator {
     /// The global inference base, `http://127.0.0.1:PORT/anthropic`.
     pub fn inference_url(&self) -> String {
         format!("http://{}/anthropic", self.addr)
+    }
+
+    /// The OpenAI-compatible base, `http://127.0.0.1:PORT/v1`.
+    pub fn openai_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
     }
 
     /// The cn inference base, `http://127.0.0.1:PORT/cn/anthropic`.

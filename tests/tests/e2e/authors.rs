@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::support::{bin_dir, lib, Home, Run};
+use crate::support::{bin_dir, lib, Emulator, EmulatorConfig, Home, Run};
 
 /// The target directory generated plugins build in: one shared directory under `target/`, so
 /// that only the first build compiles the dependencies (abi_stable and friends, about a minute
@@ -52,6 +52,11 @@ fn crate_dir(name: &str) -> PathBuf {
 
 /// Generate plugin `name` with `flow` (afresh) and build it.
 fn generate_and_build(home: &Home, name: &str, flow: &str) -> PathBuf {
+    generate_and_build_for(home, name, flow, "anthropic_messages")
+}
+
+/// Generate plugin `name` with `flow` and inference API `api` (afresh) and build it.
+fn generate_and_build_for(home: &Home, name: &str, flow: &str, api: &str) -> PathBuf {
     let dir = crate_dir(name);
     let _ = std::fs::remove_dir_all(&dir);
     let r = home
@@ -61,13 +66,16 @@ fn generate_and_build(home: &Home, name: &str, flow: &str) -> PathBuf {
             name,
             "--flow",
             flow,
+            "--api",
+            api,
             "--path",
             dir.to_str().unwrap(),
         ])
         .ok();
     assert!(
-        r.stdout
-            .contains(&format!("created plugin {name} ({flow} sign-in)")),
+        r.stdout.contains(&format!(
+            "created plugin {name} ({flow} sign-in, {api} API)"
+        )),
         "{}",
         r.stdout
     );
@@ -83,6 +91,10 @@ fn generate_and_build(home: &Home, name: &str, flow: &str) -> PathBuf {
     assert!(
         cargo_toml.contains("\n[workspace]\n"),
         "outside a workspace it builds on its own:\n{cargo_toml}"
+    );
+    assert!(
+        cargo_toml.contains("[profile.release]\npanic = \"unwind\"\nstrip = true\n"),
+        "the panic guard needs unwinding:\n{cargo_toml}"
     );
     assert!(
         cargo_toml.contains(&format!(
@@ -170,6 +182,64 @@ fn a_generated_plugin_builds_passes_its_tests_and_the_checks_and_installs() {
     assert!(r.stdout.contains("Signed in to Acme Gen"), "{}", r.stdout);
     assert!(!r.all().contains(key));
     home.run(&["doctor", "--provider", "acme-gen"]).ok();
+}
+
+#[test]
+fn a_generated_chat_completions_plugin_chats_with_the_emulator_without_host_edits() {
+    let emu = Emulator::start(EmulatorConfig::default());
+    let key = "sk-acme-chat-0123456789abcdef";
+    emu.add_api_key(key);
+    let mut home = Home::new();
+    let so = generate_and_build_for(&home, "acme-chat", "api_key", "chat_completions");
+    let (test, _) = cargo(&crate_dir("acme-chat"), &["test"]);
+    assert_eq!(
+        test.code, 0,
+        "cargo test of the generated plugin failed:\n{}\n{}",
+        test.stdout, test.stderr
+    );
+    assert!(
+        test.stdout
+            .contains("describes_one_provider_with_the_chat_completions_api ... ok"),
+        "{}",
+        test.stdout
+    );
+    let check = home.run(&["plugins", "check", so.to_str().unwrap()]).ok();
+    assert!(!check.stdout.contains("cannot chat in"), "{}", check.stdout);
+    home.run(&["plugins", "install", so.to_str().unwrap()]).ok();
+    // The template's override variable points it at the emulator's OpenAI-compatible API.
+    home.set_env("ACME_CHAT_BASE_URL", &emu.openai_url());
+    home.run_stdin(
+        &["auth", "add", "acme-chat", "--api-key-stdin"],
+        &format!("{key}\n"),
+    )
+    .ok();
+    let r = home
+        .run(&[
+            "chat",
+            "--provider",
+            "acme-chat",
+            "-q",
+            "hello from a third party",
+        ])
+        .ok();
+    assert_eq!(
+        r.stdout,
+        "Hello from the MiniMax emulator. You said: hello from a third party\n"
+    );
+    let j = home
+        .run(&["chat", "--provider", "acme-chat", "-q", "json", "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["text"], "Hello from the MiniMax emulator. You said: json");
+    let c = emu.counters();
+    assert_eq!(
+        (
+            c.completions_ok,
+            c.completions_streamed,
+            c.messages_requests
+        ),
+        (2, 1, 0)
+    );
 }
 
 #[test]

@@ -426,6 +426,8 @@ fn regress_long_session_refreshes_per_request() {
                 role: "user".into(),
                 content: format!("request {i}"),
             }],
+            temperature: None,
+            stop: Vec::new(),
             stream: i % 2 == 0,
         };
         let reply = client

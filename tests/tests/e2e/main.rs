@@ -11,6 +11,7 @@ mod auth;
 mod authors;
 mod chat;
 mod dashboard;
+mod dialects;
 mod getting_started;
 mod plugins;
 mod race;

@@ -47,6 +47,60 @@ impl Flow {
     }
 }
 
+/// The inference API a new plugin speaks (its `api_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Api {
+    /// Anthropic Messages: the host appends `/v1/messages` to the base URL.
+    AnthropicMessages,
+    /// OpenAI chat completions: the host appends `/chat/completions` to the base URL (which
+    /// ends in `/v1` by convention); the key or token is sent as Bearer.
+    ChatCompletions,
+}
+
+impl Api {
+    /// The api mode's name in the descriptor.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::AnthropicMessages => hermes_plugin_api::api_mode::ANTHROPIC_MESSAGES,
+            Api::ChatCompletions => hermes_plugin_api::api_mode::CHAT_COMPLETIONS,
+        }
+    }
+}
+
+/// What turns the templates (written for Anthropic Messages) into a chat completions plugin.
+/// Every pair applies to at least one template; a test keeps it so.
+const CHAT_COMPLETIONS_EDITS: &[(&str, &str)] = &[
+    ("api_mode::ANTHROPIC_MESSAGES", "api_mode::CHAT_COMPLETIONS"),
+    ("auth_scheme::X_API_KEY", "auth_scheme::BEARER"),
+    (
+        "`x-api-key` on every inference request",
+        "`Authorization: Bearer` on every inference request",
+    ),
+    (
+        "example-provider.example/anthropic\"",
+        "example-provider.example/v1\"",
+    ),
+    (
+        "(the Anthropic Messages API lives under it)",
+        "(the host appends `/chat/completions` to it)",
+    ),
+    (
+        "fn describes_one_provider_with_the_anthropic_messages_api",
+        "fn describes_one_provider_with_the_chat_completions_api",
+    ),
+];
+
+/// `template` for `api`.
+pub fn for_api(template: &str, api: Api) -> String {
+    match api {
+        Api::AnthropicMessages => template.to_string(),
+        Api::ChatCompletions => CHAT_COMPLETIONS_EDITS
+            .iter()
+            .fold(template.to_string(), |t, (from, to)| t.replace(from, to)),
+    }
+}
+
 /// Where `hermes-plugin-api` comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApiSource {
@@ -63,6 +117,8 @@ pub struct Spec {
     pub name: String,
     /// Starting flow.
     pub flow: Flow,
+    /// The inference API.
+    pub api_mode: Api,
     /// The crate directory (created; must not exist or be empty).
     pub dir: PathBuf,
     /// Where `hermes-plugin-api` comes from.
@@ -244,7 +300,12 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
         .replace(
             "{{workspace}}",
             if standalone {
-                "\n# Not part of another workspace: the crate builds on its own.\n[workspace]\n"
+                // Profiles count only in a workspace's root; inside another workspace its own
+                // release profile applies.
+                "\n# The SDK's panic guard turns a panic into an error at the boundary: it needs\n\
+                 # unwinding. Stripped symbols keep the library small.\n\
+                 [profile.release]\npanic = \"unwind\"\nstrip = true\n\n\
+                 # Not part of another workspace: the crate builds on its own.\n[workspace]\n"
             } else {
                 ""
             },
@@ -255,6 +316,7 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
     };
     let readme = README
         .replace("{{flow}}", spec.flow.name())
+        .replace("{{api_mode}}", spec.api_mode.name())
         .replace("{{login_command}}", &login);
     let lib = match spec.flow {
         Flow::ApiKey => API_KEY_LIB,
@@ -262,10 +324,13 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
     };
     Ok(vec![
         (PathBuf::from("Cargo.toml"), rename(&cargo, name)),
-        (PathBuf::from("src/lib.rs"), rename(lib, name)),
+        (
+            PathBuf::from("src/lib.rs"),
+            rename(&for_api(lib, spec.api_mode), name),
+        ),
         (
             PathBuf::from("tests/conformance.rs"),
-            rename(CONFORMANCE_TEST, name),
+            rename(&for_api(CONFORMANCE_TEST, spec.api_mode), name),
         ),
         (PathBuf::from("README.md"), rename(&readme, name)),
         (PathBuf::from(".gitignore"), GITIGNORE.to_string()),
@@ -393,6 +458,7 @@ mod tests {
         let spec = Spec {
             name: "acme".into(),
             flow: Flow::DeviceCode,
+            api_mode: Api::AnthropicMessages,
             dir: dir.path().join("acme"),
             api: ApiSource::Registry,
         };
@@ -407,6 +473,10 @@ mod tests {
         assert!(cargo.contains("features = [\"testkit\"]"), "{cargo}");
         assert!(cargo.contains("serde_json = \"1\""), "{cargo}");
         assert!(cargo.trim_end().ends_with("[workspace]"), "{cargo}");
+        assert!(
+            cargo.contains("[profile.release]\npanic = \"unwind\"\nstrip = true\n"),
+            "{cargo}"
+        );
         let lib = std::fs::read_to_string(g.dir.join("src/lib.rs")).unwrap();
         assert!(lib.contains("hermes_plugin_api::export_plugin!(Acme);"));
         assert!(lib.contains("\"ACME_PORTAL_URL\""));
@@ -430,6 +500,7 @@ mod tests {
         let spec = Spec {
             name: "acme".into(),
             flow: Flow::ApiKey,
+            api_mode: Api::AnthropicMessages,
             dir: root.path().join("plugins/acme"),
             api: ApiSource::Path(root.path().join("plugin-api")),
         };
@@ -444,6 +515,39 @@ mod tests {
             "{cargo}"
         );
         assert!(!cargo.contains("[workspace]"), "{cargo}");
+        assert!(
+            !cargo.contains("[profile"),
+            "a member's profile would be ignored: {cargo}"
+        );
+    }
+
+    #[test]
+    fn a_chat_completions_plugin_speaks_it_everywhere() {
+        for (from, _) in CHAT_COMPLETIONS_EDITS {
+            assert!(
+                [API_KEY_LIB, DEVICE_CODE_LIB, CONFORMANCE_TEST]
+                    .iter()
+                    .any(|t| t.contains(from)),
+                "{from:?} is in no template any more"
+            );
+        }
+        for t in [API_KEY_LIB, DEVICE_CODE_LIB, CONFORMANCE_TEST] {
+            let out = for_api(t, Api::ChatCompletions);
+            for gone in [
+                "ANTHROPIC",
+                "X_API_KEY",
+                "x-api-key",
+                "/anthropic",
+                "anthropic_messages",
+            ] {
+                assert!(!out.contains(gone), "{gone:?} left in:\n{out}");
+            }
+            assert!(out.contains("CHAT_COMPLETIONS"), "{out}");
+            assert_eq!(for_api(t, Api::AnthropicMessages), t);
+        }
+        assert!(for_api(API_KEY_LIB, Api::ChatCompletions).contains("auth_scheme::BEARER"));
+        assert!(for_api(API_KEY_LIB, Api::ChatCompletions)
+            .contains("\"https://api.example-provider.example/v1\""));
     }
 
     #[test]

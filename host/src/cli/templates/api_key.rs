@@ -14,8 +14,12 @@ use hermes_plugin_api::sdk::{
 pub const PROVIDER_ID: &str = "example-provider";
 /// Where inference requests go (the Anthropic Messages API lives under it).
 pub const BASE_URL: &str = "https://api.example-provider.example/anthropic";
-/// The hosts the plugin may reach; the host refuses every other.
+/// The hosts the plugin may reach; the host refuses every other (and admits the host of a
+/// base URL the user sets through the override below).
 pub const ALLOWED_HOSTS: &[&str] = &["api.example-provider.example"];
+/// Env var (declared below) pointing inference elsewhere, e.g. at a local server; also
+/// `providers.example-provider.inference_base_url` in config.yaml.
+pub const BASE_URL_OVERRIDE: &str = "EXAMPLE_PROVIDER_BASE_URL";
 /// The command that fixes a missing or rejected key.
 pub const SIGN_IN: &str = "hermes auth add example-provider --api-key-stdin";
 
@@ -41,6 +45,10 @@ impl Plugin for ExampleProvider {
             max_output: 8_192,
         });
         p.allowed_hosts = ALLOWED_HOSTS.iter().map(|h| RString::from(*h)).collect();
+        p.url_overrides.push(UrlOverride {
+            env: BASE_URL_OVERRIDE.into(),
+            target: "inference".into(),
+        });
         PluginInfo::new(
             PROVIDER_ID,
             env!("CARGO_PKG_VERSION"),
@@ -70,6 +78,17 @@ impl Plugin for ExampleProvider {
 #[derive(Clone)]
 pub struct Provider {
     host: Host,
+}
+
+impl Provider {
+    /// The inference base URL: the override when set, else the provider's.
+    fn base_url(&self) -> String {
+        self.host
+            .config(BASE_URL_OVERRIDE)
+            .unwrap_or_else(|| BASE_URL.to_string())
+            .trim_end_matches('/')
+            .to_string()
+    }
 }
 
 impl AuthFlowImpl for Provider {
@@ -119,7 +138,7 @@ impl RuntimeImpl for Provider {
             ));
         }
         Ok(Runtime {
-            base_url: BASE_URL.into(),
+            base_url: self.base_url().into(),
             auth_scheme: auth_scheme::X_API_KEY,
             secret: cred.access_token.clone(),
             extra_headers: RVec::new(),
