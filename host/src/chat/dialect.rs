@@ -98,6 +98,15 @@ pub enum StreamEvent {
     Stop(StopReason),
     /// Token counts (a later one replaces the non-zero fields of an earlier one).
     Usage(Usage),
+    /// The stop reason and the final token counts together, as a gateway writes them for its
+    /// client once the provider's stream has said both (readers report them apart, as
+    /// [`StreamEvent::Stop`] and [`StreamEvent::Usage`]).
+    Finish {
+        /// Why it stopped, if the provider said.
+        stop: Option<StopReason>,
+        /// The final counts.
+        usage: Usage,
+    },
     /// The answer is complete.
     Done,
     /// The provider reported an error inside the stream (raw message).
@@ -369,6 +378,12 @@ impl Dialect for AnthropicMessages {
                 "message_delta",
                 &json!({"type": "message_delta", "delta": {}, "usage": {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}}),
             ),
+            StreamEvent::Finish { stop, usage } => sse_named(
+                "message_delta",
+                &json!({"type": "message_delta",
+                        "delta": {"stop_reason": stop.as_ref().map(StopReason::as_str), "stop_sequence": null},
+                        "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
+            ),
             StreamEvent::Done => {
                 let mut s = sse_named(
                     "content_block_stop",
@@ -576,6 +591,14 @@ impl Dialect for ChatCompletions {
                 "usage": {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
                           "total_tokens": u.input_tokens + u.output_tokens},
             })),
+            StreamEvent::Finish { stop, usage } => {
+                let mut s = match stop {
+                    Some(r) => self.write_stream_event(&StreamEvent::Stop(r.clone())),
+                    None => String::new(),
+                };
+                s.push_str(&self.write_stream_event(&StreamEvent::Usage(*usage)));
+                s
+            }
             StreamEvent::Done => "data: [DONE]\n\n".into(),
             StreamEvent::Error(m) => {
                 sse_data(&json!({"error": {"message": m, "type": "api_error", "code": null}}))

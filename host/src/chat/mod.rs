@@ -353,6 +353,17 @@ impl ChatClient {
                                 reply.usage.output_tokens = u.output_tokens;
                             }
                         }
+                        StreamEvent::Finish { stop, usage } => {
+                            if let Some(r) = stop {
+                                reply.stop_reason = Some(text::line(r.as_str(), 64));
+                            }
+                            if usage.input_tokens > 0 {
+                                reply.usage.input_tokens = usage.input_tokens;
+                            }
+                            if usage.output_tokens > 0 {
+                                reply.usage.output_tokens = usage.output_tokens;
+                            }
+                        }
                         StreamEvent::Done => return Ok(reply),
                         StreamEvent::Error(m) => {
                             return Err(Error::msg(format!(

@@ -23,6 +23,7 @@
 
 pub mod key;
 mod relay;
+mod translate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -66,6 +67,22 @@ impl Wire {
         match self {
             Wire::Anthropic => hermes_plugin_api::api_mode::ANTHROPIC_MESSAGES,
             Wire::OpenAi => hermes_plugin_api::api_mode::CHAT_COMPLETIONS,
+        }
+    }
+
+    /// Its dialect.
+    pub fn dialect(self) -> &'static dyn crate::chat::dialect::Dialect {
+        match self {
+            Wire::Anthropic => &crate::chat::dialect::AnthropicMessages,
+            Wire::OpenAi => &crate::chat::dialect::ChatCompletions,
+        }
+    }
+
+    /// The prefix of the request headers a provider of this family may receive from a client.
+    fn header_family(self) -> &'static str {
+        match self {
+            Wire::Anthropic => "anthropic-",
+            Wire::OpenAi => "openai-",
         }
     }
 

@@ -10,10 +10,13 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::{route, Gw, Target, Wire};
+use super::{route, translate, Gw, Target, Wire};
 use crate::auth::{Resolved, TokenSource};
 use crate::output::Output;
 use crate::services::{Net, Policy, ERROR_BODY_CAP};
+
+/// Largest whole answer translated between dialects.
+const REPLY_CAP: usize = 8 * 1024 * 1024;
 
 /// Longest wait for the provider's next bytes (headers or a chunk of the answer).
 const IDLE: Duration = Duration::from_secs(300);
@@ -152,24 +155,30 @@ async fn forward(gw: Arc<Gw>, wire: Wire, headers: HeaderMap, body: Bytes) -> Re
             )
         }
     };
-    if provider_wire != wire {
-        return fail(
-            &mut access,
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "{} speaks the {} API; call it through {}",
-                target.entry.provider.display_name,
-                provider_wire.api_mode(),
-                match provider_wire {
-                    Wire::Anthropic => "POST /v1/messages",
-                    Wire::OpenAi => "POST /v1/chat/completions",
-                }
-            ),
-        );
-    }
-    request["model"] = json!(target.model);
-    let upstream_body = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
-
+    let upstream_body = if provider_wire == wire {
+        // Same API: the request goes as it came, with the provider's name for the model.
+        request["model"] = json!(target.model);
+        Bytes::from(serde_json::to_vec(&request).unwrap_or_default())
+    } else {
+        if let Some(feature) = translate::untranslatable(wire.dialect(), &request) {
+            return fail(
+                &mut access,
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "{} speaks the {} API and hermes cannot carry {feature} across to it; call a provider that speaks {} for this request",
+                    target.entry.provider.display_name,
+                    provider_wire.api_mode(),
+                    wire.api_mode()
+                ),
+            );
+        }
+        let mut neutral = match wire.dialect().parse_request(&body) {
+            Ok(r) => r,
+            Err(m) => return fail(&mut access, StatusCode::BAD_REQUEST, &m),
+        };
+        neutral.model = target.model.clone();
+        Bytes::from(provider_wire.dialect().request_body(&neutral).to_string())
+    };
     let mut token = match resolve(&source, None).await {
         Ok(t) => t,
         Err((status, message)) => return fail(&mut access, status, &message),
@@ -178,7 +187,7 @@ async fn forward(gw: Arc<Gw>, wire: Wire, headers: HeaderMap, body: Bytes) -> Re
     loop {
         match send(
             &target,
-            wire,
+            provider_wire,
             &headers,
             &token,
             upstream_body.clone(),
@@ -194,7 +203,19 @@ async fn forward(gw: Arc<Gw>, wire: Wire, headers: HeaderMap, body: Bytes) -> Re
                     Err((status, message)) => return fail(&mut access, status, &message),
                 };
             }
-            Ok(resp) => return relay(resp, &token, access),
+            Ok(resp) if provider_wire == wire => return relay(resp, &token, access),
+            Ok(resp) => {
+                return relay_translated(
+                    resp,
+                    &token,
+                    access,
+                    provider_wire,
+                    wire,
+                    &target.model,
+                    stream,
+                )
+                .await
+            }
             Err(message) => return fail(&mut access, StatusCode::BAD_GATEWAY, &message),
         }
     }
@@ -243,8 +264,8 @@ fn one_line(e: &crate::Error) -> String {
     }
 }
 
-/// Request headers passed through to the provider; everything else (the client's key above all)
-/// stays here.
+/// Request headers passed through to a provider of the same family; everything else (the
+/// client's key above all) stays here.
 const PASSED: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
 
 async fn send(
@@ -255,11 +276,7 @@ async fn send(
     body: Bytes,
     stream: bool,
 ) -> std::result::Result<reqwest::Response, String> {
-    let base = token.base_url.trim_end_matches('/');
-    let url = match wire {
-        Wire::Anthropic => format!("{base}/v1/messages"),
-        Wire::OpenAi => format!("{base}/chat/completions"),
-    };
+    let url = wire.dialect().url(&token.base_url);
     let url = reqwest::Url::parse(&url)
         .map_err(|e| format!("the provider URL {url:?} is not valid: {e}"))?;
     let d = &target.entry.provider;
@@ -285,7 +302,10 @@ async fn send(
                 "application/json"
             },
         );
-    for h in PASSED {
+    for h in PASSED
+        .iter()
+        .filter(|h| h.starts_with(wire.header_family()))
+    {
         if let Some(v) = client_headers.get(*h) {
             rb = rb.header(*h, v.clone());
         }
@@ -383,5 +403,109 @@ fn relay(resp: reqwest::Response, token: &Resolved, mut access: Access) -> Respo
     let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
+    out
+}
+
+/// Read at most `cap` bytes of an answer.
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    loop {
+        match tokio::time::timeout(IDLE, resp.chunk()).await {
+            Ok(Ok(Some(c))) => {
+                if buf.len() + c.len() > cap {
+                    return Err(format!("the provider's answer is larger than {cap} bytes"));
+                }
+                buf.extend_from_slice(&c);
+            }
+            Ok(Ok(None)) => return Ok(buf),
+            Ok(Err(_)) => return Err("the provider's answer broke off".into()),
+            Err(_) => return Err("the provider stalled".into()),
+        }
+    }
+}
+
+/// The provider's answer in its dialect, to a client that speaks the other one.
+async fn relay_translated(
+    mut resp: reqwest::Response,
+    token: &Resolved,
+    mut access: Access,
+    provider: Wire,
+    client: Wire,
+    model: &str,
+    stream: bool,
+) -> Response {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    access.status = status.as_u16();
+    let secret = token.token.expose().to_string();
+    let redact = move |s: &str| crate::secret::redact(s, &[&secret]);
+    if status.as_u16() >= 400 || !stream {
+        let cap = if status.as_u16() >= 400 {
+            ERROR_BODY_CAP
+        } else {
+            REPLY_CAP
+        };
+        let bytes = match read_capped(&mut resp, cap).await {
+            Ok(b) => b,
+            Err(m) => {
+                access.status = 502;
+                return client.error(StatusCode::BAD_GATEWAY, &m);
+            }
+        };
+        if status.as_u16() >= 400 {
+            let m = crate::chat::dialect::error_text(provider.dialect(), &bytes);
+            return client.error(status, &crate::text::line(&redact(&m), 2000));
+        }
+        let value = match translate::answer(provider.dialect(), client.dialect(), &bytes) {
+            Ok(v) => v,
+            Err(m) => {
+                access.status = 502;
+                return client.error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the answer for {model} could not be read: {}", redact(&m)),
+                );
+            }
+        };
+        let text = value.to_string();
+        record_bytes(access, text.len());
+        let mut r = Response::new(Body::from(text));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return r;
+    }
+    let translator = translate::Stream::new(provider.dialect(), client.dialect(), model);
+    let body = Body::from_stream(futures_util::stream::unfold(
+        (Some(resp), translator, access, redact),
+        |(resp, mut t, mut access, redact)| async move {
+            let mut resp = resp?;
+            loop {
+                let out = match tokio::time::timeout(IDLE, resp.chunk()).await {
+                    Ok(Ok(Some(chunk))) => t.push(&chunk, &redact),
+                    Ok(Ok(None)) => t.finish(&redact),
+                    Ok(Err(_)) | Err(_) => t.finish(&redact),
+                };
+                let last = t.done();
+                if out.is_empty() && !last {
+                    continue;
+                }
+                access.bytes += out.len() as u64;
+                let next = if last { None } else { Some(resp) };
+                return Some((
+                    Ok::<_, std::io::Error>(Bytes::from(out)),
+                    (next, t, access, redact),
+                ));
+            }
+        },
+    ));
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    out.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     out
 }

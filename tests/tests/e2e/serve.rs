@@ -412,3 +412,69 @@ fn the_key_is_made_once_private_and_stable_and_rotates_on_request() {
     );
     assert!(r.stdout.is_empty());
 }
+
+#[test]
+fn the_openai_sdk_reaches_a_messages_provider_through_translation() {
+    let (emu, home) = signed_in();
+    let gw = Gateway::start(&home, &[]);
+    let whole = gw.sdk("chat", &["MiniMax-M2.7", "no", "be brief"]);
+    assert_eq!(whole["text"], ANSWER, "{whole}");
+    assert_eq!(whole["stop"], "stop");
+    assert!(whole["usage"][1].as_u64().unwrap() > 0, "{whole}");
+    let streamed = gw.sdk("chat", &["minimax-oauth/MiniMax-M2.7", "stream"]);
+    assert_eq!(streamed["text"], ANSWER, "{streamed}");
+    assert_eq!(streamed["stop"], "stop");
+    assert!(streamed["usage"][1].as_u64().unwrap() > 0, "{streamed}");
+    // The provider was asked in its own dialect, at its own path.
+    let c = emu.counters();
+    let last = c.last_messages_request.clone().unwrap();
+    assert_eq!(last.path, "/anthropic/v1/messages");
+    assert_eq!(last.model.as_deref(), Some("MiniMax-M2.7"));
+    assert!(last.stream);
+    assert_eq!(c.messages_ok, 2);
+}
+
+#[test]
+fn both_sdks_reach_a_chat_completions_provider_as_is_and_through_translation() {
+    const KEY: &str = "sk-emulator-0123456789abcdef";
+    let emu = Emulator::start(EmulatorConfig::default());
+    emu.add_api_key(KEY);
+    let mut home = Home::new();
+    home.set_env("OPENAI_BASE_URL", &emu.openai_url());
+    home.run(&["plugins", "install", "openai-compatible"]).ok();
+    home.run_stdin(
+        &["auth", "add", "openai-compatible", "--api-key-stdin"],
+        &format!("{KEY}\n"),
+    )
+    .ok();
+    let gw = Gateway::start(&home, &["-v"]);
+    let model = "openai-compatible/any-model";
+    for (action, stream) in [
+        ("chat", "no"),
+        ("chat", "stream"),
+        ("messages", "no"),
+        ("messages", "stream"),
+    ] {
+        let r = gw.sdk(action, &[model, stream]);
+        assert_eq!(r["text"], ANSWER, "{action} {stream}: {r}");
+        let stop = if action == "chat" { "stop" } else { "end_turn" };
+        assert_eq!(r["stop"], stop, "{action} {stream}: {r}");
+    }
+    let log = gw.stderr();
+    assert!(log.contains("serve: POST /v1/messages model=openai-compatible/any-model provider=openai-compatible -> 200"), "{log}");
+    assert_no_secret(&log, &[KEY.to_string(), gw.key.clone()]);
+}
+
+#[test]
+fn a_feature_that_cannot_cross_dialects_is_a_400_naming_it() {
+    let (emu, home) = signed_in();
+    let gw = Gateway::start(&home, &[]);
+    let r = gw.sdk("chat-tools", &["MiniMax-M2.7"]);
+    assert_eq!(
+        (r["error"].as_str(), r["status"].as_u64()),
+        (Some("BadRequestError"), Some(400)),
+        "{r}"
+    );
+    assert!(r["message"].as_str().unwrap().contains("tool calls"), "{r}");
+    assert_eq!(emu.counters().messages_requests, 0);
+}

@@ -58,6 +58,13 @@ def chat(base, key, model, stream="no", system=None):
     }
 
 
+def chat_tools(base, key, model):
+    c = openai_client(base, key)
+    tools = [{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]
+    c.chat.completions.create(model=model, messages=[{"role": "user", "content": "time?"}], tools=tools)
+    return {"error": None}
+
+
 def models(base, key):
     return {
         "anthropic": [m.id for m in anthropic_client(base, key).models.list()],
@@ -86,6 +93,7 @@ def disconnect(base, key, model):
 ACTIONS = {
     "messages": messages,
     "chat": chat,
+    "chat-tools": chat_tools,
     "models": models,
     "concurrent-streams": concurrent_streams,
     "disconnect": disconnect,
