@@ -62,7 +62,7 @@ pub fn untranslatable(client: &dyn Dialect, request: &Value) -> Option<String> {
             .map(String::from),
         _ => Some("non-text".into()),
     };
-    if let Some(kind) = request.get("system").and_then(|s| text_only(s)) {
+    if let Some(kind) = request.get("system").and_then(&text_only) {
         return Some(format!("{kind} content in `system`"));
     }
     for (i, m) in request["messages"]
