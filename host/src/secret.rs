@@ -44,17 +44,101 @@ const MIN_REDACTED_LEN: usize = 8;
 /// here before it is printed or stored.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
+    for (form, masked) in forms(secrets) {
+        if out.contains(&form) {
+            out = out.replace(&form, &masked);
+        }
+    }
+    out
+}
+
+/// Each shape of each secret long enough to search for, with its masked form.
+fn forms(secrets: &[&str]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     for s in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
         let masked = mask(s);
         let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
         let json_escaped = s.replace('/', "\\/");
         for form in [s.to_string(), encoded, json_escaped] {
-            if out.contains(&form) {
-                out = out.replace(&form, &masked);
+            if !out.iter().any(|(f, _)| *f == form) {
+                out.push((form, masked.clone()));
             }
         }
     }
     out
+}
+
+/// [`redact`] for a byte stream cut anywhere (a relayed answer): a secret split across two
+/// chunks is still found. Only a chunk's end that could be the start of a secret is held back
+/// until the next chunk, so an answer that holds no secret flows through unchanged and undelayed.
+pub struct StreamRedactor {
+    forms: Vec<(Vec<u8>, Vec<u8>)>,
+    held: Vec<u8>,
+}
+
+impl StreamRedactor {
+    /// A redactor for `secrets`.
+    pub fn new(secrets: &[&str]) -> StreamRedactor {
+        StreamRedactor {
+            forms: forms(secrets)
+                .into_iter()
+                .map(|(f, m)| (f.into_bytes(), m.into_bytes()))
+                .collect(),
+            held: Vec::new(),
+        }
+    }
+
+    /// The bytes that may go out now.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.forms.is_empty() {
+            return chunk.to_vec();
+        }
+        let mut buf = std::mem::take(&mut self.held);
+        buf.extend_from_slice(chunk);
+        let mut out = self.replace(&buf);
+        let keep = self.partial_suffix(&out);
+        self.held = out.split_off(out.len() - keep);
+        out
+    }
+
+    /// What was held back, at the end of the stream.
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+
+    fn replace(&self, buf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(buf.len());
+        let mut i = 0;
+        'scan: while i < buf.len() {
+            for (form, masked) in &self.forms {
+                if buf[i..].starts_with(form) {
+                    out.extend_from_slice(masked);
+                    i += form.len();
+                    continue 'scan;
+                }
+            }
+            out.push(buf[i]);
+            i += 1;
+        }
+        out
+    }
+
+    /// The length of the longest end of `buf` that is the start of some secret form.
+    fn partial_suffix(&self, buf: &[u8]) -> usize {
+        let longest = self
+            .forms
+            .iter()
+            .map(|(f, _)| f.len() - 1)
+            .max()
+            .unwrap_or(0);
+        (1..=longest.min(buf.len()))
+            .rev()
+            .find(|&n| {
+                let tail = &buf[buf.len() - n..];
+                self.forms.iter().any(|(f, _)| f.starts_with(tail))
+            })
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +180,25 @@ mod tests {
             redact("rate limit", &["mm-at-0123456789", "short"]),
             "rate limit"
         );
+    }
+
+    #[test]
+    fn a_secret_split_across_chunks_is_still_masked_and_other_bytes_flow_undelayed() {
+        let tok = "mm-at-0123456789abcdef";
+        let text = format!("data: {{\"error\":\"bad {tok}\"}}\n\ndata: [DONE]\n\n");
+        for cut in 1..text.len() {
+            let mut r = StreamRedactor::new(&[tok]);
+            let mut out = r.push(&text.as_bytes()[..cut]);
+            out.extend(r.push(&text.as_bytes()[cut..]));
+            out.extend(r.finish());
+            let out = String::from_utf8(out).unwrap();
+            assert_eq!(out, redact(&text, &[tok]), "cut at {cut}");
+            assert!(!out.contains("0123456789"), "cut at {cut}: {out}");
+        }
+        // Nothing that could start a secret is held back.
+        let mut r = StreamRedactor::new(&[tok]);
+        assert_eq!(r.push(b"event: ping\n\n"), b"event: ping\n\n");
+        assert_eq!(r.push(b"xx mm-a"), b"xx ");
+        assert_eq!(r.finish(), b"mm-a");
     }
 }

@@ -203,7 +203,7 @@ async fn forward(gw: Arc<Gw>, wire: Wire, headers: HeaderMap, body: Bytes) -> Re
                     Err((status, message)) => return fail(&mut access, status, &message),
                 };
             }
-            Ok(resp) if provider_wire == wire => return relay(resp, &token, access),
+            Ok(resp) if provider_wire == wire => return relay(resp, &token, access).await,
             Ok(resp) => {
                 return relay_translated(
                     resp,
@@ -324,8 +324,7 @@ async fn send(
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and cookies are not passed back; `content-length` is,
-/// so a whole answer keeps its length (the body is relayed unchanged).
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and cookies are not passed back.
 fn passed_back(name: &HeaderName) -> bool {
     !matches!(
         name.as_str(),
@@ -346,9 +345,10 @@ fn record_bytes(mut access: Access, bytes: usize) {
     access.bytes = bytes as u64;
 }
 
-/// The provider's answer, to the client: an error body capped and with the token redacted; a
-/// success streamed through chunk by chunk as the client takes it.
-fn relay(resp: reqwest::Response, token: &Resolved, mut access: Access) -> Response {
+/// The provider's answer, to the client, as it came except for any echo of the provider's token
+/// (masked): an error body capped; a whole answer with its length corrected; a stream chunk by
+/// chunk as the client takes it.
+async fn relay(mut resp: reqwest::Response, token: &Resolved, mut access: Access) -> Response {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     access.status = status.as_u16();
     let mut headers = HeaderMap::new();
@@ -362,40 +362,56 @@ fn relay(resp: reqwest::Response, token: &Resolved, mut access: Access) -> Respo
             }
         }
     }
-    let body = if status.as_u16() >= 400 {
-        // Redaction may change the length.
-        headers.remove(header::CONTENT_LENGTH);
-        let secret = token.token.expose().to_string();
-        Body::from_stream(futures_util::stream::once(async move {
-            let mut resp = resp;
-            let mut buf = Vec::new();
-            while buf.len() < ERROR_BODY_CAP {
-                match tokio::time::timeout(IDLE, resp.chunk()).await {
-                    Ok(Ok(Some(c))) => buf.extend_from_slice(&c),
-                    _ => break,
-                }
+    let secret = token.token.expose().to_string();
+    let whole = resp.content_length().is_some_and(|n| n <= REPLY_CAP as u64);
+    let body = if status.as_u16() >= 400 || whole {
+        let cap = if status.as_u16() >= 400 {
+            ERROR_BODY_CAP
+        } else {
+            REPLY_CAP
+        };
+        let mut buf = Vec::new();
+        while buf.len() < cap {
+            match tokio::time::timeout(IDLE, resp.chunk()).await {
+                Ok(Ok(Some(c))) => buf.extend_from_slice(&c),
+                _ => break,
             }
-            buf.truncate(ERROR_BODY_CAP);
-            let text = String::from_utf8_lossy(&buf);
-            let redacted = Bytes::from(crate::secret::redact(&text, &[&secret]));
-            record_bytes(access, redacted.len());
-            Ok::<_, std::io::Error>(redacted)
-        }))
+        }
+        buf.truncate(cap);
+        let mut r = crate::secret::StreamRedactor::new(&[&secret]);
+        let mut out = r.push(&buf);
+        out.extend(r.finish());
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        record_bytes(access, out.len());
+        Body::from(out)
     } else {
+        headers.remove(header::CONTENT_LENGTH);
+        let redactor = crate::secret::StreamRedactor::new(&[&secret]);
         Body::from_stream(futures_util::stream::unfold(
-            (resp, access),
-            |(mut resp, mut access)| async move {
-                match tokio::time::timeout(IDLE, resp.chunk()).await {
-                    Ok(Ok(Some(chunk))) => {
-                        access.bytes += chunk.len() as u64;
-                        Some((Ok(chunk), (resp, access)))
+            (Some(resp), redactor, access),
+            |(resp, mut redactor, mut access)| async move {
+                let mut resp = resp?;
+                loop {
+                    let (out, more) = match tokio::time::timeout(IDLE, resp.chunk()).await {
+                        Ok(Ok(Some(chunk))) => (redactor.push(&chunk), true),
+                        Ok(Ok(None)) => (redactor.finish(), false),
+                        Ok(Err(e)) => {
+                            return Some((Err(std::io::Error::other(e)), (None, redactor, access)))
+                        }
+                        Err(_) => {
+                            let e = std::io::Error::other("the provider stalled");
+                            return Some((Err(e), (None, redactor, access)));
+                        }
+                    };
+                    if out.is_empty() && more {
+                        continue;
                     }
-                    Ok(Ok(None)) => None,
-                    Ok(Err(e)) => Some((Err(std::io::Error::other(e)), (resp, access))),
-                    Err(_) => Some((
-                        Err(std::io::Error::other("the provider stalled")),
-                        (resp, access),
-                    )),
+                    if out.is_empty() {
+                        return None;
+                    }
+                    access.bytes += out.len() as u64;
+                    let next = more.then_some(resp);
+                    return Some((Ok(Bytes::from(out)), (next, redactor, access)));
                 }
             },
         ))

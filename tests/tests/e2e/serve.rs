@@ -478,3 +478,34 @@ fn a_feature_that_cannot_cross_dialects_is_a_400_naming_it() {
     assert!(r["message"].as_str().unwrap().contains("tool calls"), "{r}");
     assert_eq!(emu.counters().messages_requests, 0);
 }
+
+#[test]
+fn a_provider_that_echoes_its_token_never_shows_it_to_the_client() {
+    let (emu, home) = signed_in();
+    let token = stored(&home)["access_token"].as_str().unwrap().to_string();
+    emu.set_config(|c| {
+        c.echo_token_in_errors = true;
+        c.inference_error_status = Some(400);
+    });
+    let gw = Gateway::start(&home, &[]);
+    // Relayed as is (Anthropic to Anthropic) and translated (OpenAI to Anthropic).
+    for action in ["messages", "chat"] {
+        let r = gw.sdk(action, &["MiniMax-M2.7"]);
+        assert_eq!(r["status"], 400, "{action}: {r}");
+        let m = r["message"].as_str().unwrap();
+        assert!(m.contains("request refused for token mm-"), "{action}: {m}");
+        assert_no_secret(m, &[token.clone()]);
+    }
+    // An error event inside a stream that is relayed byte for byte.
+    emu.set_config(|c| {
+        c.inference_error_status = None;
+        c.stream_error_after_chunks = Some(1);
+    });
+    for (action, stream) in [("messages", "stream"), ("chat", "stream")] {
+        let r = gw.sdk(action, &["MiniMax-M2.7", stream]);
+        let text = r.to_string();
+        assert!(r["error"].is_string(), "{action}: {r}");
+        assert!(text.contains("Overloaded"), "{action}: {text}");
+        assert_no_secret(&text, &[token.clone()]);
+    }
+}

@@ -105,4 +105,7 @@ if __name__ == "__main__":
         result = ACTIONS[action](*args)
     except (anthropic.APIStatusError, openai.APIStatusError) as e:
         result = {"error": type(e).__name__, "status": e.status_code, "message": str(e)}
+    except (anthropic.APIError, openai.APIError) as e:
+        # An error inside a stream: no status, the error event's body.
+        result = {"error": type(e).__name__, "status": None, "message": str(e), "body": repr(e.body)}
     print(json.dumps(result))
