@@ -13,4 +13,5 @@ mod chat;
 mod dashboard;
 mod plugins;
 mod race;
+mod refresh;
 mod security;
