@@ -497,6 +497,11 @@ impl Emulator {
         c
     }
 
+    /// When a refresh last rotated a token pair (the answer is made right after).
+    pub fn last_rotation(&self) -> Option<std::time::Instant> {
+        self.shared.lock().last_rotation
+    }
+
     /// Wait (at most `limit`) until no request is being handled; whether it got there.
     pub fn wait_idle(&self, limit: Duration) -> bool {
         let start = std::time::Instant::now();
