@@ -15,3 +15,4 @@ mod plugins;
 mod race;
 mod refresh;
 mod security;
+mod store;
