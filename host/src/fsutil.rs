@@ -183,7 +183,11 @@ impl FileLock {
             .map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("cannot open the lock file {}: {}", path.display(), describe_io(&e)),
+                    format!(
+                        "cannot open the lock file {}: {}",
+                        path.display(),
+                        describe_io(&e)
+                    ),
                 )
             })?;
         let start = Instant::now();
@@ -237,7 +241,9 @@ pub fn describe_io(e: &io::Error) -> String {
         Some(libc::EACCES) | Some(libc::EPERM) => {
             format!("{e} (the folder is not writable by this user)")
         }
-        Some(libc::ELOOP) => format!("{e} (it is a symbolic link, which hermes does not follow here)"),
+        Some(libc::ELOOP) => {
+            format!("{e} (it is a symbolic link, which hermes does not follow here)")
+        }
         Some(libc::ENOSPC) => format!("{e} (the disk is full)"),
         _ => e.to_string(),
     }

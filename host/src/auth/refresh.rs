@@ -259,9 +259,9 @@ impl TokenSource {
         // have replaced it meanwhile).
         let presented = entry.credential.refresh_token.to_string();
         let still_ours = |f: &super::store::AuthFile| {
-            f.entries(id).iter().any(|e| {
-                e.slot == entry.slot && e.credential.refresh_token.as_str() == presented
-            })
+            f.entries(id)
+                .iter()
+                .any(|e| e.slot == entry.slot && e.credential.refresh_token.as_str() == presented)
         };
         match answer {
             RResult::ROk(new) => {

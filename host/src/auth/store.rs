@@ -73,22 +73,20 @@ impl Store {
     /// a lock beside the target), so a store shared by a link stays shared.
     fn target(&self) -> Result<PathBuf> {
         match std::fs::symlink_metadata(&self.path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                std::fs::canonicalize(&self.path).map_err(|e| {
-                    let to = std::fs::read_link(&self.path)
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_else(|_| "?".into());
-                    Error::msg(format!(
-                        "{} is a symbolic link to {to}, which cannot be followed: {}",
-                        self.path.display(),
-                        fsutil::describe_io(&e)
-                    ))
-                    .with_help(format!(
-                        "restore the file it points to, or remove the link (rm {}) and sign in again",
-                        self.path.display()
-                    ))
-                })
-            }
+            Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(&self.path).map_err(|e| {
+                let to = std::fs::read_link(&self.path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                Error::msg(format!(
+                    "{} is a symbolic link to {to}, which cannot be followed: {}",
+                    self.path.display(),
+                    fsutil::describe_io(&e)
+                ))
+                .with_help(format!(
+                    "restore the file it points to, or remove the link (rm {}) and sign in again",
+                    self.path.display()
+                ))
+            }),
             _ => Ok(self.path.clone()),
         }
     }
@@ -102,16 +100,14 @@ impl Store {
                 return Err(Error::io(format!("cannot read {}", self.path.display()), e)
                     .with_help(format!("check the permissions of {}", self.path.display())))
             }
-            Err(e) => {
-                return Err(Error::msg(format!(
-                    "refusing to read {}: {e}",
-                    self.path.display()
-                ))
-                .with_help(format!(
-                    "move it away (mv {0} {0}.bak) and sign in again with `hermes auth add <provider>`",
-                    self.path.display()
-                )))
-            }
+            Err(e) => return Err(Error::msg(format!(
+                "refusing to read {}: {e}",
+                self.path.display()
+            ))
+            .with_help(format!(
+                "move it away (mv {0} {0}.bak) and sign in again with `hermes auth add <provider>`",
+                self.path.display()
+            ))),
         };
         AuthFile::parse(&bytes).map_err(|why| self.corrupt(&bytes, &why))
     }
@@ -140,11 +136,13 @@ impl Store {
 
     fn lock_error(&self, lock_path: &Path, e: std::io::Error) -> Error {
         if e.kind() == std::io::ErrorKind::TimedOut {
-            return Error::msg(format!("cannot lock the credential store: {e}")).with_help(format!(
+            return Error::msg(format!("cannot lock the credential store: {e}")).with_help(
+                format!(
                 "if no other hermes is running, a stuck process holds {}; find it with `fuser {}`",
                 lock_path.display(),
                 lock_path.display()
-            ));
+            ),
+            );
         }
         let dir = lock_path.parent().unwrap_or(Path::new("."));
         Error::msg(format!("cannot lock the credential store: {e}")).with_help(format!(
@@ -158,10 +156,7 @@ impl Store {
     pub fn lock(&self) -> Result<Locked<'_>> {
         self.home.ensure_home()?;
         let target = self.target()?;
-        let lock_path = target
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("auth.lock");
+        let lock_path = target.parent().unwrap_or(Path::new(".")).join("auth.lock");
         let lock = FileLock::acquire(&lock_path, self.home.lock_timeout)
             .map_err(|e| self.lock_error(&lock_path, e))?;
         let locked = Locked {
@@ -186,7 +181,13 @@ impl Store {
         let target = self.target()?;
         let safe: String = provider
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let lock_path = target
             .parent()

@@ -206,7 +206,9 @@ fn add(
         }
     }
     let deadline = match timeout {
-        Some(s) => now_ms().saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000)),
+        Some(s) => {
+            now_ms().saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
+        }
         None => challenge.expires_at_ms,
     };
     let spinner = ctx.out.animated().then(|| {

@@ -74,7 +74,11 @@ fn planted_temp_file_symlinks_are_never_followed() {
     }
     let before = stored(&home)["refresh_token"].clone();
     home.run(&["auth", "token", "minimax-oauth"]).ok();
-    assert_ne!(stored(&home)["refresh_token"], before, "the refresh was saved");
+    assert_ne!(
+        stored(&home)["refresh_token"],
+        before,
+        "the refresh was saved"
+    );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "not yours\n");
     assert_eq!(
         std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
@@ -135,11 +139,10 @@ fn a_symlinked_auth_json_is_written_through_to_its_target() {
     let target = shared.join("auth.json");
     std::fs::rename(home.path().join("auth.json"), &target).unwrap();
     std::os::unix::fs::symlink(&target, home.path().join("auth.json")).unwrap();
-    let before = serde_json::from_str::<serde_json::Value>(
-        &std::fs::read_to_string(&target).unwrap(),
-    )
-    .unwrap()["providers"]["minimax-oauth"]["refresh_token"]
-        .clone();
+    let before =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&target).unwrap())
+            .unwrap()["providers"]["minimax-oauth"]["refresh_token"]
+            .clone();
     let r = home.run(&["auth", "token", "minimax-oauth"]).ok();
     assert_eq!(emu.counters().refresh_success, 1);
     let link = home.path().join("auth.json");
@@ -153,7 +156,10 @@ fn a_symlinked_auth_json_is_written_through_to_its_target() {
     let t: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
     let s = &t["providers"]["minimax-oauth"];
-    assert_ne!(s["refresh_token"], before, "the target holds the rotated pair");
+    assert_ne!(
+        s["refresh_token"], before,
+        "the target holds the rotated pair"
+    );
     assert_eq!(s["access_token"].as_str().unwrap(), r.stdout.trim());
     assert_eq!(
         std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
@@ -168,15 +174,13 @@ fn a_symlinked_auth_json_is_written_through_to_its_target() {
     // A link to nothing is a clear error, and nothing is created in its place.
     std::fs::remove_file(&target).unwrap();
     let r = home.run(&["auth", "token", "minimax-oauth"]).code(1);
-    assert!(r.stderr.contains("not signed in") || r.stderr.contains("symbolic link"), "{}", r.stderr);
-    let r = home
-        .run(&["auth", "logout", "minimax-oauth"])
-        .code(1);
     assert!(
-        r.stderr.contains("is a symbolic link to"),
+        r.stderr.contains("not signed in") || r.stderr.contains("symbolic link"),
         "{}",
         r.stderr
     );
+    let r = home.run(&["auth", "logout", "minimax-oauth"]).code(1);
+    assert!(r.stderr.contains("is a symbolic link to"), "{}", r.stderr);
     assert!(!target.exists());
 }
 
@@ -222,7 +226,11 @@ fn auth_json_that_is_not_a_small_regular_file_is_refused() {
 #[test]
 fn auth_add_checks_the_store_before_asking_for_a_code() {
     let (emu, home) = minimax(approving());
-    std::fs::write(home.path().join("auth.json"), "{\"version\":1,\"providers\":{").unwrap();
+    std::fs::write(
+        home.path().join("auth.json"),
+        "{\"version\":1,\"providers\":{",
+    )
+    .unwrap();
     let r = home
         .run(&["auth", "add", "minimax-oauth", "--no-browser"])
         .code(1);
@@ -259,7 +267,11 @@ fn lock_errors_on_a_read_only_home_say_what_is_wrong() {
         r.stderr
     );
     assert!(!r.stderr.contains("stuck process"), "{}", r.stderr);
-    assert!(r.stderr.contains("help: hermes needs to write in"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("help: hermes needs to write in"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(home.read("auth.json"), before);
 }
 
@@ -343,7 +355,14 @@ fn huge_timeouts_do_not_wrap() {
     });
     for t in ["9223372036854775808", "18446744073709551615"] {
         let r = home
-            .run(&["auth", "add", "minimax-oauth", "--no-browser", "--timeout", t])
+            .run(&[
+                "auth",
+                "add",
+                "minimax-oauth",
+                "--no-browser",
+                "--timeout",
+                t,
+            ])
             .ok();
         assert!(r.stdout.contains("Signed in"), "{}", r.all());
     }
@@ -408,7 +427,11 @@ fn a_file_left_by_the_python_hermes_after_its_refresh_is_read_right() {
     )
     .unwrap();
     let st = home.run(&["auth", "status", "minimax-oauth"]).ok();
-    assert!(st.stdout.contains("valid 15 min") || st.stdout.contains("valid 14 min"), "{}", st.stdout);
+    assert!(
+        st.stdout.contains("valid 15 min") || st.stdout.contains("valid 14 min"),
+        "{}",
+        st.stdout
+    );
     let t = home.run(&["auth", "token", "minimax-oauth"]).ok();
     assert_eq!(t.stdout.trim(), at);
     assert_eq!(emu.counters().refresh_requests, 0, "a needless refresh");

@@ -169,7 +169,10 @@ fn a_200_that_is_not_a_success_is_transient() {
 fn markers_outside_a_400_or_401_or_outside_the_error_fields_are_transient() {
     for (status, body) in [
         (502, r#"{"message":"upstream returned invalid_grant"}"#),
-        (503, "<html><body>invalid_grant refresh_token_reused</body></html>"),
+        (
+            503,
+            "<html><body>invalid_grant refresh_token_reused</body></html>",
+        ),
         (500, r#"{"error":"invalid_grant"}"#),
         (403, r#"{"base_resp":{"status_msg":"invalid_grant"}}"#),
         (400, "invalid_refresh_token"),
