@@ -100,14 +100,16 @@ impl Store {
                 return Err(Error::io(format!("cannot read {}", self.path.display()), e)
                     .with_help(format!("check the permissions of {}", self.path.display())))
             }
-            Err(e) => return Err(Error::msg(format!(
-                "refusing to read {}: {e}",
-                self.path.display()
-            ))
-            .with_help(format!(
+            Err(e) => {
+                return Err(
+                    Error::msg(format!("refusing to read {}: {e}", self.path.display())).with_help(
+                        format!(
                 "move it away (mv {0} {0}.bak) and sign in again with `hermes auth add <provider>`",
                 self.path.display()
-            ))),
+            ),
+                    ),
+                )
+            }
         };
         AuthFile::parse(&bytes).map_err(|why| self.corrupt(&bytes, &why))
     }
@@ -588,6 +590,49 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn only_the_store_s_own_temp_names_are_leftovers() {
+        assert!(is_leftover("auth.json", ".auth.json.Ab3dE6gH9jK1.tmp"));
+        assert!(is_leftover("auth.json", ".auth.json.tmp.4242"));
+        for other in [
+            "auth.json",
+            ".auth.json.corrupt.Ab3dE6gH9jK1.tmp",
+            ".auth.json.tmp.",
+            ".auth.json.tmp.12x",
+            ".auth.json.short.tmp",
+            ".plugins.json.Ab3dE6gH9jK1.tmp",
+            "auth.json.corrupt",
+        ] {
+            assert!(!is_leftover("auth.json", other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_complete_newer_temp_file_is_rolled_forward_under_the_lock() {
+        let (_d, s) = store();
+        s.update(|f| {
+            f.set_provider_state("x", Map::new());
+            Ok(())
+        })
+        .unwrap();
+        let mut newer = s.read().unwrap();
+        newer.set_provider_state("y", Map::new());
+        let text = serde_json::to_string(&Value::Object(newer.root.clone())).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let tmp = fsutil::write_temp(s.path(), text.as_bytes(), 0o600).unwrap();
+        // What a process killed before the rename leaves behind.
+        let (_f, _kept) = tmp.keep().unwrap();
+        drop(s.lock().unwrap());
+        assert!(s.read().unwrap().provider_state("y").is_some());
+        let names: Vec<_> = std::fs::read_dir(s.path().parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".auth.json"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]

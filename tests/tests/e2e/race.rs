@@ -280,10 +280,11 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
     );
     // The window is the answer's way from the server to the temp file: about 1 ms of
     // hermes's own work after the answer arrives, plus the emulator's and the HTTP stack's
-    // time in these debug builds (1–4 ms measured here). A kill lands there in about 1 run in
-    // 100; more than 3 in 100 means something slow crept into that window.
+    // time in these debug builds (1–4 ms measured on a quiet machine, more under load). 3 to 5
+    // of 200 runs were lost this way in measurements on 2 shared cores; 10 means something slow
+    // crept into that window.
     assert!(
-        lost_after_rotation <= 6,
+        lost_after_rotation <= 10,
         "{lost_after_rotation} of {killed} random kills landed between the server's rotation \
          and the save"
     );
