@@ -160,6 +160,17 @@ fn check_home(ctx: &Context<'_>) -> Vec<Finding> {
             e.help().map(String::from),
         ));
     }
+    if let Err(e) = crate::config::Settings::load(ctx.paths) {
+        out.push(finding(
+            "home",
+            Severity::Error,
+            "hermes",
+            e.message().to_string(),
+            Some(e.help().map(String::from).unwrap_or_else(|| {
+                format!("fix or move away {}", ctx.paths.config_yaml().display())
+            })),
+        ));
+    }
     out
 }
 

@@ -23,28 +23,129 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// fsync, rename over `path`, fsync the directory. A crash at any point leaves either the
 /// old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = write_temp(path, bytes, mode)?;
+    persist(tmp, path)
+}
+
+/// The prefix and suffix of the temp files [`write_temp`] makes for `path`.
+pub fn temp_affixes(path: &Path) -> (String, &'static str) {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The mode given to open() is filtered by the umask; secrets must be exact.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    (format!(".{name}."), ".tmp")
+}
+
+/// The first half of [`write_atomic`]: `bytes` in a new temp file beside `path`, with `mode`,
+/// synced to disk. The name is random and the file is created with `O_EXCL|O_NOFOLLOW`, so a
+/// planted file or symlink cannot redirect the write. Dropping the result removes the file;
+/// a process killed before [`persist`] leaves it behind, complete.
+pub fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(path);
+    let (prefix, suffix) = temp_affixes(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(suffix)
+        .rand_bytes(12)
+        .make_in(dir, |p| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(p)
+        })?;
+    // The mode given to open() is filtered by the umask; secrets must be exact.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.as_file_mut().write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// The second half of [`write_atomic`]: rename the temp file over `path`, then sync the
+/// directory so the rename itself survives a power cut.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> io::Result<()> {
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(parent_dir(path))
+}
+
+/// fsync a directory (after a rename or an unlink in it).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
-    result
+}
+
+/// Why [`read_regular`] refused a file.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Opening or reading failed.
+    Io(io::Error),
+    /// Not a regular file (a FIFO, a device, a directory, a socket): reading it could block
+    /// forever or never end.
+    NotRegular(&'static str),
+    /// Larger than the cap.
+    TooLarge(u64),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::NotRegular(what) => write!(f, "it is {what}, not a regular file"),
+            ReadError::TooLarge(cap) => write!(f, "it is larger than {cap} bytes"),
+        }
+    }
+}
+
+/// Read `path` if it is a regular file of at most `cap` bytes (following symlinks).
+/// `Ok(None)` when it does not exist. Never blocks on a FIFO and never reads an endless
+/// device: the file is opened non-blocking and checked with `fstat` before any read.
+pub fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ReadError::Io(e)),
+    };
+    let meta = f.metadata().map_err(ReadError::Io)?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let what = if ft.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return Err(ReadError::NotRegular(what));
+    }
+    if meta.len() > cap {
+        return Err(ReadError::TooLarge(cap));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The size may change under us: never read past the cap whatever fstat said.
+    f.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > cap {
+        return Err(ReadError::TooLarge(cap));
+    }
+    Ok(Some(bytes))
 }
 
 /// An exclusive advisory lock on a file, released on drop.
@@ -53,18 +154,45 @@ pub struct FileLock {
     file: File,
 }
 
+/// How long a waiter waits before it says what it is waiting for.
+pub const WAIT_NOTICE_AFTER: Duration = Duration::from_millis(500);
+
 impl FileLock {
     /// Take the lock on `path` (created 0600), waiting at most `timeout`.
     pub fn acquire(path: &Path, timeout: Duration) -> io::Result<FileLock> {
+        Self::acquire_with(path, timeout, |_| {})
+    }
+
+    /// Like [`FileLock::acquire`]; after [`WAIT_NOTICE_AFTER`] of waiting, `waiting` is
+    /// called once with what the holder wrote with [`FileLock::note`] (empty if nothing).
+    /// The lock is released by the kernel when its holder dies, so a waiter never waits for
+    /// a process that is gone.
+    pub fn acquire_with(
+        path: &Path,
+        timeout: Duration,
+        mut waiting: impl FnMut(&str),
+    ) -> io::Result<FileLock> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(path)?;
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot open the lock file {}: {}",
+                        path.display(),
+                        describe_io(&e)
+                    ),
+                )
+            })?;
         let start = Instant::now();
         let mut pause = Duration::from_micros(200);
+        let mut told = false;
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(FileLock { file }),
@@ -79,12 +207,45 @@ impl FileLock {
                             ),
                         ));
                     }
+                    if !told && start.elapsed() >= WAIT_NOTICE_AFTER {
+                        told = true;
+                        waiting(&read_note(&file));
+                    }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(5));
                 }
                 Err(fs::TryLockError::Error(e)) => return Err(e),
             }
         }
+    }
+
+    /// Say what the holder is doing, for processes waiting on this lock (best effort).
+    pub fn note(&self, text: &str) {
+        use std::os::unix::fs::FileExt;
+        let _ = self.file.set_len(0);
+        let _ = self.file.write_all_at(text.as_bytes(), 0);
+    }
+}
+
+fn read_note(file: &File) -> String {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 512];
+    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+    crate::text::line(&String::from_utf8_lossy(&buf[..n]), 200)
+}
+
+/// An I/O error in words, with the usual causes of a read-only or foreign home spelt out.
+pub fn describe_io(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EROFS) => format!("{e} (the file system is mounted read-only)"),
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            format!("{e} (the folder is not writable by this user)")
+        }
+        Some(libc::ELOOP) => {
+            format!("{e} (it is a symbolic link, which hermes does not follow here)")
+        }
+        Some(libc::ENOSPC) => format!("{e} (the disk is full)"),
+        _ => e.to_string(),
     }
 }
 

@@ -62,6 +62,14 @@ impl Output {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
     }
+    /// A result line on stdout that must arrive: a failed write or flush (a full disk, a
+    /// closed pipe) is an error, so a script never takes a missing token for success.
+    pub fn result_checked(&self, line: &str) -> crate::Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| crate::Error::io("cannot write to stdout", e))
+    }
     /// Raw text on stdout, flushed (streamed output).
     pub fn result_raw(&self, text: &str) {
         let mut out = std::io::stdout().lock();

@@ -31,6 +31,55 @@ use crate::plugins::ProviderDesc;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest timeout a plugin may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// The deadline of every request a plugin makes while it refreshes a token, whatever it asked
+/// for. The server rotates the token pair when it answers, so a refresh abandoned while its
+/// answer can still arrive throws away the only copy of the new refresh token: the refresh
+/// waits as long as a server can reasonably take, independently of interactive timeouts.
+pub const REFRESH_DEADLINE: Duration = Duration::from_secs(120);
+
+thread_local! {
+    static REFRESHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, the plugin requests made on this thread are token refreshes and get
+/// [`REFRESH_DEADLINE`]. The refresh coordinator holds one around `RuntimeCredential::refresh`
+/// (plugins call host services synchronously, on the calling thread).
+pub struct RefreshScope {
+    was: bool,
+}
+
+impl RefreshScope {
+    /// Mark this thread as refreshing.
+    pub fn enter() -> RefreshScope {
+        RefreshScope {
+            was: REFRESHING.with(|r| r.replace(true)),
+        }
+    }
+}
+
+impl Drop for RefreshScope {
+    fn drop(&mut self) {
+        REFRESHING.with(|r| r.set(self.was));
+    }
+}
+
+/// The timeout a plugin request gets: the refresh deadline inside a [`RefreshScope`];
+/// otherwise what it asked for (15 s when nothing), at most [`MAX_TIMEOUT`] and at most the
+/// configured interactive timeout.
+fn effective_timeout_ms(asked_ms: u64, interactive_cap: Option<Duration>) -> u64 {
+    if REFRESHING.with(|r| r.get()) {
+        return REFRESH_DEADLINE.as_millis() as u64;
+    }
+    let asked = match asked_ms {
+        0 => DEFAULT_TIMEOUT,
+        ms => Duration::from_millis(ms).min(MAX_TIMEOUT),
+    };
+    let t = match interactive_cap {
+        Some(cap) => asked.min(cap),
+        None => asked,
+    };
+    (t.as_millis() as u64).max(1)
+}
 /// Cap on error bodies (status ≥ 400).
 pub const ERROR_BODY_CAP: usize = 16 * 1024;
 /// Cap on other bodies.
@@ -341,6 +390,8 @@ pub struct ProviderServices {
     config: Arc<BTreeMap<String, String>>,
     out: Output,
     clock: crate::timefmt::Clock,
+    /// `HERMES_HTTP_TIMEOUT_MS`, if set.
+    interactive_timeout: Option<Duration>,
 }
 
 impl ProviderServices {
@@ -369,6 +420,7 @@ impl ProviderServices {
             config: Arc::new(values),
             out,
             clock: crate::timefmt::system_clock(),
+            interactive_timeout: env.http_timeout,
         }
     }
     /// Use `clock` for `now_ms` (tests that age tokens without sleeping).
@@ -394,7 +446,8 @@ impl ProviderServices {
 }
 
 impl HostServices for ProviderServices {
-    fn http(&self, request: HttpRequest) -> RResult<HttpResponse, PluginError> {
+    fn http(&self, mut request: HttpRequest) -> RResult<HttpResponse, PluginError> {
+        request.timeout_ms = effective_timeout_ms(request.timeout_ms, self.interactive_timeout);
         let what = format!("{} {}", request.method, request.url);
         self.out
             .log(2, &format!("[{}] {what}", self.policy.provider));

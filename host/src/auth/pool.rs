@@ -84,21 +84,43 @@ fn str_of<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
     m.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
-fn expiry_of(m: &Map<String, Value>) -> i64 {
-    if let Some(ms) = m.get("expires_at_ms").and_then(Value::as_i64) {
-        return ms;
-    }
-    m.get("expires_at")
-        .and_then(Value::as_str)
-        .and_then(timefmt::ms_from_iso)
-        .unwrap_or(0)
+/// Which of the Python hermes's two layouts a record has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// `providers.<id>`: the expiry is `expires_at` (ISO-8601). The Python hermes refreshes by
+    /// merging into this block and leaves any `expires_at_ms` there stale, so that key is
+    /// ignored when reading and never written.
+    Provider,
+    /// A `credential_pool` entry: the expiry is `expires_at_ms`.
+    Pool,
 }
 
-fn credential_of(m: &Map<String, Value>) -> Credential {
+fn layout_of(slot: &Slot) -> Layout {
+    match slot {
+        Slot::Singleton => Layout::Provider,
+        Slot::Pool(_) => Layout::Pool,
+    }
+}
+
+fn expiry_of(m: &Map<String, Value>, layout: Layout) -> i64 {
+    let iso = || {
+        m.get("expires_at")
+            .and_then(Value::as_str)
+            .and_then(timefmt::ms_from_iso)
+    };
+    let ms = || m.get("expires_at_ms").and_then(Value::as_i64);
+    match layout {
+        Layout::Provider => iso().or_else(ms),
+        Layout::Pool => ms().or_else(iso),
+    }
+    .unwrap_or(0)
+}
+
+fn credential_of(m: &Map<String, Value>, layout: Layout) -> Credential {
     Credential {
         access_token: str_of(m, "access_token").into(),
         refresh_token: str_of(m, "refresh_token").into(),
-        expires_at_ms: expiry_of(m),
+        expires_at_ms: expiry_of(m, layout),
         region: str_of(m, "region").into(),
         base_url: str_of(m, "base_url").into(),
         label: str_of(m, "label").into(),
@@ -120,7 +142,7 @@ fn error_at(m: &Map<String, Value>, key: &str) -> Option<LastError> {
 }
 
 /// Write `cred` into `m`: the plugin's state first, then the host-known fields over it.
-fn apply(m: &mut Map<String, Value>, cred: &Credential) {
+fn apply(m: &mut Map<String, Value>, cred: &Credential, layout: Layout) {
     if let Ok(Value::Object(state)) = serde_json::from_str::<Value>(&cred.state) {
         for (k, v) in state {
             m.insert(k, v);
@@ -134,7 +156,11 @@ fn apply(m: &mut Map<String, Value>, cred: &Credential) {
     {
         Some(iso) => {
             m.insert("expires_at".into(), json!(iso));
-            m.insert("expires_at_ms".into(), json!(cred.expires_at_ms));
+            if layout == Layout::Pool {
+                m.insert("expires_at_ms".into(), json!(cred.expires_at_ms));
+            } else {
+                m.remove("expires_at_ms");
+            }
         }
         None => {
             m.remove("expires_at");
@@ -203,7 +229,7 @@ impl AuthFile {
                     source: SINGLETON_SOURCE.into(),
                     priority,
                     slot: Slot::Singleton,
-                    credential: credential_of(s),
+                    credential: credential_of(s, Layout::Provider),
                     last_error: last_error_of(s),
                     last_transient: error_at(s, "last_refresh_failure"),
                 });
@@ -214,7 +240,7 @@ impl AuthFile {
                     source,
                     priority,
                     slot: Slot::Pool(id),
-                    credential: credential_of(e),
+                    credential: credential_of(e, Layout::Pool),
                     last_error: last_error_of(e),
                     last_transient: error_at(e, "last_refresh_failure"),
                 });
@@ -229,7 +255,7 @@ impl AuthFile {
                     source: SINGLETON_SOURCE.into(),
                     priority: -1,
                     slot: Slot::Singleton,
-                    credential: credential_of(s),
+                    credential: credential_of(s, Layout::Provider),
                     last_error: last_error_of(s),
                     last_transient: error_at(s, "last_refresh_failure"),
                 },
@@ -242,12 +268,14 @@ impl AuthFile {
     /// The credential in `slot`.
     pub fn credential(&self, provider: &str, slot: &Slot) -> Option<Credential> {
         match slot {
-            Slot::Singleton => self.provider_state(provider).map(credential_of),
+            Slot::Singleton => self
+                .provider_state(provider)
+                .map(|m| credential_of(m, Layout::Provider)),
             Slot::Pool(id) => self
                 .pool(provider)
                 .into_iter()
                 .find(|e| str_of(e, "id") == id)
-                .map(credential_of),
+                .map(|m| credential_of(m, Layout::Pool)),
         }
     }
 
@@ -283,7 +311,7 @@ impl AuthFile {
                 "the login of {provider} was removed while it was being refreshed"
             ))
         })?;
-        apply(m, cred);
+        apply(m, cred, layout_of(slot));
         Ok(())
     }
 
@@ -291,7 +319,7 @@ impl AuthFile {
     /// entry and lift a suppression of it.
     pub fn save_singleton(&mut self, provider: &str, cred: &Credential) {
         let mut m = Map::new();
-        apply(&mut m, cred);
+        apply(&mut m, cred, Layout::Provider);
         let rt = cred.refresh_token.to_string();
         self.set_provider_state(provider, m);
         self.set_suppressed(provider, SINGLETON_SOURCE, false);
@@ -316,7 +344,7 @@ impl AuthFile {
         m.insert("priority".into(), json!(priority));
         m.insert("source".into(), json!(manual_source(provider)));
         m.insert("base_url".into(), json!(cred.base_url.as_str()));
-        apply(&mut m, cred);
+        apply(&mut m, cred, Layout::Pool);
         self.pool_mut(provider).push(Value::Object(m));
         id
     }
@@ -519,7 +547,7 @@ mod tests {
 
     fn credential_map(c: &Credential) -> Map<String, Value> {
         let mut m = Map::new();
-        apply(&mut m, c);
+        apply(&mut m, c, Layout::Provider);
         m
     }
 

@@ -3,10 +3,17 @@
 //! * **Fast path**: a token resolved earlier in this process and not yet due is returned from
 //!   memory without touching the disk (an `Arc` clone under an uncontended mutex).
 //! * **Single flight**: when the provider says a refresh is due, take the in-process mutex and
-//!   then the exclusive lock on `auth.lock`, *re-read* the store, and refresh only if the
-//!   credential is still due. Any number of threads and processes racing on one expiring
-//!   rotating refresh token therefore make exactly one refresh request, and all of them get
-//!   the new token.
+//!   then the provider's refresh lock (`auth.refresh.<provider>.lock`), *re-read* the store,
+//!   and refresh only if the credential is still due. Any number of threads and processes
+//!   racing on one expiring rotating refresh token therefore make exactly one refresh
+//!   request, and all of them get the new token. Waiters wait for the holder's answer (it
+//!   may take up to [`crate::services::REFRESH_DEADLINE`]) and say on stderr what they wait
+//!   for; a holder that dies releases the lock at once.
+//! * **Never abandon a sent refresh**: the request runs in a
+//!   [`crate::services::RefreshScope`], so it gets the long refresh deadline whatever the
+//!   interactive timeout is. The store's lock (`auth.lock`) is taken only to re-read and to
+//!   save the answer, never across the network call, so one provider's slow refresh does not
+//!   hold up another provider's token.
 //! * **Quarantine**: a terminal refresh error (`relogin_required`) clears the login's tokens
 //!   and records the error; the next use fails fast with no network call. Transient errors
 //!   never quarantine: the old token is used while it still works.
@@ -211,8 +218,26 @@ impl TokenSource {
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
 
-        let locked = self.store.lock()?;
-        let mut file = locked.read()?;
+        // One refresh per provider at a time, across processes: the others wait here for its
+        // answer (and then find the token fresh). The store's own lock is not held while the
+        // request is in flight, so other providers' tokens are never held up by this one.
+        let what = format!("the {id} token ({})", entry.name());
+        let flight = self.store.refresh_lock(id, |holder| {
+            let who = if holder.is_empty() {
+                "another hermes process".to_string()
+            } else {
+                holder.to_string()
+            };
+            self.out
+                .info(&format!("waiting for {who} to finish refreshing {what}…"));
+        })?;
+        flight.note(&format!(
+            "process {} (refreshing {what})",
+            std::process::id()
+        ));
+        // Re-read under the store's lock, which also finishes a write a killed process left
+        // half done: the token may have been refreshed while we waited.
+        let file = self.store.lock()?.read()?;
         let entries = file.entries(id);
         let Some(entry) = entries.iter().find(|e| e.slot == entry.slot).cloned() else {
             return Err(self.not_logged_in());
@@ -221,23 +246,44 @@ impl TokenSource {
             return Err(self.relogin_or_absent(&entry));
         }
         if !due(&entry.credential) {
-            drop(locked);
+            drop(flight);
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
-        self.out.log(
-            1,
-            &format!("refreshing the {} token ({})", id, entry.name()),
-        );
-        match rt.refresh(&entry.credential) {
+        self.out.log(1, &format!("refreshing {what}"));
+        let answer = {
+            let _scope = crate::services::RefreshScope::enter();
+            rt.refresh(&entry.credential)
+        };
+        // Whatever the answer, the store is changed under its lock against a fresh read, and
+        // only if the login still holds the refresh token that was presented (a sign-in may
+        // have replaced it meanwhile).
+        let presented = entry.credential.refresh_token.to_string();
+        let still_ours = |f: &super::store::AuthFile| {
+            f.entries(id)
+                .iter()
+                .any(|e| e.slot == entry.slot && e.credential.refresh_token.as_str() == presented)
+        };
+        match answer {
             RResult::ROk(new) => {
-                file.update_credential(id, &entry.slot, &new)?;
-                locked.write(&mut file)?;
+                // The server has rotated the pair: the answer is the only copy of the new
+                // refresh token. Saving it is the first thing done.
+                let locked = self.store.lock()?;
+                let mut file = locked.read()?;
+                if still_ours(&file) {
+                    file.update_credential(id, &entry.slot, &new)?;
+                    locked.write(&mut file)?;
+                }
                 drop(locked);
+                drop(flight);
                 self.finish(&entry, new, &reason, true)
             }
             RResult::RErr(e) if e.relogin_required => {
-                file.quarantine(id, &entry.slot, &e, self.now());
-                locked.write(&mut file)?;
+                let locked = self.store.lock()?;
+                let mut file = locked.read()?;
+                if still_ours(&file) {
+                    file.quarantine(id, &entry.slot, &e, self.now());
+                    locked.write(&mut file)?;
+                }
                 Err(Error::msg(format!(
                     "{}: {}",
                     self.provider.desc.display_name, e.message
@@ -247,17 +293,22 @@ impl TokenSource {
             RResult::RErr(e) if !e.is_transient() => {
                 // Terminal but not a dead login (say, a key the server refuses): nothing to
                 // quarantine and nothing to retry; the stored credential stays as it is.
-                drop(locked);
                 Err(Error::msg(e.message.to_string()).with_help(format!(
                     "`{}` replaces the login",
                     self.provider.desc.login_command()
                 )))
             }
             RResult::RErr(e) => {
-                file.note_transient_failure(id, &entry.slot, &e, self.now());
                 // Best effort: the note is for doctor; failing to write it changes nothing else.
-                let _ = locked.write(&mut file);
-                drop(locked);
+                if let Ok(locked) = self.store.lock() {
+                    if let Ok(mut file) = locked.read() {
+                        if still_ours(&file) {
+                            file.note_transient_failure(id, &entry.slot, &e, self.now());
+                            let _ = locked.write(&mut file);
+                        }
+                    }
+                }
+                drop(flight);
                 let c = &entry.credential;
                 let still_valid = !c.access_token.is_empty()
                     && (c.expires_at_ms == 0 || c.expires_at_ms > self.now());

@@ -9,18 +9,22 @@
 //! naming the file and the way out, and a copy is kept beside it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
 use crate::config::Paths;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, FileLock};
+use crate::fsutil::{self, FileLock, ReadError};
+
+/// The largest `auth.json` hermes reads. A real one is a few KiB; anything this large is not
+/// a credential store (a link to a device, a runaway file) and is refused, not read.
+pub const MAX_AUTH_JSON: u64 = 8 * 1024 * 1024;
 
 /// The credential store.
 #[derive(Clone, Debug)]
 pub struct Store {
     path: PathBuf,
-    lock_path: PathBuf,
     home: Paths,
 }
 
@@ -33,7 +37,21 @@ pub struct AuthFile {
 /// The exclusive lock on the store; reads and writes under it are consistent.
 pub struct Locked<'a> {
     store: &'a Store,
+    /// The file written: `auth.json`, or the file it links to.
+    target: PathBuf,
     _lock: FileLock,
+}
+
+/// The single-flight lock of one provider's token refresh (see [`Store::refresh_lock`]).
+pub struct RefreshLock {
+    lock: FileLock,
+}
+
+impl RefreshLock {
+    /// Tell waiting processes what this one is doing.
+    pub fn note(&self, text: &str) {
+        self.lock.note(text);
+    }
 }
 
 impl Store {
@@ -41,7 +59,6 @@ impl Store {
     pub fn new(paths: &Paths) -> Store {
         Store {
             path: paths.auth_json(),
-            lock_path: paths.auth_lock(),
             home: paths.clone(),
         }
     }
@@ -51,14 +68,47 @@ impl Store {
         &self.path
     }
 
+    /// The file hermes writes: `auth.json` itself or, when it is a symbolic link, the file it
+    /// points to. Writes go *through* a link (an atomic replace in the target's folder, under
+    /// a lock beside the target), so a store shared by a link stays shared.
+    fn target(&self) -> Result<PathBuf> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(&self.path).map_err(|e| {
+                let to = std::fs::read_link(&self.path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                Error::msg(format!(
+                    "{} is a symbolic link to {to}, which cannot be followed: {}",
+                    self.path.display(),
+                    fsutil::describe_io(&e)
+                ))
+                .with_help(format!(
+                    "restore the file it points to, or remove the link (rm {}) and sign in again",
+                    self.path.display()
+                ))
+            }),
+            _ => Ok(self.path.clone()),
+        }
+    }
+
     /// Read without the lock. Safe because writers replace the file atomically.
     pub fn read(&self) -> Result<AuthFile> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AuthFile::empty()),
-            Err(e) => {
+        let bytes = match fsutil::read_regular(&self.path, MAX_AUTH_JSON) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(AuthFile::empty()),
+            Err(ReadError::Io(e)) => {
                 return Err(Error::io(format!("cannot read {}", self.path.display()), e)
                     .with_help(format!("check the permissions of {}", self.path.display())))
+            }
+            Err(e) => {
+                return Err(
+                    Error::msg(format!("refusing to read {}: {e}", self.path.display())).with_help(
+                        format!(
+                "move it away (mv {0} {0}.bak) and sign in again with `hermes auth add <provider>`",
+                self.path.display()
+            ),
+                    ),
+                )
             }
         };
         AuthFile::parse(&bytes).map_err(|why| self.corrupt(&bytes, &why))
@@ -86,20 +136,69 @@ impl Store {
         ))
     }
 
-    /// Take the exclusive lock.
+    fn lock_error(&self, lock_path: &Path, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            return Error::msg(format!("cannot lock the credential store: {e}")).with_help(
+                format!(
+                "if no other hermes is running, a stuck process holds {}; find it with `fuser {}`",
+                lock_path.display(),
+                lock_path.display()
+            ),
+            );
+        }
+        let dir = lock_path.parent().unwrap_or(Path::new("."));
+        Error::msg(format!("cannot lock the credential store: {e}")).with_help(format!(
+            "hermes needs to write in {}: make it writable (chmod u+w {}) or point HERMES_HOME at a writable folder",
+            dir.display(),
+            dir.display()
+        ))
+    }
+
+    /// Take the exclusive lock, then finish any write a killed process left half done.
     pub fn lock(&self) -> Result<Locked<'_>> {
         self.home.ensure_home()?;
-        let lock = FileLock::acquire(&self.lock_path, self.home.lock_timeout).map_err(|e| {
-            Error::msg(format!("cannot lock the credential store: {e}")).with_help(format!(
-                "if no other hermes is running, a stuck process holds {}; find it with `fuser {}`",
-                self.lock_path.display(),
-                self.lock_path.display()
-            ))
-        })?;
-        Ok(Locked {
+        let target = self.target()?;
+        let lock_path = target.parent().unwrap_or(Path::new(".")).join("auth.lock");
+        let lock = FileLock::acquire(&lock_path, self.home.lock_timeout)
+            .map_err(|e| self.lock_error(&lock_path, e))?;
+        let locked = Locked {
             store: self,
+            target,
             _lock: lock,
-        })
+        };
+        locked.recover()?;
+        Ok(locked)
+    }
+
+    /// Take the single-flight lock of `provider`'s token refresh: one process at a time sends
+    /// that provider's refresh request, and the others wait for its answer. It is separate
+    /// from the store's lock, which is held only around a read-modify-write, so a slow
+    /// refresh of one provider never holds up another provider's token.
+    ///
+    /// Waiting processes wait as long as the holder may still be waiting for its answer (its
+    /// request deadline) plus the store lock's timeout; if the holder dies, the kernel
+    /// releases the lock at once. `waiting` is called once with what the holder is doing.
+    pub fn refresh_lock(&self, provider: &str, waiting: impl FnMut(&str)) -> Result<RefreshLock> {
+        self.home.ensure_home()?;
+        let target = self.target()?;
+        let safe: String = provider
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let lock_path = target
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("auth.refresh.{safe}.lock"));
+        let limit = crate::services::REFRESH_DEADLINE + self.home.lock_timeout;
+        let lock = FileLock::acquire_with(&lock_path, limit, waiting)
+            .map_err(|e| self.lock_error(&lock_path, e))?;
+        Ok(RefreshLock { lock })
     }
 
     /// Read, change and write under the lock. `f` returns whether it changed anything.
@@ -113,6 +212,44 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Check, before anything irreversible (such as a sign-in), that the store can be read
+    /// and written: the lock can be taken, the file parses, and a temp file can be made
+    /// beside it.
+    pub fn check_writable(&self) -> Result<()> {
+        let locked = self.lock()?;
+        locked.read()?;
+        let dir = locked.target.parent().unwrap_or(Path::new("."));
+        fsutil::write_temp(&locked.target, b"{}", 0o600).map_err(|e| {
+            Error::msg(format!(
+                "cannot write in {}: {}",
+                dir.display(),
+                fsutil::describe_io(&e)
+            ))
+            .with_help(format!(
+                "make it writable (chmod u+w {}) or point HERMES_HOME at a writable folder",
+                dir.display()
+            ))
+        })?;
+        Ok(())
+    }
+}
+
+/// A temp file of an interrupted write: `.<name>.<12 random alphanumerics>.tmp` (this
+/// version) or `.<name>.tmp.<pid>` (earlier versions).
+fn is_leftover(target_name: &str, candidate: &str) -> bool {
+    let Some(rest) = candidate
+        .strip_prefix('.')
+        .and_then(|r| r.strip_prefix(target_name))
+        .and_then(|r| r.strip_prefix('.'))
+    else {
+        return false;
+    };
+    if let Some(pid) = rest.strip_prefix("tmp.") {
+        return !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    }
+    rest.strip_suffix(".tmp")
+        .is_some_and(|r| r.len() == 12 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 impl Locked<'_> {
@@ -120,19 +257,113 @@ impl Locked<'_> {
     pub fn read(&self) -> Result<AuthFile> {
         self.store.read()
     }
-    /// Write under the lock (atomic, 0600).
+
+    /// Finish a write that a killed process left half done. A complete temp file newer than
+    /// the store is the last write, interrupted between its fsync and its rename: it is
+    /// renamed in (it may hold the only copy of a rotated refresh token). Any other leftover
+    /// (incomplete, older, not a regular file) is removed.
+    fn recover(&self) -> Result<()> {
+        let dir = self.target.parent().unwrap_or(Path::new("."));
+        let Some(name) = self.target.file_name().and_then(|n| n.to_str()) else {
+            return Ok(());
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        let current = std::fs::metadata(&self.target)
+            .and_then(|m| m.modified())
+            .ok();
+        let mut complete: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+        let mut stale: Vec<PathBuf> = Vec::new();
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(fname) = file_name.to_str() else {
+                continue;
+            };
+            if !is_leftover(name, fname) {
+                continue;
+            }
+            let path = entry.path();
+            let usable = std::fs::symlink_metadata(&path)
+                .ok()
+                .filter(|m| m.file_type().is_file() && m.len() <= MAX_AUTH_JSON)
+                .and_then(|m| m.modified().ok())
+                .filter(|t| current.is_none_or(|c| *t > c))
+                .filter(|_| {
+                    fsutil::read_regular(&path, MAX_AUTH_JSON)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|b| AuthFile::parse(&b).is_ok())
+                });
+            match usable {
+                Some(t) => complete.push((t, path)),
+                None => stale.push(path),
+            }
+        }
+        complete.sort();
+        let mut changed = !stale.is_empty();
+        if let Some((_, newest)) = complete.pop() {
+            changed = true;
+            std::fs::rename(&newest, &self.target).map_err(|e| {
+                Error::io(
+                    format!(
+                        "cannot finish an interrupted write of {} from {}",
+                        self.target.display(),
+                        newest.display()
+                    ),
+                    e,
+                )
+            })?;
+            stale.extend(complete.into_iter().map(|(_, p)| p));
+        }
+        for p in stale {
+            let _ = std::fs::remove_file(p);
+        }
+        if changed {
+            let _ = fsutil::sync_dir(dir);
+        }
+        Ok(())
+    }
+
+    /// Write under the lock (atomic, 0600): the whole file goes to a new temp file, is
+    /// synced, and is renamed over the target.
     pub fn write(&self, file: &mut AuthFile) -> Result<()> {
         file.root.insert("version".into(), json!(1));
         let now = crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default();
         file.root.insert("updated_at".into(), Value::String(now));
         let text = serde_json::to_string_pretty(&Value::Object(file.root.clone()))
             .map_err(|e| Error::msg(format!("cannot encode auth.json: {e}")))?;
-        fsutil::write_atomic(&self.store.path, text.as_bytes(), 0o600).map_err(|e| {
-            Error::io(format!("cannot write {}", self.store.path.display()), e).with_help(
+        let failed = |e: std::io::Error| {
+            Error::msg(format!(
+                "cannot write {}: {}",
+                self.target.display(),
+                fsutil::describe_io(&e)
+            ))
+            .with_help(
                 "the previous auth.json is unchanged; free some space or fix permissions and retry",
             )
-        })
+        };
+        let tmp = fsutil::write_temp(&self.target, text.as_bytes(), 0o600).map_err(failed)?;
+        if let Some(pause) = self.store.home.test_pause_before_rename {
+            pause_before_rename(tmp.path(), pause);
+        }
+        fsutil::persist(tmp, &self.target).map_err(failed)
     }
+}
+
+/// The test hook of `HERMES_TEST_PAUSE_BEFORE_RENAME_MS`.
+fn pause_before_rename(tmp: &Path, pause: Duration) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "hermes: test pause: {} written, renaming in {} ms",
+        tmp.display(),
+        pause.as_millis()
+    );
+    let _ = err.flush();
+    drop(err);
+    std::thread::sleep(pause);
 }
 
 impl AuthFile {
@@ -359,6 +590,49 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn only_the_store_s_own_temp_names_are_leftovers() {
+        assert!(is_leftover("auth.json", ".auth.json.Ab3dE6gH9jK1.tmp"));
+        assert!(is_leftover("auth.json", ".auth.json.tmp.4242"));
+        for other in [
+            "auth.json",
+            ".auth.json.corrupt.Ab3dE6gH9jK1.tmp",
+            ".auth.json.tmp.",
+            ".auth.json.tmp.12x",
+            ".auth.json.short.tmp",
+            ".plugins.json.Ab3dE6gH9jK1.tmp",
+            "auth.json.corrupt",
+        ] {
+            assert!(!is_leftover("auth.json", other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_complete_newer_temp_file_is_rolled_forward_under_the_lock() {
+        let (_d, s) = store();
+        s.update(|f| {
+            f.set_provider_state("x", Map::new());
+            Ok(())
+        })
+        .unwrap();
+        let mut newer = s.read().unwrap();
+        newer.set_provider_state("y", Map::new());
+        let text = serde_json::to_string(&Value::Object(newer.root.clone())).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let tmp = fsutil::write_temp(s.path(), text.as_bytes(), 0o600).unwrap();
+        // What a process killed before the rename leaves behind.
+        let (_f, _kept) = tmp.keep().unwrap();
+        drop(s.lock().unwrap());
+        assert!(s.read().unwrap().provider_state("y").is_some());
+        let names: Vec<_> = std::fs::read_dir(s.path().parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".auth.json"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]

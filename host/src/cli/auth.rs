@@ -178,6 +178,9 @@ fn add(
             .map_err(|e| Error::io("cannot read the key from stdin", e))?;
         options["api_key"] = Value::String(key.trim().to_string());
     }
+    // A sign-in that cannot be saved is wasted (and, with device codes, spent): check the
+    // store can be read and written before the server is asked for anything.
+    Store::new(&ctx.env.paths()).check_writable()?;
     let challenge = login::start(&provider, region, &options.to_string())?;
     let cancel = Arc::new(AtomicBool::new(false));
     {
@@ -203,7 +206,9 @@ fn add(
         }
     }
     let deadline = match timeout {
-        Some(s) => now_ms().saturating_add((s as i64).saturating_mul(1000)),
+        Some(s) => {
+            now_ms().saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
+        }
         None => challenge.expires_at_ms,
     };
     let spinner = ctx.out.animated().then(|| {
@@ -536,7 +541,7 @@ fn token(ctx: &Ctx, name: &str, account: Option<String>) -> Result<ExitCode> {
         ),
     );
     // The one place a token is printed unmasked: this command exists to hand it to scripts.
-    ctx.out.result(resolved.token.expose());
+    ctx.out.result_checked(resolved.token.expose())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,6 +13,10 @@ use super::Paths;
 use crate::error::{Error, Result};
 use crate::fsutil;
 
+/// The most levels a key given to `hermes config set` may have. Every key hermes reads has
+/// at most four (`providers.<id>.<setting>`); a deeper tree only makes later reads fail.
+pub const MAX_KEY_DEPTH: usize = 8;
+
 /// The parsed configuration file.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -88,6 +92,15 @@ impl Settings {
             return Err(Error::usage(
                 format!("{key:?} is not a valid key"),
                 "use dotted keys such as model.default",
+            ));
+        }
+        if parts.len() > MAX_KEY_DEPTH {
+            return Err(Error::usage(
+                format!(
+                    "the key has {} levels; hermes keys have at most {MAX_KEY_DEPTH}",
+                    parts.len()
+                ),
+                "use keys such as model.default or providers.<id>.region",
             ));
         }
         let mut cur = &mut self.root;

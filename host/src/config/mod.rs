@@ -29,6 +29,14 @@ pub struct Env {
     /// `HERMES_CHAT_IDLE_TIMEOUT_MS`: how long a chat answer may send nothing before it is
     /// given up (default 300 s).
     pub chat_idle_timeout: Option<std::time::Duration>,
+    /// `HERMES_HTTP_TIMEOUT_MS`: the deadline of a plugin's interactive requests (sign-in,
+    /// polls), at most the 15 s default. A token refresh is never held to it: it has its own
+    /// deadline ([`crate::services::REFRESH_DEADLINE`]).
+    pub http_timeout: Option<std::time::Duration>,
+    /// `HERMES_TEST_PAUSE_BEFORE_RENAME_MS`: a test hook. The store pauses this long between
+    /// writing its temp file and renaming it over `auth.json` (and says so on stderr), so a
+    /// test can kill hermes inside that window. Unset in normal use.
+    pub test_pause_before_rename: Option<std::time::Duration>,
     /// Every variable, for plugin URL overrides (only the names a plugin declares are read).
     vars: BTreeMap<String, String>,
 }
@@ -72,6 +80,13 @@ impl Env {
                 .and_then(|v| v.parse::<u64>().ok())
                 .filter(|ms| *ms > 0)
                 .map(std::time::Duration::from_millis),
+            http_timeout: get("HERMES_HTTP_TIMEOUT_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
+                .map(std::time::Duration::from_millis),
+            test_pause_before_rename: get("HERMES_TEST_PAUSE_BEFORE_RENAME_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(std::time::Duration::from_millis),
             vars,
         })
     }
@@ -90,6 +105,7 @@ impl Env {
         if let Some(t) = self.lock_timeout {
             p.lock_timeout = t;
         }
+        p.test_pause_before_rename = self.test_pause_before_rename;
         p
     }
 }
@@ -99,8 +115,10 @@ impl Env {
 pub struct Paths {
     /// `HERMES_HOME` itself.
     pub home: PathBuf,
-    /// How long to wait for a lock another process holds.
+    /// How long to wait for the store's lock, which is held only around a read-modify-write.
     pub lock_timeout: std::time::Duration,
+    /// See [`Env::test_pause_before_rename`].
+    pub test_pause_before_rename: Option<std::time::Duration>,
 }
 
 impl Paths {
@@ -108,8 +126,10 @@ impl Paths {
     pub fn new(home: &Path) -> Paths {
         Paths {
             home: home.to_path_buf(),
-            // A refresh under the lock takes at most the 15 s HTTP timeout: room for two.
+            // The lock is held for a read-modify-write of a small file (milliseconds); a
+            // process that holds it for this long is stuck.
             lock_timeout: std::time::Duration::from_secs(40),
+            test_pause_before_rename: None,
         }
     }
     /// `auth.json`.

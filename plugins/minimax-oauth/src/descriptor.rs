@@ -23,8 +23,13 @@ pub const PORTAL_OVERRIDE: &str = "MINIMAX_PORTAL_BASE_URL";
 pub const INFERENCE_OVERRIDE: &str = "MINIMAX_INFERENCE_BASE_URL";
 /// Refresh when this little access-token life remains.
 pub const REFRESH_SKEW_MS: i64 = 60_000;
-/// Timeout of every login and refresh request.
+/// Timeout of every login request.
 pub const HTTP_TIMEOUT_MS: u64 = 15_000;
+/// Timeout of a refresh request. Once sent, a refresh is not abandoned while its answer can
+/// still arrive: the server rotates the pair when it answers, and a client that gave up
+/// would lose the only copy of the new refresh token. (The host gives every request made
+/// during a refresh this deadline anyway; asking for it keeps the plugin honest on its own.)
+pub const REFRESH_TIMEOUT_MS: u64 = 120_000;
 /// The command that fixes a dead or missing login.
 pub const SIGN_IN_COMMAND: &str = "hermes auth add minimax-oauth";
 /// The sentence every relogin message ends with.

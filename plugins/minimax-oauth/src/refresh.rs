@@ -12,7 +12,9 @@ use hermes_plugin_api::prelude::*;
 use hermes_plugin_api::sdk::Host;
 use serde_json::Value;
 
-use crate::descriptor::{CLIENT_ID, PORTAL_OVERRIDE, REFRESH_GRANT, SCOPE, SIGN_IN_AGAIN};
+use crate::descriptor::{
+    CLIENT_ID, PORTAL_OVERRIDE, REFRESH_GRANT, REFRESH_TIMEOUT_MS, SCOPE, SIGN_IN_AGAIN,
+};
 use crate::expiry::parse_expired_in;
 use crate::login::trusted_inference_base;
 use crate::state::{credential_region, write_state, Issued, ProviderState};
@@ -46,8 +48,9 @@ pub fn refresh(host: &Host, cred: &Credential) -> Result<Credential, PluginError
     let client_id = st.str("client_id").unwrap_or(CLIENT_ID);
     let secrets = [old_refresh, cred.access_token.as_str()];
 
-    let resp = wire::post_form(
+    let resp = wire::post_form_with_timeout(
         host,
+        REFRESH_TIMEOUT_MS,
         &endpoint(&portal, "/oauth/token"),
         &[
             ("grant_type", REFRESH_GRANT),
@@ -79,7 +82,7 @@ pub fn refresh(host: &Host, cred: &Credential) -> Result<Credential, PluginError
             "MiniMax token refresh failed (HTTP {}): {detail}",
             resp.status
         );
-        return Err(if DEAD_TOKEN_MARKERS.iter().any(|m| raw.contains(m)) {
+        return Err(if says_refresh_token_is_dead(resp.status, &raw) {
             PluginError::relogin(REFRESH_FAILED, format!("{message}. {SIGN_IN_AGAIN}"))
         } else {
             PluginError::transient(REFRESH_FAILED, message)
@@ -95,16 +98,15 @@ pub fn refresh(host: &Host, cred: &Credential) -> Result<Credential, PluginError
         return Err(transient(why));
     };
     if obj.get("status").and_then(Value::as_str) != Some("success") {
+        // A 200 that is not a success (a rate limit, "system busy", `{}`) is not the server
+        // saying the refresh token is dead: the login is kept and the refresh retried later.
         let why = wire::status_msg(&obj)
             .or_else(|| str_field(&obj, "status"))
             .unwrap_or("no status");
-        return Err(PluginError::relogin(
-            REFRESH_FAILED,
-            format!(
-                "MiniMax refused the token refresh: {}. {SIGN_IN_AGAIN}",
-                wire::clean(why, &secrets)
-            ),
-        ));
+        return Err(transient(&format!(
+            "MiniMax did not refresh the token: {}",
+            wire::clean(why, &secrets)
+        )));
     }
     let access_token = str_field(&obj, "access_token")
         .ok_or_else(|| transient("the response has no access_token"))?;
@@ -147,6 +149,30 @@ pub fn refresh(host: &Host, cred: &Credential) -> Result<Credential, PluginError
         label: cred.label.clone(),
         state: state.into(),
     })
+}
+
+/// Whether an error answer is the server's verdict that the refresh token is dead: an HTTP 400
+/// or 401 whose JSON error fields (`error`, `error_description`, `base_resp.status_msg`)
+/// carry one of [`DEAD_TOKEN_MARKERS`]. Only the structured fields count: a gateway page or a
+/// message that merely mentions a marker (a 502 relaying someone else's error, an HTML page)
+/// is not the verdict, and wrongly deciding "dead" wipes a healthy login.
+pub fn says_refresh_token_is_dead(status: u16, body: &str) -> bool {
+    if status != 400 && status != 401 {
+        return false;
+    }
+    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(body) else {
+        return false;
+    };
+    let fields = [
+        obj.get("error").and_then(Value::as_str),
+        obj.get("error_description").and_then(Value::as_str),
+        wire::status_msg(&obj),
+    ];
+    let dead = fields
+        .into_iter()
+        .flatten()
+        .any(|f| DEAD_TOKEN_MARKERS.iter().any(|m| f.contains(m)));
+    dead
 }
 
 fn transient(why: &str) -> PluginError {

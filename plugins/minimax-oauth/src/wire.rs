@@ -21,6 +21,17 @@ pub fn post_form(
     fields: &[(&str, &str)],
     extra_headers: &[(&str, &str)],
 ) -> Result<HttpResponse, PluginError> {
+    post_form_with_timeout(host, HTTP_TIMEOUT_MS, url, fields, extra_headers)
+}
+
+/// [`post_form`] with its own timeout (the refresh's long deadline).
+pub fn post_form_with_timeout(
+    host: &Host,
+    timeout_ms: u64,
+    url: &str,
+    fields: &[(&str, &str)],
+    extra_headers: &[(&str, &str)],
+) -> Result<HttpResponse, PluginError> {
     let mut headers: RVec<Tuple2<RString, RString>> = RVec::new();
     headers.push(Tuple2(
         "content-type".into(),
@@ -35,7 +46,7 @@ pub fn post_form(
         url: url.into(),
         headers,
         body: form_encode(fields).into_bytes().into(),
-        timeout_ms: HTTP_TIMEOUT_MS,
+        timeout_ms,
     })
 }
 

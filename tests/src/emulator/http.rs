@@ -181,6 +181,14 @@ async fn route(shared: &Shared, req: &Req, conn: &ConnHandle, note: &mut String)
         }
     }
 
+    if req.path == "/oauth2/token" && is_refresh(req) {
+        let delay = shared.lock().config.refresh_delay_ms;
+        if delay > 0 {
+            note.push_str(&format!("delay={delay}ms "));
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+
     let post_only = |handler: fn(&Shared, &Req, &mut String) -> Response, note: &mut String| {
         if req.method == Method::POST {
             handler(shared, req, note)
@@ -253,6 +261,13 @@ fn legacy_redirect(shared: &Shared, req: &Req) -> Response {
     response
 }
 
+/// Whether a token request carries the refresh grant.
+fn is_refresh(req: &Req) -> bool {
+    parse_form(&req.body)
+        .map(|f| f.get("grant_type") == Some("refresh_token"))
+        .unwrap_or(false)
+}
+
 fn fault_response(fault: Fault, req: &Req, conn: &ConnHandle) -> Response {
     let anthropic = req.path.starts_with("/anthropic/");
     match fault {
@@ -277,6 +292,14 @@ fn fault_response(fault: Fault, req: &Req, conn: &ConnHandle) -> Response {
             response
         }
         Fault::MalformedJson => raw_json(StatusCode::OK, Body::from("{\"status\":\"succ")),
+        Fault::Answer(canned) => {
+            let (status, content_type, body) = canned.response();
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            set_header(&mut response, header::CONTENT_TYPE, content_type);
+            response
+        }
         Fault::DropConnection => {
             conn.kill();
             // Never written: the killed connection fails hyper's first write.

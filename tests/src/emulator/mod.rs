@@ -23,7 +23,7 @@
 //! | `POST /_emulator/approve`, `POST /_emulator/deny` | body `{"user_code":"..."}` or a form; 404 when the code is not pending |
 //! | `GET /_emulator/config` | the current [`EmulatorConfig`] |
 //! | `POST /_emulator/config` | any subset of the config fields, e.g. `{"auto_approve":true,"expiry_encoding":"unix_seconds"}` |
-//! | `POST /_emulator/fault` | `{"path":"/oauth2/token","fault":"500"\|"429"\|"malformed"\|"drop"\|"slow_ms:1500"\|"truncated","count":1}` |
+//! | `POST /_emulator/fault` | `{"path":"/oauth2/token","fault":"500"\|"429"\|"malformed"\|"drop"\|"slow_ms:1500"\|"truncated"\|"answer:NAME","count":1}`; `NAME` is one of [`Canned`]'s: `rate_limit_200`, `busy_200`, `empty_200`, `upstream_502`, `html_503` |
 //! | `POST /_emulator/expire-access-tokens` | every access token issued so far answers 401 |
 //! | `POST /_emulator/issue-tokens` | `{"region"?,"access_ttl_ms"?}` → `{"access_token","refresh_token","region"}` |
 //! | `POST /_emulator/api-keys` | `{"key":"..."}`: accept it as `x-api-key` (and as a Bearer key on `/v1/*`) |
@@ -145,6 +145,9 @@ pub struct EmulatorConfig {
     /// Added to the wall clock for every expiry decision and every `expired_in` sent, so a
     /// test can age tokens by moving this forward instead of sleeping.
     pub clock_offset_ms: i64,
+    /// Wait this long before handling each refresh (`grant_type=refresh_token`); the pair
+    /// rotates when the answer is made, after the wait, as on a slow production server.
+    pub refresh_delay_ms: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -168,6 +171,7 @@ impl Default for EmulatorConfig {
             echo_token_in_errors: false,
             log_requests: false,
             clock_offset_ms: 0,
+            refresh_delay_ms: 0,
         }
     }
 }
@@ -190,6 +194,71 @@ pub enum Fault {
     Slow(Duration),
     /// 200 with a `content-length` larger than the bytes sent, then close the connection.
     TruncatedBody,
+    /// A canned error answer (the request is not processed).
+    Answer(Canned),
+}
+
+/// Error answers a real portal or the gateways in front of it have been seen to give; none of
+/// them says the refresh token is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canned {
+    /// 200 `{"base_resp":{"status_code":1002,"status_msg":"rate limit exceeded"}}`.
+    RateLimit200,
+    /// 200 `{"status":"error","base_resp":{"status_code":1000,"status_msg":"system busy, please retry"}}`.
+    Busy200,
+    /// 200 `{}`.
+    Empty200,
+    /// 502 `{"message":"upstream returned invalid_grant"}`.
+    Upstream502,
+    /// 503 with an HTML page that mentions `invalid_grant`.
+    Html503,
+}
+
+impl Canned {
+    /// Every canned answer.
+    pub const ALL: [Canned; 5] = [
+        Canned::RateLimit200,
+        Canned::Busy200,
+        Canned::Empty200,
+        Canned::Upstream502,
+        Canned::Html503,
+    ];
+    /// The control-endpoint spelling (after `answer:`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Canned::RateLimit200 => "rate_limit_200",
+            Canned::Busy200 => "busy_200",
+            Canned::Empty200 => "empty_200",
+            Canned::Upstream502 => "upstream_502",
+            Canned::Html503 => "html_503",
+        }
+    }
+    /// Status, content type and body.
+    pub fn response(self) -> (u16, &'static str, &'static str) {
+        match self {
+            Canned::RateLimit200 => (
+                200,
+                "application/json",
+                r#"{"base_resp":{"status_code":1002,"status_msg":"rate limit exceeded"}}"#,
+            ),
+            Canned::Busy200 => (
+                200,
+                "application/json",
+                r#"{"status":"error","base_resp":{"status_code":1000,"status_msg":"system busy, please retry"}}"#,
+            ),
+            Canned::Empty200 => (200, "application/json", "{}"),
+            Canned::Upstream502 => (
+                502,
+                "application/json",
+                r#"{"message":"upstream returned invalid_grant"}"#,
+            ),
+            Canned::Html503 => (
+                503,
+                "text/html; charset=utf-8",
+                "<!doctype html><html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1><p>The upstream said: invalid_grant</p></body></html>\n",
+            ),
+        }
+    }
 }
 
 impl FromStr for Fault {
@@ -203,10 +272,23 @@ impl FromStr for Fault {
             "malformed" => Ok(Self::MalformedJson),
             "drop" => Ok(Self::DropConnection),
             "truncated" => Ok(Self::TruncatedBody),
+            other if other.starts_with("answer:") => {
+                let name = &other["answer:".len()..];
+                Canned::ALL
+                    .into_iter()
+                    .find(|c| c.name() == name)
+                    .map(Self::Answer)
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown answer {name:?} (expected one of {})",
+                            Canned::ALL.map(Canned::name).join(", ")
+                        )
+                    })
+            }
             other => match other.strip_prefix("slow_ms:").map(str::parse::<u64>) {
                 Some(Ok(ms)) => Ok(Self::Slow(Duration::from_millis(ms))),
                 _ => Err(format!(
-                    "unknown fault {other:?} (expected 500, 429, malformed, drop, slow_ms:N or truncated)"
+                    "unknown fault {other:?} (expected 500, 429, malformed, drop, slow_ms:N, truncated or answer:NAME)"
                 )),
             },
         }
@@ -222,6 +304,7 @@ impl fmt::Display for Fault {
             Self::DropConnection => f.write_str("drop"),
             Self::Slow(d) => write!(f, "slow_ms:{}", d.as_millis()),
             Self::TruncatedBody => f.write_str("truncated"),
+            Self::Answer(c) => write!(f, "answer:{}", c.name()),
         }
     }
 }
@@ -444,6 +527,11 @@ impl Emulator {
             .in_flight
             .load(std::sync::atomic::Ordering::SeqCst);
         c
+    }
+
+    /// When a refresh last rotated a token pair (the answer is made right after).
+    pub fn last_rotation(&self) -> Option<std::time::Instant> {
+        self.shared.lock().last_rotation
     }
 
     /// Wait (at most `limit`) until no request is being handled; whether it got there.

@@ -334,6 +334,7 @@ fn refresh(shared: &Shared, req: &Req, form: &Form, note: &mut String) -> Respon
             access_expires_at_ms,
         } => {
             state.counters_mut(req.region).refresh_success += 1;
+            state.last_rotation = Some(std::time::Instant::now());
             note.push_str(&format!(" -> {}", mask(&access)));
             let mut body = Map::new();
             body.insert("status".into(), "success".into());

@@ -193,6 +193,8 @@ pub(crate) struct State {
     pub(crate) rng: Rng,
     messages: VecDeque<MessagesRequestRecord>,
     next_family: u64,
+    /// When the last refresh rotated a pair.
+    pub(crate) last_rotation: Option<std::time::Instant>,
 }
 
 impl State {
@@ -443,6 +445,7 @@ impl Shared {
                 rng: Rng::seeded(),
                 messages: VecDeque::new(),
                 next_family: 0,
+                last_rotation: None,
             }),
             port,
         }

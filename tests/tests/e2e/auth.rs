@@ -6,10 +6,13 @@ use serde_json::Value;
 
 use crate::support::*;
 
+/// The expiry of the main login: `expires_at` (ISO-8601), the provider block's only expiry
+/// field in the Python layout.
 fn expires_at_ms(home: &Home) -> i64 {
-    stored(home)["expires_at_ms"]
-        .as_i64()
-        .expect("expires_at_ms")
+    stored(home)["expires_at"]
+        .as_str()
+        .and_then(hermes::timefmt::ms_from_iso)
+        .expect("expires_at")
 }
 
 #[test]

@@ -15,5 +15,7 @@ mod dialects;
 mod getting_started;
 mod plugins;
 mod race;
+mod refresh;
 mod security;
 mod serve;
+mod store;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 
@@ -82,13 +82,96 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-/// `hermes auth token` killed with SIGKILL at random points while refreshing, 200 times:
-/// `auth.json` always parses and holds a complete token pair. The one unavoidable loss with
-/// rotating refresh tokens — the server rotated, the process died before saving the answer —
-/// is detected and counted, never silent; every other kill leaves a usable login.
+/// Temp files of the store's writes left in `HERMES_HOME`.
+fn leftovers(home: &Home) -> Vec<String> {
+    std::fs::read_dir(home.path())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(".auth.json"))
+        .collect()
+}
+
+/// What one kill cost.
+#[derive(Debug, PartialEq)]
+enum Aftermath {
+    /// The next command got a token: the login survived.
+    Kept,
+    /// The login was lost, and the server had rotated the pair before the kill: the kill
+    /// landed between the rotation and the answer reaching the temp file.
+    LostAfterRotation,
+    /// The login was lost, and the server rotated the pair after the kill: it finished a
+    /// request whose client was already dead. No client can save that answer.
+    LostToADeadClient,
+}
+
+/// After a kill at `killed_at`: the file parses and holds a complete pair; the next command
+/// either works or (only when the server rotated) fails because the answer was lost; after
+/// it no temp file is left. A lost login is signed in again so the run can go on.
+fn after_kill(
+    emu: &Emulator,
+    home: &Home,
+    i: usize,
+    rotations_before: u64,
+    killed_at: Instant,
+) -> Aftermath {
+    // The server may still be answering a client that is gone; let it finish so the
+    // counters below tell whether the token rotated.
+    assert!(
+        emu.wait_idle(Duration::from_secs(30)),
+        "the emulator never went idle"
+    );
+    let text = std::fs::read_to_string(home.path().join("auth.json")).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("kill {i}: auth.json corrupt: {e}\n{text}"));
+    let s = &j["providers"]["minimax-oauth"];
+    assert!(
+        !s["access_token"].as_str().unwrap_or("").is_empty()
+            && !s["refresh_token"].as_str().unwrap_or("").is_empty(),
+        "kill {i}: the login was wiped: {s}"
+    );
+    let rotated = emu.counters().refresh_success > rotations_before;
+    let rotated_before_kill = rotated && emu.last_rotation().is_some_and(|t| t < killed_at);
+    let reused = emu.counters().refresh_reused;
+    let r = home.run(&["auth", "token", "minimax-oauth"]);
+    let left = leftovers(home);
+    assert!(
+        left.is_empty(),
+        "kill {i}: temp files left after the next command: {left:?}"
+    );
+    if r.code == 0 {
+        assert_eq!(
+            emu.counters().refresh_reused,
+            reused,
+            "kill {i}: a spent refresh token was presented"
+        );
+        return Aftermath::Kept;
+    }
+    assert!(
+        rotated,
+        "kill {i}: login unusable although the server never rotated it: {}",
+        r.stderr
+    );
+    login(home);
+    if rotated_before_kill {
+        Aftermath::LostAfterRotation
+    } else {
+        Aftermath::LostToADeadClient
+    }
+}
+
+/// `hermes auth token` killed with SIGKILL while refreshing, 240 times: 200 kills at random
+/// points of the whole run, and 40 inside a pause point the store offers between writing its
+/// temp file and renaming it over `auth.json` (`HERMES_TEST_PAUSE_BEFORE_RENAME_MS`).
+/// `auth.json` always parses and holds a complete pair, no temp file survives the next
+/// command, and a kill inside the pause never loses the login (the next command rolls the
+/// complete temp file forward). Lost logins over the random kills are counted in two
+/// classes: a kill after the server rotated the pair but before the answer reached the temp
+/// file (the window hermes controls: at most 1 in 200), and a kill while the request was at
+/// the server, which then rotated for a dead client (no client can prevent that one).
 #[test]
 fn sigkill_mid_refresh_never_corrupts_the_store() {
-    let (emu, home) = minimax(EmulatorConfig {
+    let (emu, mut home) = minimax(EmulatorConfig {
         access_ttl_ms: 30_000,
         ..approving()
     });
@@ -97,19 +180,19 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
     // cover start-up, the request in flight, the answer and the write.
     let mut span = Duration::ZERO;
     for _ in 0..3 {
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         home.run(&["auth", "token", "minimax-oauth"]).ok();
         span = span.max(t.elapsed());
     }
     let span_ms = span.as_millis() as u64 + 15;
-    let (mut killed, mut lost_responses, mut completed, mut after_request) = (0, 0, 0, 0);
+    let (mut killed, mut completed, mut after_request) = (0, 0, 0);
+    let (mut lost_after_rotation, mut lost_to_dead_client) = (0, 0);
     for i in 0..200 {
         // The server answers after 0–15 ms; the kill lands anywhere in the whole run.
         let slow = rand_u64() % 16;
         let kill_after = rand_u64() % (span_ms + 1);
         emu.inject("/oauth2/token", Fault::Slow(Duration::from_millis(slow)), 1);
         let before = emu.counters();
-        let rt_before = stored(&home)["refresh_token"].as_str().unwrap().to_string();
         let mut child = home
             .command(&["auth", "token", "minimax-oauth"])
             .stdout(Stdio::null())
@@ -117,6 +200,7 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(kill_after));
+        let killed_at = Instant::now();
         match child.try_wait().unwrap() {
             Some(_) => completed += 1,
             None => {
@@ -125,48 +209,66 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
             }
         }
         child.wait().unwrap();
-        // The server may still be answering a client that is gone; let it finish so the
-        // counters below tell whether the token rotated.
-        assert!(
-            emu.wait_idle(Duration::from_secs(10)),
-            "the emulator never went idle"
-        );
-        // Whatever happened, the file parses and holds a complete pair.
-        let text = std::fs::read_to_string(home.path().join("auth.json")).unwrap();
-        let j: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("iteration {i}: auth.json corrupt: {e}\n{text}"));
-        let s = &j["providers"]["minimax-oauth"];
-        let (at, rt) = (
-            s["access_token"].as_str().unwrap_or(""),
-            s["refresh_token"].as_str().unwrap_or(""),
-        );
-        assert!(
-            !at.is_empty() && !rt.is_empty(),
-            "iteration {i}: the login was wiped: {s}"
-        );
-        let rotated = emu.counters().refresh_success > before.refresh_success;
         if emu.counters().refresh_requests > before.refresh_requests {
             after_request += 1;
         }
-        if rotated && rt == rt_before {
-            // The answer was lost with the process: the stored token is now spent.
-            lost_responses += 1;
-            emu.set_config(|c| c.access_ttl_ms = 30_000);
-            login(&home);
-            continue;
+        match after_kill(&emu, &home, i, before.refresh_success, killed_at) {
+            Aftermath::Kept => {}
+            Aftermath::LostAfterRotation => lost_after_rotation += 1,
+            Aftermath::LostToADeadClient => lost_to_dead_client += 1,
         }
-        // Otherwise the login works (and is due again for the next round).
-        emu.set_config(|c| c.access_ttl_ms = 30_000);
-        let r = home.run(&["auth", "token", "minimax-oauth"]);
+    }
+
+    // Inside the pause point: the temp file holds the rotated pair, the rename has not run.
+    let mut paused_kills = 0;
+    for i in 200..240 {
+        let before = emu.counters();
+        let rt_before = stored(&home)["refresh_token"].as_str().unwrap().to_string();
+        home.set_env("HERMES_TEST_PAUSE_BEFORE_RENAME_MS", "60000");
+        let mut child = home
+            .command(&["auth", "token", "minimax-oauth"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        home.set_env("HERMES_TEST_PAUSE_BEFORE_RENAME_MS", "0");
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+            assert!(
+                n > 0,
+                "kill {i}: hermes ended without reaching the pause point"
+            );
+            if line.contains("test pause:") {
+                break;
+            }
+        }
+        let killed_at = Instant::now();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        paused_kills += 1;
+        // The rename never ran: auth.json still holds the spent pair, the temp file the
+        // rotated one.
         assert_eq!(
-            r.code, 0,
-            "iteration {i}: login unusable after a kill: {}",
-            r.stderr
+            stored(&home)["refresh_token"].as_str().unwrap(),
+            rt_before,
+            "kill {i}: the pause point is not before the rename"
+        );
+        assert!(!leftovers(&home).is_empty(), "kill {i}: no temp file");
+        assert_eq!(
+            after_kill(&emu, &home, i, before.refresh_success, killed_at),
+            Aftermath::Kept,
+            "kill {i}: a complete temp file was not rolled forward"
         );
     }
     eprintln!(
-        "sigkill: run takes ~{span_ms} ms; {killed} killed mid-run ({after_request} after the request reached the server), \
-         {completed} finished first, {lost_responses} answers lost after the server rotated"
+        "sigkill: run takes ~{span_ms} ms; random kills: {killed} mid-run ({after_request} after \
+         the request reached the server), {completed} finished first; logins lost: \
+         {lost_after_rotation} killed between rotation and save, {lost_to_dead_client} rotated \
+         by the server after its client died; kills inside the pause point: {paused_kills}, \
+         none lost"
     );
     assert!(
         killed >= 50,
@@ -175,5 +277,15 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
     assert!(
         after_request >= 20,
         "too few kills landed after the request was sent ({after_request})"
+    );
+    // The window is the answer's way from the server to the temp file: about 1 ms of
+    // hermes's own work after the answer arrives, plus the emulator's and the HTTP stack's
+    // time in these debug builds (1–4 ms measured on a quiet machine, more under load). 3 to 5
+    // of 200 runs were lost this way in measurements on 2 shared cores; 10 means something slow
+    // crept into that window.
+    assert!(
+        lost_after_rotation <= 10,
+        "{lost_after_rotation} of {killed} random kills landed between the server's rotation \
+         and the save"
     );
 }

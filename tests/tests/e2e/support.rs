@@ -198,7 +198,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-pub use hermes_tests::emulator::{Emulator, EmulatorConfig, ExpiryEncoding, Fault};
+pub use hermes_tests::emulator::{Canned, Emulator, EmulatorConfig, ExpiryEncoding, Fault};
 
 /// An emulator and a home whose MiniMax URLs point at it, with the plugin installed.
 pub fn minimax(config: EmulatorConfig) -> (Emulator, Home) {

@@ -171,10 +171,10 @@ proptest! {
             Err(e) => {
                 prop_assert!(known_kind(e.kind), "{e:?}");
                 prop_assert_eq!(e.code.as_str(), "refresh_failed");
-                // Relogin only for the documented markers or a 200 that is not a success.
+                // Relogin only for a 400/401 whose error fields carry a documented marker.
                 if e.relogin_required {
                     let marker = ["invalid_grant", "refresh_token_reused", "invalid_refresh_token"].iter().any(|m| text.contains(m));
-                    prop_assert!(marker || status == 200, "status {status}: {text}");
+                    prop_assert!(marker && (status == 400 || status == 401), "status {status}: {text}");
                 } else {
                     prop_assert!(e.is_transient() || e.kind == kind::REFUSED || e.kind == kind::TERMINAL, "{e:?}");
                 }

@@ -69,13 +69,6 @@ fn refresh_request_form_and_url() {
 }
 
 #[test]
-fn refresh_request_carries_the_15_s_timeout() {
-    let (f, out) = refresh_with(|| Reply::json(200, &token_body(&json!({}))));
-    out.unwrap();
-    assert_eq!(f.requests()[0].timeout_ms, 15_000);
-}
-
-#[test]
 fn no_refresh_token_is_relogin_without_a_request() {
     let f = fake();
     let mut cred = stored(NOW);
@@ -132,8 +125,8 @@ fn dead_refresh_token_markers_require_relogin() {
             r#"{"error":"invalid_grant","error_description":"expired"}"#,
         ),
         (401, r#"{"error":"refresh_token_reused"}"#),
-        (400, "invalid_refresh_token"),
-        (403, r#"{"base_resp":{"status_msg":"invalid_grant"}}"#),
+        (400, r#"{"error_description":"invalid_refresh_token"}"#),
+        (401, r#"{"base_resp":{"status_msg":"invalid_grant"}}"#),
     ] {
         let err = refresh_json(status, body).unwrap_err();
         assert_relogin(&err);
@@ -150,21 +143,52 @@ fn regress_dead_refresh_token_is_terminal_so_the_host_quarantines() {
 }
 
 #[test]
-fn status_not_success_on_200_requires_relogin() {
+fn a_200_that_is_not_a_success_is_transient() {
+    // Rate limits and "system busy" arrive as 200 with a base_resp error: wiping the login
+    // on them lost healthy accounts. Only a 400/401 naming a dead token is terminal.
     for body in [
+        json!({"base_resp": {"status_code": 1002, "status_msg": "rate limit exceeded"}}),
+        json!({"status": "error", "base_resp": {"status_code": 1000, "status_msg": "system busy, please retry"}}),
         json!({"status": "error", "base_resp": {"status_code": 1004, "status_msg": "token revoked"}}),
+        json!({}),
         json!({"status": "pending"}),
         json!({"access_token": "x", "expired_in": 900}),
     ] {
         let err = refresh_json(200, &body.to_string()).unwrap_err();
-        assert_relogin(&err);
+        assert_transient(&err);
     }
     let err = refresh_json(
         200,
-        &json!({"status": "error", "base_resp": {"status_msg": "token revoked"}}).to_string(),
+        &json!({"status": "error", "base_resp": {"status_msg": "system busy"}}).to_string(),
     )
     .unwrap_err();
-    assert!(err.message.contains("token revoked"));
+    assert!(err.message.contains("system busy"), "{}", err.message);
+}
+
+#[test]
+fn markers_outside_a_400_or_401_or_outside_the_error_fields_are_transient() {
+    for (status, body) in [
+        (502, r#"{"message":"upstream returned invalid_grant"}"#),
+        (
+            503,
+            "<html><body>invalid_grant refresh_token_reused</body></html>",
+        ),
+        (500, r#"{"error":"invalid_grant"}"#),
+        (403, r#"{"base_resp":{"status_msg":"invalid_grant"}}"#),
+        (400, "invalid_refresh_token"),
+        (400, r#"{"message":"invalid_grant"}"#),
+        (401, r#"{"detail":{"error":"invalid_grant"}}"#),
+    ] {
+        let err = refresh_json(status, body).unwrap_err();
+        assert_transient(&err);
+    }
+}
+
+#[test]
+fn refresh_asks_for_the_long_refresh_deadline() {
+    let (f, out) = refresh_with(|| Reply::json(200, &token_body(&json!({}))));
+    out.unwrap();
+    assert_eq!(f.requests()[0].timeout_ms, 120_000);
 }
 
 #[test]
@@ -314,10 +338,14 @@ fn refresh_errors_never_echo_tokens() {
     f.on_request(|rec| {
         Reply::json(
             400,
-            &format!(
-                "invalid_grant: {} is reused",
-                rec.field("refresh_token").unwrap_or_default()
-            ),
+            &json!({
+                "error": "invalid_grant",
+                "error_description": format!(
+                    "{} is reused",
+                    rec.field("refresh_token").unwrap_or_default()
+                ),
+            })
+            .to_string(),
         )
     });
     let err = refresh(&f.sdk_host(), &stored(NOW)).unwrap_err();
