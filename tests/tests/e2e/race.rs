@@ -278,14 +278,10 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
         after_request >= 20,
         "too few kills landed after the request was sent ({after_request})"
     );
-    // The window is the answer's way from the server to the temp file: about 1 ms of
-    // hermes's own work after the answer arrives, plus the emulator's and the HTTP stack's
-    // time in these debug builds (1–4 ms measured on a quiet machine, more under load). 3 to 5
-    // of 200 runs were lost this way in measurements on 2 shared cores; 10 means something slow
-    // crept into that window.
-    assert!(
-        lost_after_rotation <= 10,
-        "{lost_after_rotation} of {killed} random kills landed between the server's rotation \
-         and the save"
-    );
+    // Kills between the server's rotation and the save lose the login by nature (the answer's
+    // way from the server to the temp file: about 1 ms of hermes's own work plus the emulator's
+    // and the HTTP stack's time). How many land there depends on the machine's load, so the
+    // count is reported above, not bounded here: a bound would be a timing assertion. What
+    // must hold on any machine is asserted: no corrupt store, no token file left behind, and
+    // nothing lost to a kill after the answer reached the temp file (the pause point).
 }
