@@ -321,6 +321,31 @@ impl AuthFile {
         id
     }
 
+    /// Replace the tokens of the extra account `id` with a new sign-in, keeping its id and
+    /// priority.
+    pub fn replace_account(
+        &mut self,
+        provider: &str,
+        id: &str,
+        cred: &Credential,
+        label: &str,
+    ) -> Result<()> {
+        let slot = Slot::Pool(id.to_string());
+        let m = self
+            .slot_map_mut(provider, &slot)
+            .ok_or_else(|| Error::msg(format!("the login {id} of {provider} is gone")))?;
+        let keep: Vec<(String, Value)> = ["id", "priority", "auth_type", "source"]
+            .iter()
+            .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        m.clear();
+        m.extend(keep);
+        m.insert("label".into(), json!(label));
+        m.insert("base_url".into(), json!(cred.base_url.as_str()));
+        apply(m, cred);
+        Ok(())
+    }
+
     /// Make the pool refer to the singleton exactly once and hold no copy of its tokens.
     fn normalize(&mut self, provider: &str, singleton_rt: &str) {
         let label = self
@@ -437,26 +462,91 @@ impl AuthFile {
     }
 }
 
-/// Find the entry a user named: its 1-based position in `hermes auth list`, its id or its
-/// label (case-insensitive).
-pub fn find<'a>(entries: &'a [EntryView], key: &str) -> Option<&'a EntryView> {
-    if let Ok(n) = key.parse::<usize>() {
-        if n >= 1 && n <= entries.len() && key.len() < 6 {
-            return entries.get(n - 1);
+/// What a name given by the user refers to.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// Exactly one login.
+    Found(&'a EntryView),
+    /// No login.
+    Missing,
+    /// Several logins share this label (files written by older versions): their ids.
+    Ambiguous(Vec<String>),
+}
+
+/// Find the login a user named: `oauth` (the main login, as `hermes auth list` calls it), its
+/// 1-based position in `hermes auth list`, its id, or its label (case-insensitive). Labels
+/// are unique and never all digits (see [`check_label`]); a file written by an older version
+/// may still hold two logins with one label, which is reported rather than guessed.
+pub fn lookup<'a>(entries: &'a [EntryView], key: &str) -> Lookup<'a> {
+    if key.eq_ignore_ascii_case(SINGLETON_SOURCE) {
+        if let Some(e) = entries.iter().find(|e| e.slot == Slot::Singleton) {
+            return Lookup::Found(e);
         }
     }
-    entries
+    if let Ok(n) = key.parse::<usize>() {
+        if n >= 1 && n <= entries.len() && key.len() < 6 {
+            return Lookup::Found(&entries[n - 1]);
+        }
+    }
+    if let Some(e) = entries.iter().find(|e| e.id.eq_ignore_ascii_case(key)) {
+        return Lookup::Found(e);
+    }
+    let named: Vec<&EntryView> = entries
         .iter()
-        .find(|e| e.id.eq_ignore_ascii_case(key))
-        .or_else(|| {
-            entries
-                .iter()
-                .find(|e| !e.label.is_empty() && e.label.eq_ignore_ascii_case(key))
-        })
+        .filter(|e| !e.label.is_empty() && e.label.eq_ignore_ascii_case(key))
+        .collect();
+    match named.as_slice() {
+        [] => Lookup::Missing,
+        [one] => Lookup::Found(one),
+        many => Lookup::Ambiguous(many.iter().map(|e| e.id.clone()).collect()),
+    }
+}
+
+/// [`lookup`], when only a unique match will do.
+pub fn find<'a>(entries: &'a [EntryView], key: &str) -> Option<&'a EntryView> {
+    match lookup(entries, key) {
+        Lookup::Found(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// Longest label accepted.
+pub const MAX_LABEL_CHARS: usize = 64;
+
+/// Whether `label` can name a login: not empty, at most [`MAX_LABEL_CHARS`] characters, no
+/// control or formatting characters, not all digits (a number is a position in `auth list`),
+/// not six hex digits (a login id) and not `oauth` (the main login's name). The error says why.
+pub fn check_label(label: &str) -> std::result::Result<(), String> {
+    if label.trim().is_empty() {
+        return Err("a label cannot be empty".into());
+    }
+    if label.chars().count() > MAX_LABEL_CHARS {
+        return Err(format!("a label has at most {MAX_LABEL_CHARS} characters"));
+    }
+    if crate::text::line(label, MAX_LABEL_CHARS) != label {
+        return Err(
+            "a label cannot hold control characters, line breaks or repeated spaces".into(),
+        );
+    }
+    if label.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "{label:?} is all digits, which `--account` and `auth remove` read as a position in `hermes auth list`"
+        ));
+    }
+    if label.len() == 6 && label.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{label:?} looks like a login id"));
+    }
+    if label.eq_ignore_ascii_case(SINGLETON_SOURCE) {
+        return Err(format!(
+            "{SINGLETON_SOURCE:?} is the name of the main login"
+        ));
+    }
+    Ok(())
 }
 
 /// The login to use: the named one, else the first usable in priority order, else the first
-/// (so that its error is what the user sees).
+/// (so that its error is what the user sees). Commands choose through
+/// [`super::choice::choose`], which also says when it falls back.
 pub fn select<'a>(entries: &'a [EntryView], account: Option<&str>) -> Option<&'a EntryView> {
     match account {
         Some(key) => find(entries, key),
