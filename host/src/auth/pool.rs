@@ -8,7 +8,7 @@
 //! mean refreshing one kills the other. A pool entry that duplicates the singleton's refresh
 //! token (older versions wrote such copies) is folded into the singleton on the next write.
 
-use hermes_plugin_api::{Credential, PluginError};
+use hermes_plugin_api::{Credential, PluginError, HOST_STATE_KEY};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -94,7 +94,51 @@ fn expiry_of(m: &Map<String, Value>) -> i64 {
         .unwrap_or(0)
 }
 
-fn credential_of(m: &Map<String, Value>) -> Credential {
+/// Keys of a stored record that belong to the host: the typed credential fields, the pool's
+/// bookkeeping and the failure records. They are never handed to a plugin inside `state`,
+/// and never taken from the `state` a plugin returns.
+const HOST_KEYS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "expires_at",
+    "expires_at_ms",
+    "label",
+    "base_url",
+    "last_auth_error",
+    "last_refresh_failure",
+    "id",
+    "priority",
+    "source",
+    "auth_type",
+    HOST_STATE_KEY,
+];
+
+/// The `state` a plugin sees for the record `m` of pool source `source`: its own keys, and the
+/// host's facts under [`HOST_STATE_KEY`].
+fn plugin_state(m: &Map<String, Value>, source: &str) -> String {
+    let mut state: Map<String, Value> = m
+        .iter()
+        .filter(|(k, _)| !HOST_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut host = Map::new();
+    host.insert("source".into(), json!(source));
+    if let Some(e) = m.get("last_auth_error").and_then(Value::as_object) {
+        host.insert(
+            "last_auth_error".into(),
+            json!({
+                "code": str_of(e, "code"),
+                "message": str_of(e, "message"),
+                "relogin_required": e.get("relogin_required").and_then(Value::as_bool).unwrap_or(true),
+                "at": str_of(e, "at"),
+            }),
+        );
+    }
+    state.insert(HOST_STATE_KEY.into(), Value::Object(host));
+    Value::Object(state).to_string()
+}
+
+fn credential_of(m: &Map<String, Value>, source: &str) -> Credential {
     Credential {
         access_token: str_of(m, "access_token").into(),
         refresh_token: str_of(m, "refresh_token").into(),
@@ -102,7 +146,7 @@ fn credential_of(m: &Map<String, Value>) -> Credential {
         region: str_of(m, "region").into(),
         base_url: str_of(m, "base_url").into(),
         label: str_of(m, "label").into(),
-        state: serde_json::to_string(m).unwrap_or_default().into(),
+        state: plugin_state(m, source).into(),
     }
 }
 
@@ -123,8 +167,13 @@ fn error_at(m: &Map<String, Value>, key: &str) -> Option<LastError> {
 fn apply(m: &mut Map<String, Value>, cred: &Credential) {
     if let Ok(Value::Object(state)) = serde_json::from_str::<Value>(&cred.state) {
         for (k, v) in state {
-            m.insert(k, v);
+            if !HOST_KEYS.contains(&k.as_str()) {
+                m.insert(k, v);
+            }
         }
+    }
+    if !cred.base_url.is_empty() {
+        m.insert("base_url".into(), json!(cred.base_url.as_str()));
     }
     m.insert("access_token".into(), json!(cred.access_token.as_str()));
     m.insert("refresh_token".into(), json!(cred.refresh_token.as_str()));
@@ -203,7 +252,7 @@ impl AuthFile {
                     source: SINGLETON_SOURCE.into(),
                     priority,
                     slot: Slot::Singleton,
-                    credential: credential_of(s),
+                    credential: credential_of(s, SINGLETON_SOURCE),
                     last_error: last_error_of(s),
                     last_transient: error_at(s, "last_refresh_failure"),
                 });
@@ -214,7 +263,7 @@ impl AuthFile {
                     source,
                     priority,
                     slot: Slot::Pool(id),
-                    credential: credential_of(e),
+                    credential: credential_of(e, str_of(e, "source")),
                     last_error: last_error_of(e),
                     last_transient: error_at(e, "last_refresh_failure"),
                 });
@@ -229,7 +278,7 @@ impl AuthFile {
                     source: SINGLETON_SOURCE.into(),
                     priority: -1,
                     slot: Slot::Singleton,
-                    credential: credential_of(s),
+                    credential: credential_of(s, SINGLETON_SOURCE),
                     last_error: last_error_of(s),
                     last_transient: error_at(s, "last_refresh_failure"),
                 },
@@ -242,12 +291,14 @@ impl AuthFile {
     /// The credential in `slot`.
     pub fn credential(&self, provider: &str, slot: &Slot) -> Option<Credential> {
         match slot {
-            Slot::Singleton => self.provider_state(provider).map(credential_of),
+            Slot::Singleton => self
+                .provider_state(provider)
+                .map(|m| credential_of(m, SINGLETON_SOURCE)),
             Slot::Pool(id) => self
                 .pool(provider)
                 .into_iter()
                 .find(|e| str_of(e, "id") == id)
-                .map(credential_of),
+                .map(|m| credential_of(m, str_of(m, "source"))),
         }
     }
 
