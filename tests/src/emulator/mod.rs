@@ -130,6 +130,15 @@ pub struct EmulatorConfig {
     /// Added to the wall clock for every expiry decision and every `expired_in` sent, so a
     /// test can age tokens by moving this forward instead of sleeping.
     pub clock_offset_ms: i64,
+    /// Appended to the `user_code` of device-code responses (and stripped from the polls that
+    /// send it back): a hostile portal's escape sequences.
+    pub user_code_suffix: Option<String>,
+    /// Appended to the `verification_uri` of device-code responses.
+    pub verification_uri_suffix: Option<String>,
+    /// Answer every refresh with this HTTP status and a body that quotes the presented refresh
+    /// token (as is, URL-encoded and JSON-escaped); no token rotates. 400 names
+    /// `invalid_grant` (a dead login), anything else is a server failure.
+    pub refresh_echo_status: Option<u16>,
 }
 
 impl Default for EmulatorConfig {
@@ -151,6 +160,9 @@ impl Default for EmulatorConfig {
             stream_event_delay_ms: 0,
             log_requests: false,
             clock_offset_ms: 0,
+            user_code_suffix: None,
+            verification_uri_suffix: None,
+            refresh_echo_status: None,
         }
     }
 }
