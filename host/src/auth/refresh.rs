@@ -234,7 +234,9 @@ impl TokenSource {
                 file.update_credential(id, &entry.slot, &new)?;
                 locked.write(&mut file)?;
                 drop(locked);
-                self.finish(&entry, new, &reason, true)
+                // Use it as stored: the plugin's own keys only, whatever it returned.
+                let stored = file.credential(id, &entry.slot).unwrap_or(new);
+                self.finish(&entry, stored, &reason, true)
             }
             RResult::RErr(e) if e.relogin_required => {
                 file.quarantine(id, &entry.slot, &e, self.now());
