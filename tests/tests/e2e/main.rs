@@ -6,6 +6,7 @@
 
 mod support;
 
+mod accounts;
 mod apikey;
 mod auth;
 mod authors;
