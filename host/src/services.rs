@@ -121,7 +121,11 @@ impl Policy {
     /// Check a redirect hop from `from` to `to`: the rules of [`Policy::check`], and no way
     /// back to this machine from a remote host. A remote server that could send hermes to
     /// `127.0.0.1` could make it post form bodies (codes, refresh tokens) to any local service.
-    pub fn check_redirect(&self, from: &reqwest::Url, to: &reqwest::Url) -> Result<(), PluginError> {
+    pub fn check_redirect(
+        &self,
+        from: &reqwest::Url,
+        to: &reqwest::Url,
+    ) -> Result<(), PluginError> {
         if is_loopback(to) && !is_loopback(from) {
             return Err(PluginError::new(
                 kind::REFUSED,
@@ -471,7 +475,11 @@ mod tests {
                 .check_redirect(&remote, &to.parse().unwrap())
                 .unwrap_err();
             assert_eq!(e.kind, kind::REFUSED, "{to}");
-            assert!(e.message.contains("may not send hermes to this machine"), "{}", e.message);
+            assert!(
+                e.message.contains("may not send hermes to this machine"),
+                "{}",
+                e.message
+            );
         }
         // Loopback to loopback (a local emulator or proxy) and remote to remote still work.
         let local: reqwest::Url = "http://127.0.0.1:8/x".parse().unwrap();

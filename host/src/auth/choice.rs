@@ -118,7 +118,10 @@ pub fn choose(
         }));
     };
     let why = match &preferred.last_error {
-        Some(le) => format!("needs a new sign-in ({})", crate::text::line(&le.message, 160)),
+        Some(le) => format!(
+            "needs a new sign-in ({})",
+            crate::text::line(&le.message, 160)
+        ),
         None => "is signed out".to_string(),
     };
     let note = format!(
@@ -131,7 +134,10 @@ pub fn choose(
         if other.credential.region.is_empty() {
             String::new()
         } else {
-            format!(", region {}", crate::text::line(&other.credential.region, 32))
+            format!(
+                ", region {}",
+                crate::text::line(&other.credential.region, 32)
+            )
         },
     );
     Ok(Some(Chosen {

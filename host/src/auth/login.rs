@@ -294,9 +294,7 @@ pub fn save(
         for dup in &extra {
             f.remove_pool_entry(provider_id, dup);
         }
-        let new_account = !replaces_main
-            && label.is_some()
-            && main.is_some_and(|m| m.usable());
+        let new_account = !replaces_main && label.is_some() && main.is_some_and(|m| m.usable());
         if new_account {
             let id = f.add_account(provider_id, &cred, label.unwrap_or(""));
             Ok(Saved {

@@ -167,7 +167,10 @@ impl TokenSource {
         let chosen = super::choice::choose(&d.display_name, &d.id, entries, &choice)?
             .ok_or_else(|| self.not_logged_in())?;
         if let Some(note) = &chosen.fallback {
-            if !self.fallback_said.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            if !self
+                .fallback_said
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
                 self.out.warn(note);
             }
         }

@@ -10,8 +10,8 @@ use hermes_plugin_api::{flow, status_state, RemovalPlan, StatusReport};
 use serde_json::{json, Value};
 
 use super::Ctx;
-use crate::auth::login::{self, Tick};
 use crate::auth::choice;
+use crate::auth::login::{self, Tick};
 use crate::auth::pool::{self, EntryView, Slot, SINGLETON_SOURCE};
 use crate::auth::{Store, TokenSource};
 use crate::config::Settings;
@@ -220,8 +220,10 @@ fn add(
             d.display_name
         ));
         ctx.out.notice("");
-        ctx.out
-            .notice(&format!("  {}", text::line(&challenge.verification_uri, 400)));
+        ctx.out.notice(&format!(
+            "  {}",
+            text::line(&challenge.verification_uri, 400)
+        ));
         ctx.out
             .notice(&format!("  code: {}", text::line(&challenge.user_code, 64)));
         ctx.out.notice("");

@@ -144,8 +144,14 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let html = std::fs::read_to_string(&path).unwrap();
-        assert!(html.contains("token=0123abcd&amp;x=&quot;&lt;y&gt;"), "{html}");
-        assert!(html.contains("replace(\"http://127.0.0.1:5/?token=0123abcd&x=\\\"\\u003cy>\")"), "{html}");
+        assert!(
+            html.contains("token=0123abcd&amp;x=&quot;&lt;y&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("replace(\"http://127.0.0.1:5/?token=0123abcd&x=\\\"\\u003cy>\")"),
+            "{html}"
+        );
         drop(page);
         assert!(!path.exists());
     }

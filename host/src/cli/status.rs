@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use super::Ctx;
 use crate::auth::{choice, Store};
-use crate::text;
 use crate::error::Result;
 use crate::plugins::runtime::{PluginSet, Scope};
+use crate::text;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}

@@ -134,7 +134,8 @@ fn every_command_honours_the_configured_account() {
         .ok();
     let r = home.run(&["auth", "token", "minimax-oauth"]).code(1);
     assert!(
-        r.stderr.contains("no login of MiniMax (OAuth) is called \"gone\""),
+        r.stderr
+            .contains("no login of MiniMax (OAuth) is called \"gone\""),
         "{}",
         r.stderr
     );
@@ -148,7 +149,11 @@ fn regress_labels_shadowed_by_positions_and_ids() {
     login(&home);
     for bad in ["1", "42", "oauth", "OAuth", "abc123", "", "a\x1b[2Jb"] {
         let r = add(&home, bad).code(2);
-        assert!(r.stderr.contains("cannot use the label"), "{bad:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("cannot use the label"),
+            "{bad:?}: {}",
+            r.stderr
+        );
     }
     // Refused before any request to the server.
     assert_eq!(emu.counters().total.code_requests, 1);

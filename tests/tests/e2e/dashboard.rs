@@ -1113,7 +1113,11 @@ fn dashboard_opens_no_browser_with_no_open() {
     let leftovers: Vec<_> = std::fs::read_dir(home.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("dashboard-open-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("dashboard-open-")
+        })
         .collect();
     assert!(leftovers.is_empty());
 }

@@ -79,8 +79,12 @@ fn regress_plugin_messages_quoting_secrets_are_masked_by_the_host() {
     let at = saved["access_token"].as_str().unwrap().to_string();
     let rt = saved["refresh_token"].as_str().unwrap().to_string();
     assert!(r.stderr.contains("Note from Test Provider"), "{}", r.stderr);
-    assert_no_secret(&r.all(), &[at.clone()]);
-    assert!(r.stderr.contains(&hermes::secret::mask(&at)), "{}", r.stderr);
+    assert_no_secret(&r.all(), std::slice::from_ref(&at));
+    assert!(
+        r.stderr.contains(&hermes::secret::mask(&at)),
+        "{}",
+        r.stderr
+    );
 
     // …and both tokens in a refresh failure, which quarantines the login.
     let r = home.run(&["auth", "token", "test-provider"]).code(1);
@@ -166,7 +170,9 @@ fn regress_plugin_sees_tokens_in_state() {
     assert_eq!(block["refreshes"], 1, "the plugin's own keys are kept");
     // The base URL the plugin returned is saved for the main login too.
     assert_eq!(block["base_url"], "https://tp.example/v2");
-    let pool = after["credential_pool"]["test-provider"].as_array().unwrap();
+    let pool = after["credential_pool"]["test-provider"]
+        .as_array()
+        .unwrap();
     assert_eq!(pool.len(), 1, "{pool:?}");
     assert_eq!(pool[0]["source"], "oauth");
     assert!(!after.to_string().contains("smuggled"), "{after}");
