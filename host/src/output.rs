@@ -5,8 +5,9 @@ use std::io::{IsTerminal, Write};
 
 use crate::config::Env;
 
-/// Longest error or warning line printed; longer ones end with `…`.
-const MAX_MESSAGE_CHARS: usize = 4000;
+/// Longest error or warning line printed. Not a limit in practice (plugins and the host cap
+/// what they quote, and say so); it only bounds a runaway message.
+const MAX_MESSAGE_CHARS: usize = 1 << 20;
 
 /// Where and how to print.
 #[derive(Clone, Debug)]

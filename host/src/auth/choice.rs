@@ -101,7 +101,7 @@ pub fn choose(
         let reason = if entries.len() == 1 {
             "the only login".to_string()
         } else {
-            format!("first login by priority ({})", preferred.priority)
+            format!("first usable of {} by priority", entries.len())
         };
         return Ok(Some(Chosen {
             entry: preferred.clone(),

@@ -33,7 +33,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 Severity::Error => ctx.out.bad_mark(),
             };
             // Findings quote plugins, servers and auth.json: terminal-safe here, in one place.
-            let message = crate::text::line(&f.message, 1000);
+            // Spacing is kept: the message aligns its parts with two spaces.
+            let message = crate::text::text(&f.message).replace(['\n', '\t'], " ");
             match &f.fix {
                 Some(fix) => ctx.out.result(&format!(
                     "{mark} {message}  (fix: {})",
