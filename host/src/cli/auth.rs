@@ -412,7 +412,16 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
         let provider = open_entry(ctx, &settings, &set, entry)?;
         let logins = file.entries(&d.id);
         let account = choice::account_choice(&ctx.env, &settings, &d.id, None);
-        let picked = choice::choose(&d.display_name, &d.id, &logins, &account)?;
+        let picked = match choice::choose(&d.display_name, &d.id, &logins, &account) {
+            Ok(p) => p,
+            Err(e) if name.is_some() => return Err(e),
+            // With every provider listed, one misconfigured account does not hide the others.
+            Err(e) => {
+                ctx.out.error(&e);
+                all_logged_in = false;
+                continue;
+            }
+        };
         if let Some(note) = picked.as_ref().and_then(|c| c.fallback.as_ref()) {
             ctx.out.warn(note);
         }

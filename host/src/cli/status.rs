@@ -35,7 +35,20 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
             crate::plugins::runtime::open_entry(&ctx.env, &settings, &set, entry, &ctx.out)?;
         let logins = file.entries(&d.id);
         let account = choice::account_choice(&ctx.env, &settings, &d.id, None);
-        let picked = choice::choose(&d.display_name, &d.id, &logins, &account)?;
+        let picked = match choice::choose(&d.display_name, &d.id, &logins, &account) {
+            Ok(p) => p,
+            // A configured account that names nothing: this provider's line says so, and the
+            // others are still shown.
+            Err(e) => {
+                ctx.out.result(&format!(
+                    "{} {}  {}",
+                    ctx.out.bad_mark(),
+                    d.display_name,
+                    text::line(e.message(), 300)
+                ));
+                continue;
+            }
+        };
         if let Some(note) = picked.as_ref().and_then(|c| c.fallback.as_ref()) {
             ctx.out.warn(note);
         }

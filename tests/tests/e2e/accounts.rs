@@ -140,6 +140,16 @@ fn every_command_honours_the_configured_account() {
         r.stderr
     );
     assert!(r.stdout.is_empty());
+    // The overview still shows every provider, this one with the problem.
+    let s = home.run(&["status"]).ok();
+    assert!(
+        s.stdout
+            .contains("MiniMax (OAuth)  no login of MiniMax (OAuth) is called \"gone\""),
+        "{}",
+        s.stdout
+    );
+    let a = home.run(&["auth", "status"]).code(1);
+    assert!(a.stderr.contains("is called \"gone\""), "{}", a.stderr);
     assert!(emu.counters().total.messages_ok >= 1);
 }
 
