@@ -5,6 +5,10 @@ use std::io::{IsTerminal, Write};
 
 use crate::config::Env;
 
+/// Longest error or warning line printed. Not a limit in practice (plugins and the host cap
+/// what they quote, and say so); it only bounds a runaway message.
+const MAX_MESSAGE_CHARS: usize = 1 << 20;
+
 /// Where and how to print.
 #[derive(Clone, Debug)]
 pub struct Output {
@@ -91,9 +95,14 @@ impl Output {
     pub fn notice(&self, line: &str) {
         eprintln!("{line}");
     }
-    /// A warning on stderr.
+    /// A warning on stderr. Warnings quote servers and plugins, so the text is made
+    /// terminal-safe here.
     pub fn warn(&self, line: &str) {
-        eprintln!("{} {line}", self.paint("warning:", "33"));
+        eprintln!(
+            "{} {}",
+            self.paint("warning:", "33"),
+            crate::text::line(line, MAX_MESSAGE_CHARS)
+        );
     }
     /// A log line, shown when `-v` was given `level` times or more.
     pub fn log(&self, level: u8, line: &str) {
@@ -102,14 +111,23 @@ impl Output {
         }
     }
     /// An error with its `help:` line and, at `-v`, its detail.
+    /// Errors quote servers and plugins, so their text is made terminal-safe here.
     pub fn error(&self, err: &crate::Error) {
-        eprintln!("{} {}", self.paint("error:", "31"), err.message());
+        eprintln!(
+            "{} {}",
+            self.paint("error:", "31"),
+            crate::text::line(err.message(), MAX_MESSAGE_CHARS)
+        );
         if let Some(h) = err.help() {
-            eprintln!("{} {h}", self.paint("help:", "36"));
+            eprintln!(
+                "{} {}",
+                self.paint("help:", "36"),
+                crate::text::line(h, MAX_MESSAGE_CHARS)
+            );
         }
         if let Some(d) = err.detail() {
             if self.verbose > 0 {
-                eprintln!("{d}");
+                eprintln!("{}", crate::text::text(d));
             } else {
                 eprintln!("(run with -v for details)");
             }

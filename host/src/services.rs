@@ -3,7 +3,7 @@
 //!
 //! * https only, except to loopback hosts;
 //! * only the hosts the plugin's descriptor allows (loopback always), checked on every request
-//!   and every redirect hop;
+//!   and every redirect hop; a remote host may not redirect to loopback;
 //! * 307/308 followed with the body re-sent, 301/302/303 followed as `GET`, at most 5 hops;
 //! * a total timeout (15 s by default) and a body cap (16 KiB for error bodies, 1 MiB else);
 //! * proxies from `HTTP(S)_PROXY`, never for loopback.
@@ -207,6 +207,28 @@ impl Policy {
         self
     }
 
+    /// Check a redirect hop from `from` to `to`: the rules of [`Policy::check`], and no way
+    /// back to this machine from a remote host. A remote server that could send hermes to
+    /// `127.0.0.1` could make it post form bodies (codes, refresh tokens) to any local service.
+    pub fn check_redirect(
+        &self,
+        from: &reqwest::Url,
+        to: &reqwest::Url,
+    ) -> Result<(), PluginError> {
+        if is_loopback(to) && !is_loopback(from) {
+            return Err(PluginError::new(
+                kind::REFUSED,
+                "request_refused",
+                format!(
+                    "refused a redirect from {} to {}: a remote host may not send hermes to this machine",
+                    from.host_str().unwrap_or(""),
+                    to.host_str().unwrap_or("")
+                ),
+            ));
+        }
+        self.check(to)
+    }
+
     /// Check one URL (the first request or a redirect hop).
     pub fn check(&self, url: &reqwest::Url) -> Result<(), PluginError> {
         let refuse = |msg: String| Err(PluginError::new(kind::REFUSED, "request_refused", msg));
@@ -321,7 +343,7 @@ async fn http(net: &Net, policy: &Policy, req: HttpRequest) -> Result<HttpRespon
                     format!("{host} redirected to an invalid URL"),
                 )
             })?;
-            policy.check(&next)?;
+            policy.check_redirect(&url, &next)?;
             if !matches!(status, 307 | 308) {
                 method = reqwest::Method::GET;
                 body.clear();
@@ -585,6 +607,35 @@ mod tests {
             .check(&"https://not-a-url-key.example/".parse().unwrap())
             .is_err());
         assert!(p.check(&"https://evil.example/".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_remote_host_cannot_redirect_to_loopback() {
+        let remote: reqwest::Url = "https://api.example.com/x".parse().unwrap();
+        for to in [
+            "http://127.0.0.1:9/x",
+            "http://localhost:9/x",
+            "https://127.0.0.2/x",
+            "http://[::1]:9/x",
+        ] {
+            let e = policy()
+                .check_redirect(&remote, &to.parse().unwrap())
+                .unwrap_err();
+            assert_eq!(e.kind, kind::REFUSED, "{to}");
+            assert!(
+                e.message.contains("may not send hermes to this machine"),
+                "{}",
+                e.message
+            );
+        }
+        // Loopback to loopback (a local emulator or proxy) and remote to remote still work.
+        let local: reqwest::Url = "http://127.0.0.1:8/x".parse().unwrap();
+        policy()
+            .check_redirect(&local, &"http://127.0.0.1:9/y".parse().unwrap())
+            .unwrap();
+        policy()
+            .check_redirect(&remote, &"https://api.example.com/y".parse().unwrap())
+            .unwrap();
     }
 
     #[test]

@@ -388,7 +388,8 @@ impl PluginInfo {
 /// A stored credential as the host hands it to a plugin and takes it back.
 ///
 /// The host knows the typed fields; `state` is the plugin's own record (a JSON object), which
-/// the host stores verbatim beside them. `Debug` never shows the secrets.
+/// the host stores beside them, plus the host's read-only facts under [`HOST_STATE_KEY`].
+/// `Debug` never shows the secrets.
 #[repr(C)]
 #[derive(StableAbi, Clone, Default, PartialEq, Eq)]
 pub struct Credential {
@@ -407,6 +408,16 @@ pub struct Credential {
     /// The plugin's own state, a JSON object (may be empty).
     pub state: RString,
 }
+
+/// The key under which the host adds its own facts about a login to [`Credential::state`]
+/// when it hands a credential to a plugin: an object with `source` (`oauth` for the main
+/// login, `manual:<provider>` for an extra account) and, when the login was signed out by a
+/// dead refresh token, `last_auth_error` (`code`, `message`, `relogin_required`, `at`).
+///
+/// Everything else in `state` is the plugin's own: the host never puts its own keys there
+/// (tokens, expiry, label, pool bookkeeping), and it ignores this key and its own keys in the
+/// `state` a plugin returns.
+pub const HOST_STATE_KEY: &str = "_hermes";
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

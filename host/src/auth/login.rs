@@ -8,7 +8,7 @@ use std::time::Duration;
 use abi_stable::std_types::RResult;
 use hermes_plugin_api::{poll_status, Challenge, Credential};
 
-use super::pool::Slot;
+use super::pool::{self, Slot};
 use super::store::Store;
 use crate::error::{Error, Result};
 use crate::plugins::runtime::Provider;
@@ -33,8 +33,37 @@ pub fn start(provider: &Provider, region: Option<&str>, options: &str) -> Result
     };
     match flow.start(region.unwrap_or("").into(), options.into()) {
         RResult::ROk(c) => Ok(c),
-        RResult::RErr(e) => Err(Error::msg(e.message.to_string())),
+        // The options may carry a key (api-key flows) that a server can echo back.
+        RResult::RErr(e) => Err(Error::msg(scrub(&e.message, &json_strings(options, "")))),
     }
+}
+
+/// The string values of a JSON document the host holds for a plugin (sign-in options, the
+/// opaque session blob): they may be secrets (an API key, a PKCE verifier, a device code),
+/// so a message that echoes one is masked. URLs and `except` (the code the user types, shown
+/// anyway) are left out.
+fn json_strings(doc: &str, except: &str) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(m) => m.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    match serde_json::from_str::<serde_json::Value>(doc) {
+        Ok(v) => walk(&v, &mut out),
+        Err(_) => out.push(doc.to_string()),
+    }
+    out.retain(|s| s != except && !s.starts_with("http://") && !s.starts_with("https://"));
+    out
+}
+
+/// A message from a plugin or its server, with every secret the host knows masked.
+fn scrub(message: &str, secrets: &[String]) -> String {
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    crate::secret::redact(message, &refs)
 }
 
 /// What happened while waiting.
@@ -88,9 +117,10 @@ pub fn wait_ending(
     cancel: &AtomicBool,
     tick: &mut dyn FnMut(Tick),
 ) -> std::result::Result<Approved, NotApproved> {
+    let secrets = json_strings(challenge.session.as_str(), challenge.user_code.as_str());
     let end = |ending: Ending, message: String| NotApproved {
         ending,
-        error: Error::msg(message),
+        error: Error::msg(scrub(&message, &secrets)),
     };
     let Some(flow) = provider.handle.auth_flow.as_ref().into_option() else {
         return Err(end(
@@ -135,9 +165,12 @@ pub fn wait_ending(
                         "the provider approved the sign-in but sent no credential".into(),
                     ));
                 };
+                let mut known = secrets.clone();
+                known.push(credential.access_token.to_string());
+                known.push(credential.refresh_token.to_string());
                 return Ok(Approved {
+                    message: scrub(&outcome.message, &known),
                     credential,
-                    message: outcome.message.to_string(),
                 });
             }
             poll_status::DENIED => {
@@ -205,10 +238,14 @@ pub struct Saved {
     pub slot: Slot,
     /// Whether it became an extra account rather than the main login.
     pub extra_account: bool,
+    /// The login it replaced, when one already had this label: its name and id.
+    pub replaced: Option<(String, String)>,
 }
 
-/// Save a sign-in: as the main login, or — when `label` names a new account while a main login
-/// exists — as an extra account with its own tokens.
+/// Save a sign-in. Labels are unique per provider: a label that names an existing login
+/// replaces that login (main or extra); a new label, while a usable main login exists, adds an
+/// extra account with its own tokens; anything else becomes the main login. Check the label
+/// with [`pool::check_label`] before signing in.
 pub fn save(
     store: &Store,
     provider_id: &str,
@@ -216,26 +253,61 @@ pub fn save(
     label: Option<&str>,
 ) -> Result<Saved> {
     if let Some(l) = label {
+        pool::check_label(l).map_err(Error::msg)?;
         cred.label = l.into();
     }
     store.update(|f| {
         let entries = f.entries(provider_id);
         let main = entries.iter().find(|e| e.slot == Slot::Singleton);
-        let new_account = match (label, main) {
-            (Some(l), Some(m)) => m.usable() && !m.label.eq_ignore_ascii_case(l),
-            _ => false,
+        let same_label: Vec<&pool::EntryView> = match label {
+            Some(l) => entries
+                .iter()
+                .filter(|e| e.label.eq_ignore_ascii_case(l))
+                .collect(),
+            None => Vec::new(),
         };
+        let replaced = same_label
+            .first()
+            .map(|e| (e.name().to_string(), e.id.clone()));
+        // Older versions allowed one label twice: the new sign-in replaces all of them.
+        let extra = same_label
+            .iter()
+            .filter_map(|e| match &e.slot {
+                Slot::Pool(id) => Some(id.clone()),
+                Slot::Singleton => None,
+            })
+            .collect::<Vec<_>>();
+        let replaces_main = same_label.iter().any(|e| e.slot == Slot::Singleton);
+        if let (Some(l), Some(id)) = (label, extra.first()) {
+            if !replaces_main {
+                for dup in &extra[1..] {
+                    f.remove_pool_entry(provider_id, dup);
+                }
+                f.replace_account(provider_id, id, &cred, l)?;
+                return Ok(Saved {
+                    slot: Slot::Pool(id.clone()),
+                    extra_account: true,
+                    replaced,
+                });
+            }
+        }
+        for dup in &extra {
+            f.remove_pool_entry(provider_id, dup);
+        }
+        let new_account = !replaces_main && label.is_some() && main.is_some_and(|m| m.usable());
         if new_account {
             let id = f.add_account(provider_id, &cred, label.unwrap_or(""));
             Ok(Saved {
                 slot: Slot::Pool(id),
                 extra_account: true,
+                replaced,
             })
         } else {
             f.save_singleton(provider_id, &cred);
             Ok(Saved {
                 slot: Slot::Singleton,
                 extra_account: false,
+                replaced,
             })
         }
     })

@@ -1,6 +1,7 @@
 //! Credentials: the store (`auth.json`), the pool of logins per provider, the device-code
 //! driver, and the refresh coordinator with its quarantine.
 
+pub mod choice;
 pub mod login;
 pub mod pool;
 pub mod refresh;

@@ -8,7 +8,7 @@
 //! mean refreshing one kills the other. A pool entry that duplicates the singleton's refresh
 //! token (older versions wrote such copies) is folded into the singleton on the next write.
 
-use hermes_plugin_api::{Credential, PluginError};
+use hermes_plugin_api::{Credential, PluginError, HOST_STATE_KEY};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -116,7 +116,51 @@ fn expiry_of(m: &Map<String, Value>, layout: Layout) -> i64 {
     .unwrap_or(0)
 }
 
-fn credential_of(m: &Map<String, Value>, layout: Layout) -> Credential {
+/// Keys of a stored record that belong to the host: the typed credential fields, the pool's
+/// bookkeeping and the failure records. They are never handed to a plugin inside `state`,
+/// and never taken from the `state` a plugin returns.
+const HOST_KEYS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "expires_at",
+    "expires_at_ms",
+    "label",
+    "base_url",
+    "last_auth_error",
+    "last_refresh_failure",
+    "id",
+    "priority",
+    "source",
+    "auth_type",
+    HOST_STATE_KEY,
+];
+
+/// The `state` a plugin sees for the record `m` of pool source `source`: its own keys, and the
+/// host's facts under [`HOST_STATE_KEY`].
+fn plugin_state(m: &Map<String, Value>, source: &str) -> String {
+    let mut state: Map<String, Value> = m
+        .iter()
+        .filter(|(k, _)| !HOST_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut host = Map::new();
+    host.insert("source".into(), json!(source));
+    if let Some(e) = m.get("last_auth_error").and_then(Value::as_object) {
+        host.insert(
+            "last_auth_error".into(),
+            json!({
+                "code": str_of(e, "code"),
+                "message": str_of(e, "message"),
+                "relogin_required": e.get("relogin_required").and_then(Value::as_bool).unwrap_or(true),
+                "at": str_of(e, "at"),
+            }),
+        );
+    }
+    state.insert(HOST_STATE_KEY.into(), Value::Object(host));
+    Value::Object(state).to_string()
+}
+
+fn credential_of(m: &Map<String, Value>, layout: Layout, source: &str) -> Credential {
     Credential {
         access_token: str_of(m, "access_token").into(),
         refresh_token: str_of(m, "refresh_token").into(),
@@ -124,7 +168,7 @@ fn credential_of(m: &Map<String, Value>, layout: Layout) -> Credential {
         region: str_of(m, "region").into(),
         base_url: str_of(m, "base_url").into(),
         label: str_of(m, "label").into(),
-        state: serde_json::to_string(m).unwrap_or_default().into(),
+        state: plugin_state(m, source).into(),
     }
 }
 
@@ -145,8 +189,13 @@ fn error_at(m: &Map<String, Value>, key: &str) -> Option<LastError> {
 fn apply(m: &mut Map<String, Value>, cred: &Credential, layout: Layout) {
     if let Ok(Value::Object(state)) = serde_json::from_str::<Value>(&cred.state) {
         for (k, v) in state {
-            m.insert(k, v);
+            if !HOST_KEYS.contains(&k.as_str()) {
+                m.insert(k, v);
+            }
         }
+    }
+    if !cred.base_url.is_empty() {
+        m.insert("base_url".into(), json!(cred.base_url.as_str()));
     }
     m.insert("access_token".into(), json!(cred.access_token.as_str()));
     m.insert("refresh_token".into(), json!(cred.refresh_token.as_str()));
@@ -229,7 +278,7 @@ impl AuthFile {
                     source: SINGLETON_SOURCE.into(),
                     priority,
                     slot: Slot::Singleton,
-                    credential: credential_of(s, Layout::Provider),
+                    credential: credential_of(s, Layout::Provider, SINGLETON_SOURCE),
                     last_error: last_error_of(s),
                     last_transient: error_at(s, "last_refresh_failure"),
                 });
@@ -240,7 +289,7 @@ impl AuthFile {
                     source,
                     priority,
                     slot: Slot::Pool(id),
-                    credential: credential_of(e, Layout::Pool),
+                    credential: credential_of(e, Layout::Pool, str_of(e, "source")),
                     last_error: last_error_of(e),
                     last_transient: error_at(e, "last_refresh_failure"),
                 });
@@ -255,7 +304,7 @@ impl AuthFile {
                     source: SINGLETON_SOURCE.into(),
                     priority: -1,
                     slot: Slot::Singleton,
-                    credential: credential_of(s, Layout::Provider),
+                    credential: credential_of(s, Layout::Provider, SINGLETON_SOURCE),
                     last_error: last_error_of(s),
                     last_transient: error_at(s, "last_refresh_failure"),
                 },
@@ -270,12 +319,12 @@ impl AuthFile {
         match slot {
             Slot::Singleton => self
                 .provider_state(provider)
-                .map(|m| credential_of(m, Layout::Provider)),
+                .map(|m| credential_of(m, Layout::Provider, SINGLETON_SOURCE)),
             Slot::Pool(id) => self
                 .pool(provider)
                 .into_iter()
                 .find(|e| str_of(e, "id") == id)
-                .map(|m| credential_of(m, Layout::Pool)),
+                .map(|m| credential_of(m, Layout::Pool, str_of(m, "source"))),
         }
     }
 
@@ -347,6 +396,31 @@ impl AuthFile {
         apply(&mut m, cred, Layout::Pool);
         self.pool_mut(provider).push(Value::Object(m));
         id
+    }
+
+    /// Replace the tokens of the extra account `id` with a new sign-in, keeping its id and
+    /// priority.
+    pub fn replace_account(
+        &mut self,
+        provider: &str,
+        id: &str,
+        cred: &Credential,
+        label: &str,
+    ) -> Result<()> {
+        let slot = Slot::Pool(id.to_string());
+        let m = self
+            .slot_map_mut(provider, &slot)
+            .ok_or_else(|| Error::msg(format!("the login {id} of {provider} is gone")))?;
+        let keep: Vec<(String, Value)> = ["id", "priority", "auth_type", "source"]
+            .iter()
+            .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        m.clear();
+        m.extend(keep);
+        m.insert("label".into(), json!(label));
+        m.insert("base_url".into(), json!(cred.base_url.as_str()));
+        apply(m, cred, Layout::Pool);
+        Ok(())
     }
 
     /// Make the pool refer to the singleton exactly once and hold no copy of its tokens.
@@ -465,26 +539,91 @@ impl AuthFile {
     }
 }
 
-/// Find the entry a user named: its 1-based position in `hermes auth list`, its id or its
-/// label (case-insensitive).
-pub fn find<'a>(entries: &'a [EntryView], key: &str) -> Option<&'a EntryView> {
-    if let Ok(n) = key.parse::<usize>() {
-        if n >= 1 && n <= entries.len() && key.len() < 6 {
-            return entries.get(n - 1);
+/// What a name given by the user refers to.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// Exactly one login.
+    Found(&'a EntryView),
+    /// No login.
+    Missing,
+    /// Several logins share this label (files written by older versions): their ids.
+    Ambiguous(Vec<String>),
+}
+
+/// Find the login a user named: `oauth` (the main login, as `hermes auth list` calls it), its
+/// 1-based position in `hermes auth list`, its id, or its label (case-insensitive). Labels
+/// are unique and never all digits (see [`check_label`]); a file written by an older version
+/// may still hold two logins with one label, which is reported rather than guessed.
+pub fn lookup<'a>(entries: &'a [EntryView], key: &str) -> Lookup<'a> {
+    if key.eq_ignore_ascii_case(SINGLETON_SOURCE) {
+        if let Some(e) = entries.iter().find(|e| e.slot == Slot::Singleton) {
+            return Lookup::Found(e);
         }
     }
-    entries
+    if let Ok(n) = key.parse::<usize>() {
+        if n >= 1 && n <= entries.len() && key.len() < 6 {
+            return Lookup::Found(&entries[n - 1]);
+        }
+    }
+    if let Some(e) = entries.iter().find(|e| e.id.eq_ignore_ascii_case(key)) {
+        return Lookup::Found(e);
+    }
+    let named: Vec<&EntryView> = entries
         .iter()
-        .find(|e| e.id.eq_ignore_ascii_case(key))
-        .or_else(|| {
-            entries
-                .iter()
-                .find(|e| !e.label.is_empty() && e.label.eq_ignore_ascii_case(key))
-        })
+        .filter(|e| !e.label.is_empty() && e.label.eq_ignore_ascii_case(key))
+        .collect();
+    match named.as_slice() {
+        [] => Lookup::Missing,
+        [one] => Lookup::Found(one),
+        many => Lookup::Ambiguous(many.iter().map(|e| e.id.clone()).collect()),
+    }
+}
+
+/// [`lookup`], when only a unique match will do.
+pub fn find<'a>(entries: &'a [EntryView], key: &str) -> Option<&'a EntryView> {
+    match lookup(entries, key) {
+        Lookup::Found(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// Longest label accepted.
+pub const MAX_LABEL_CHARS: usize = 64;
+
+/// Whether `label` can name a login: not empty, at most [`MAX_LABEL_CHARS`] characters, no
+/// control or formatting characters, not all digits (a number is a position in `auth list`),
+/// not six hex digits (a login id) and not `oauth` (the main login's name). The error says why.
+pub fn check_label(label: &str) -> std::result::Result<(), String> {
+    if label.trim().is_empty() {
+        return Err("a label cannot be empty".into());
+    }
+    if label.chars().count() > MAX_LABEL_CHARS {
+        return Err(format!("a label has at most {MAX_LABEL_CHARS} characters"));
+    }
+    if crate::text::line(label, MAX_LABEL_CHARS) != label {
+        return Err(
+            "a label cannot hold control characters, line breaks or repeated spaces".into(),
+        );
+    }
+    if label.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "{label:?} is all digits, which `--account` and `auth remove` read as a position in `hermes auth list`"
+        ));
+    }
+    if label.len() == 6 && label.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{label:?} looks like a login id"));
+    }
+    if label.eq_ignore_ascii_case(SINGLETON_SOURCE) {
+        return Err(format!(
+            "{SINGLETON_SOURCE:?} is the name of the main login"
+        ));
+    }
+    Ok(())
 }
 
 /// The login to use: the named one, else the first usable in priority order, else the first
-/// (so that its error is what the user sees).
+/// (so that its error is what the user sees). Commands choose through
+/// [`super::choice::choose`], which also says when it falls back.
 pub fn select<'a>(entries: &'a [EntryView], account: Option<&str>) -> Option<&'a EntryView> {
     match account {
         Some(key) => find(entries, key),

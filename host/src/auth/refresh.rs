@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use abi_stable::std_types::{RResult, Tuple2};
 use hermes_plugin_api::{auth_scheme, Credential, PluginError};
 
-use super::pool::{self, EntryView};
+use super::pool::EntryView;
 use super::store::Store;
 use crate::error::{Error, Result};
 use crate::output::Output;
@@ -78,6 +78,7 @@ pub struct TokenSource {
     skew_ms: i64,
     cache: Mutex<Option<Arc<Resolved>>>,
     flight: Mutex<()>,
+    fallback_said: std::sync::atomic::AtomicBool,
     out: Output,
     clock: crate::timefmt::Clock,
 }
@@ -101,6 +102,7 @@ impl TokenSource {
             skew_ms,
             cache: Mutex::new(None),
             flight: Mutex::new(()),
+            fallback_said: std::sync::atomic::AtomicBool::new(false),
             out,
             clock: crate::timefmt::system_clock(),
         }
@@ -164,29 +166,22 @@ impl TokenSource {
     }
 
     fn pick(&self, entries: &[EntryView]) -> Result<(EntryView, String)> {
-        let chosen = pool::select(entries, self.account.as_deref());
-        match (chosen, &self.account) {
-            (Some(e), Some(_)) => Ok((e.clone(), self.account_reason.clone())),
-            (Some(e), None) => {
-                let why = if entries.len() == 1 {
-                    "the only login".to_string()
-                } else if e.usable() {
-                    format!("first usable login by priority ({})", e.priority)
-                } else {
-                    "no usable login".to_string()
-                };
-                Ok((e.clone(), why))
+        let d = &self.provider.desc;
+        let choice = super::choice::AccountChoice {
+            key: self.account.clone(),
+            source: self.account_reason.clone(),
+        };
+        let chosen = super::choice::choose(&d.display_name, &d.id, entries, &choice)?
+            .ok_or_else(|| self.not_logged_in())?;
+        if let Some(note) = &chosen.fallback {
+            if !self
+                .fallback_said
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                self.out.warn(note);
             }
-            (None, Some(a)) => Err(Error::msg(format!(
-                "no login of {} is called {a:?}",
-                self.provider.desc.display_name
-            ))
-            .with_help(format!(
-                "see them with `hermes auth list {}`",
-                self.provider.desc.id
-            ))),
-            (None, None) => Err(self.not_logged_in()),
         }
+        Ok((chosen.entry, chosen.reason))
     }
 
     fn slow(&self, rejected: Option<&Secret>) -> Result<Arc<Resolved>> {
@@ -250,9 +245,17 @@ impl TokenSource {
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
         self.out.log(1, &format!("refreshing {what}"));
+        // What the server says is stored and printed: never with a token in it.
+        let secrets = [
+            entry.credential.access_token.as_str(),
+            entry.credential.refresh_token.as_str(),
+        ];
         let answer = {
             let _scope = crate::services::RefreshScope::enter();
-            rt.refresh(&entry.credential)
+            rt.refresh(&entry.credential).map_err(|mut e| {
+                e.message = crate::secret::redact(&e.message, &secrets).into();
+                e
+            })
         };
         // Whatever the answer, the store is changed under its lock against a fresh read, and
         // only if the login still holds the refresh token that was presented (a sign-in may
@@ -275,7 +278,9 @@ impl TokenSource {
                 }
                 drop(locked);
                 drop(flight);
-                self.finish(&entry, new, &reason, true)
+                // Use it as stored: the plugin's own keys only, whatever it returned.
+                let stored = file.credential(id, &entry.slot).unwrap_or(new);
+                self.finish(&entry, stored, &reason, true)
             }
             RResult::RErr(e) if e.relogin_required => {
                 let locked = self.store.lock()?;

@@ -10,6 +10,7 @@ use hermes_plugin_api::{flow, status_state, RemovalPlan, StatusReport};
 use serde_json::{json, Value};
 
 use super::Ctx;
+use crate::auth::choice;
 use crate::auth::login::{self, Tick};
 use crate::auth::pool::{self, EntryView, Slot, SINGLETON_SOURCE};
 use crate::auth::{Store, TokenSource};
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::plugins::registry::Entry;
 use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
 use crate::services::Net;
+use crate::text;
 use crate::timefmt::{human_duration, iso_from_ms, now_ms};
 
 #[derive(Debug, clap::Subcommand)]
@@ -74,7 +76,8 @@ pub enum Cmd {
     Token {
         /// Provider id or alias.
         provider: String,
-        /// The login to use (number, id or label); default: HERMES_ACCOUNT, then priority.
+        /// The login to use (number, id, label, or `oauth` for the main login); default:
+        /// HERMES_ACCOUNT, then `providers.<id>.account` in config.yaml, then priority.
         #[arg(long)]
         account: Option<String>,
     },
@@ -134,10 +137,33 @@ fn add(
     timeout: Option<u64>,
     api_key_stdin: bool,
 ) -> Result<ExitCode> {
+    if let Some(l) = label {
+        pool::check_label(l).map_err(|why| {
+            Error::usage(
+                format!("cannot use the label {:?}: {why}", text::line(l, 80)),
+                "choose a name with a letter in it, such as `--label work`",
+            )
+        })?;
+    }
     let settings = Settings::load(&ctx.env.paths())?;
     let set = PluginSet::load(&ctx.env.paths(), Scope::Provider(name))?;
     let provider = open_entry(ctx, &settings, &set, set.resolve(name)?)?;
     let d = provider.desc.clone();
+    if let Some(l) = label {
+        let file = Store::new(&ctx.env.paths()).read()?;
+        if let Some(e) = file
+            .entries(&d.id)
+            .iter()
+            .find(|e| e.label.eq_ignore_ascii_case(l))
+        {
+            ctx.out.notice(&format!(
+                "a login of {} is already called {:?} (id {}); signing in replaces it",
+                d.display_name,
+                text::line(e.name(), 64),
+                e.id
+            ));
+        }
+    }
     let configured = settings.provider_values(&d.id).get("region").cloned();
     let region = region.or(configured.as_deref());
     if let Some(r) = region {
@@ -197,12 +223,17 @@ fn add(
             d.display_name
         ));
         ctx.out.notice("");
-        ctx.out.notice(&format!("  {}", challenge.verification_uri));
-        ctx.out.notice(&format!("  code: {}", challenge.user_code));
+        ctx.out.notice(&format!(
+            "  {}",
+            text::line(&challenge.verification_uri, 400)
+        ));
+        ctx.out
+            .notice(&format!("  code: {}", text::line(&challenge.user_code, 64)));
         ctx.out.notice("");
         let interactive = std::io::stdin().is_terminal() && ctx.out.stderr_is_tty();
-        if interactive && !ctx.env.ssh && !no_browser {
-            super::browser::open(challenge.verification_uri.as_str());
+        let wanted = (interactive && !ctx.env.ssh) || super::browser::explicit(&ctx.env);
+        if wanted && !no_browser {
+            super::browser::open_url(&ctx.env, challenge.verification_uri.as_str());
         }
     }
     let deadline = match timeout {
@@ -247,6 +278,12 @@ fn add(
     if saved.extra_account {
         line.push_str(&format!(" as an extra account {:?}", label.unwrap_or("")));
     }
+    if let Some((name, id)) = &saved.replaced {
+        line.push_str(&format!(
+            ", replacing the login {:?} (id {id})",
+            text::line(name, 64)
+        ));
+    }
     if expires > 0 {
         line.push_str(&format!(
             "; token valid {}",
@@ -258,7 +295,7 @@ fn add(
         ctx.out.notice(&format!(
             "Note from {}: {}",
             short_name(&d.display_name),
-            approved.message
+            text::line(&approved.message, 400)
         ));
     }
     Ok(ExitCode::SUCCESS)
@@ -343,18 +380,25 @@ fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
                 ));
             }
             for r in &rows {
+                let field = |k: &str, max: usize| text::line(r[k].as_str().unwrap_or(""), max);
+                let name = match field("label", 64) {
+                    l if l.is_empty() => text::line(
+                        shown_source(&entry.provider, r["source"].as_str().unwrap_or("")),
+                        64,
+                    ),
+                    l => l,
+                };
                 ctx.out.result(&format!(
                     "  #{} {} {:<22} {:<8} {}  {}",
                     r["number"],
-                    r["id"].as_str().unwrap_or(""),
-                    if r["label"].as_str().unwrap_or("").is_empty() {
-                        shown_source(&entry.provider, r["source"].as_str().unwrap_or(""))
-                    } else {
-                        r["label"].as_str().unwrap_or("")
-                    },
-                    shown_source(&entry.provider, r["source"].as_str().unwrap_or("")),
-                    r["token_preview"].as_str().unwrap_or(""),
-                    r["summary"].as_str().unwrap_or(""),
+                    field("id", 16),
+                    name,
+                    text::line(
+                        shown_source(&entry.provider, r["source"].as_str().unwrap_or("")),
+                        64
+                    ),
+                    field("token_preview", 32),
+                    field("summary", 200),
                 ));
             }
         }
@@ -378,7 +422,21 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
         let d = &entry.provider;
         let provider = open_entry(ctx, &settings, &set, entry)?;
         let logins = file.entries(&d.id);
-        let chosen = pool::select(&logins, ctx.env.account.as_deref());
+        let account = choice::account_choice(&ctx.env, &settings, &d.id, None);
+        let picked = match choice::choose(&d.display_name, &d.id, &logins, &account) {
+            Ok(p) => p,
+            Err(e) if name.is_some() => return Err(e),
+            // With every provider listed, one misconfigured account does not hide the others.
+            Err(e) => {
+                ctx.out.error(&e);
+                all_logged_in = false;
+                continue;
+            }
+        };
+        if let Some(note) = picked.as_ref().and_then(|c| c.fallback.as_ref()) {
+            ctx.out.warn(note);
+        }
+        let chosen = picked.as_ref().map(|c| &c.entry);
         let report = provider
             .handle
             .status
@@ -407,14 +465,21 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
             ctx.out.bad_mark()
         };
         ctx.out.result(&format!("{} ({})", d.id, d.display_name));
-        ctx.out.result(&format!("  {mark} {}", report.summary));
-        if let Some(e) = chosen {
+        ctx.out
+            .result(&format!("  {mark} {}", text::line(&report.summary, 200)));
+        if let Some(c) = &picked {
+            let e = &c.entry;
             let name = if e.label.is_empty() {
                 shown_source(d, e.name())
             } else {
                 e.name()
             };
-            ctx.out.result(&format!("  - login: {name} (id {})", e.id));
+            ctx.out.result(&format!(
+                "  - login: {} (id {}; {})",
+                text::line(name, 64),
+                e.id,
+                c.reason
+            ));
             if !e.credential.access_token.is_empty() {
                 ctx.out.result(&format!(
                     "  - token: {}",
@@ -429,7 +494,7 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
             }
         }
         for p in report.problems.iter() {
-            ctx.out.result(&format!("  - {p}"));
+            ctx.out.result(&format!("  - {}", text::line(p, 200)));
         }
         if !report.logged_in() {
             ctx.out.result(&format!("  - fix: {}", d.login_command()));
@@ -520,16 +585,13 @@ fn logout(ctx: &Ctx, name: &str) -> Result<ExitCode> {
 
 fn token(ctx: &Ctx, name: &str, account: Option<String>) -> Result<ExitCode> {
     let provider = open(ctx, name)?;
-    let (account, why) = match (account, ctx.env.account.clone()) {
-        (Some(a), _) => (Some(a), "--account"),
-        (None, Some(a)) => (Some(a), "HERMES_ACCOUNT"),
-        (None, None) => (None, ""),
-    };
+    let settings = Settings::load(&ctx.env.paths())?;
+    let choice = choice::account_choice(&ctx.env, &settings, &provider.desc.id, account);
     let source = TokenSource::new(
         Store::new(&ctx.env.paths()),
         provider,
-        account,
-        why,
+        choice.key,
+        &choice.source,
         ctx.out.clone(),
     );
     let resolved = source.token()?;

@@ -39,26 +39,6 @@ pub struct Args {
     account: Option<String>,
 }
 
-/// The login to use and why: `--account`, then `HERMES_ACCOUNT`, then `providers.<id>.account`
-/// in config.yaml; `None` lets the pool's priority decide.
-pub fn account_choice(
-    ctx: &Ctx,
-    settings: &Settings,
-    provider: &str,
-    flag: Option<String>,
-) -> (Option<String>, &'static str) {
-    if let Some(a) = flag {
-        return (Some(a), "chosen with --account");
-    }
-    if let Some(a) = ctx.env.account.clone() {
-        return (Some(a), "chosen with HERMES_ACCOUNT");
-    }
-    if let Some(a) = settings.provider_values(provider).get("account").cloned() {
-        return (Some(a), "the default account in config.yaml");
-    }
-    (None, "")
-}
-
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
     let settings = Settings::load(&paths)?;
@@ -121,12 +101,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     }
     let max_tokens = args.max_tokens.unwrap_or(4096.min(max_output.max(1)));
     let provider = runtime::open_entry(&ctx.env, &settings, &set, &entry, &ctx.out)?;
-    let (account, why) = account_choice(ctx, &settings, &d.id, args.account.clone());
+    let choice =
+        crate::auth::choice::account_choice(&ctx.env, &settings, &d.id, args.account.clone());
     let source = Arc::new(TokenSource::new(
         Store::new(&paths),
         provider,
-        account,
-        why,
+        choice.key,
+        &choice.source,
         ctx.out.clone(),
     ));
     let mut client = ChatClient::new(source)?.stop_on_ctrl_c();

@@ -1,5 +1,7 @@
 //! `hermes dashboard`: print the page's URL, open it when a person is watching, serve until
-//! Ctrl-C. The server is in [`crate::dashboard`].
+//! Ctrl-C. The server is in [`crate::dashboard`]. The browser is opened through a private
+//! page under `HERMES_HOME` (removed when the dashboard stops), so the session token never
+//! appears on a command line.
 
 use std::process::ExitCode;
 
@@ -24,10 +26,23 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     ctx.out.result_raw(&format!("{url}\n"));
     ctx.out
         .info("hermes dashboard: listening on 127.0.0.1 only; press Ctrl-C to stop");
-    // Same rule as `auth add`: a browser only for a person at this machine's terminal.
-    if !args.no_open && ctx.out.stdout_is_tty() && !ctx.env.ssh {
-        super::browser::open(&url);
-    }
+    // Same rule as `auth add`: a browser only for a person at this machine's terminal, or
+    // when HERMES_BROWSER names one. The URL holds the session token, so the opener gets a
+    // private page that forwards to it, never the URL itself (command lines are public).
+    let wanted = ctx.out.stdout_is_tty() && !ctx.env.ssh;
+    let _page = if !args.no_open && (wanted || super::browser::explicit(&ctx.env)) {
+        let paths = ctx.env.paths();
+        paths.ensure_home()?;
+        let page = super::browser::SecretPage::write(&paths.home, &url)?;
+        ctx.out.log(
+            1,
+            &format!("opening the browser through {}", page.path().display()),
+        );
+        page.open(&ctx.env);
+        Some(page)
+    } else {
+        None
+    };
     dashboard.run()?;
     ctx.out.info("dashboard stopped");
     Ok(ExitCode::SUCCESS)

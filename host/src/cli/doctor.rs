@@ -32,11 +32,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 Severity::Warning => ctx.out.warn_mark(),
                 Severity::Error => ctx.out.bad_mark(),
             };
+            // Findings quote plugins, servers and auth.json: terminal-safe here, in one place.
+            // Spacing is kept: the message aligns its parts with two spaces.
+            let message = crate::text::text(&f.message).replace(['\n', '\t'], " ");
             match &f.fix {
-                Some(fix) => ctx
-                    .out
-                    .result(&format!("{mark} {}  (fix: {fix})", f.message)),
-                None => ctx.out.result(&format!("{mark} {}", f.message)),
+                Some(fix) => ctx.out.result(&format!(
+                    "{mark} {message}  (fix: {})",
+                    crate::text::line(fix, 400)
+                )),
+                None => ctx.out.result(&format!("{mark} {message}")),
             }
         }
         if healthy {

@@ -393,7 +393,7 @@ fn info(ctx: &Ctx, name: &str, as_json: bool) -> Result<ExitCode> {
     let r = &i.record;
     ctx.out.result(&format!("{} {}", r.id, r.version));
     if let Some(d) = v["description"].as_str() {
-        ctx.out.result(&format!("  {d}"));
+        ctx.out.result(&format!("  {}", crate::text::line(d, 400)));
     }
     ctx.out.result(&format!(
         "  status:      {}{}",

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use super::Ctx;
-use crate::auth::{pool, Store};
+use crate::auth::{choice, Store};
 use crate::error::Result;
 use crate::plugins::runtime::{PluginSet, Scope};
+use crate::text;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -33,8 +34,25 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         let provider =
             crate::plugins::runtime::open_entry(&ctx.env, &settings, &set, entry, &ctx.out)?;
         let logins = file.entries(&d.id);
-        let (account, why) = super::chat::account_choice(ctx, &settings, &d.id, None);
-        let chosen = pool::select(&logins, account.as_deref());
+        let account = choice::account_choice(&ctx.env, &settings, &d.id, None);
+        let picked = match choice::choose(&d.display_name, &d.id, &logins, &account) {
+            Ok(p) => p,
+            // A configured account that names nothing: this provider's line says so, and the
+            // others are still shown.
+            Err(e) => {
+                ctx.out.result(&format!(
+                    "{} {}  {}",
+                    ctx.out.bad_mark(),
+                    d.display_name,
+                    text::line(e.message(), 300)
+                ));
+                continue;
+            }
+        };
+        if let Some(note) = picked.as_ref().and_then(|c| c.fallback.as_ref()) {
+            ctx.out.warn(note);
+        }
+        let chosen = picked.as_ref().map(|c| &c.entry);
         let report = provider
             .handle
             .status
@@ -44,15 +62,13 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         } else {
             ctx.out.bad_mark()
         };
-        let login = match chosen {
-            Some(e) => {
-                let why = match (account.is_some(), logins.len()) {
-                    (true, _) => why.to_string(),
-                    (false, 1) => "the only login".to_string(),
-                    (false, n) => format!("first usable of {n} by priority"),
-                };
-                format!("  [login {} ({}): {why}]", e.name(), e.id)
-            }
+        let login = match &picked {
+            Some(c) => format!(
+                "  [login {} ({}): {}]",
+                text::line(c.entry.name(), 64),
+                c.entry.id,
+                c.reason
+            ),
             None => String::new(),
         };
         let star = if default.as_deref() == Some(d.id.as_str()) {
@@ -62,7 +78,8 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         };
         ctx.out.result(&format!(
             "{mark} {}{star}  {}{login}",
-            d.display_name, report.summary
+            d.display_name,
+            text::line(&report.summary, 200)
         ));
     }
     Ok(ExitCode::SUCCESS)

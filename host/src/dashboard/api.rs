@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::sessions::{Session, Snapshot};
 use super::AppState;
-use crate::auth::{login, pool, Store};
+use crate::auth::{choice, login, Store};
 use crate::doctor::state_name;
 use crate::plugins::registry::Entry;
 use crate::timefmt::{iso_from_ms, now_ms};
@@ -115,6 +115,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult {
 
 fn list_blocking(state: &AppState) -> ApiResult {
     let file = Store::new(&state.env.paths()).read()?;
+    let settings = crate::config::Settings::load(&state.env.paths())?;
     let now = now_ms();
     let mut providers = Vec::new();
     for entry in state.set.registry.entries() {
@@ -135,7 +136,13 @@ fn list_blocking(state: &AppState) -> ApiResult {
             "plugin": entry.plugin_id,
         });
         let logins = file.entries(&d.id);
-        let chosen = pool::select(&logins, state.env.account.as_deref());
+        let account = choice::account_choice(&state.env, &settings, &d.id, None);
+        let picked = choice::choose(&d.display_name, &d.id, &logins, &account);
+        let (chosen, fallback) = match &picked {
+            Ok(Some(c)) => (Some(&c.entry), c.fallback.clone()),
+            Ok(None) => (None, None),
+            Err(e) => (None, Some(e.message().to_string())),
+        };
         p["status"] = match state.provider(entry) {
             Ok(provider) => {
                 let report = provider
@@ -157,6 +164,7 @@ fn list_blocking(state: &AppState) -> ApiResult {
                     "problems": report.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
                     "last_error": chosen.and_then(|e| e.last_error.as_ref()).map(|le| json!({"code": le.code, "message": le.message, "at": le.at})),
                     "accounts": logins.len(),
+                    "account_note": fallback,
                 })
             }
             // Listed anyway, so the page shows the problem instead of hiding the provider.

@@ -177,19 +177,13 @@ impl Gw {
         let paths = self.env.paths();
         let settings = Settings::load(&paths)?;
         let provider = runtime::open_entry(&self.env, &settings, &self.set, entry, &self.out)?;
-        let (account, why) = match (
-            &self.env.account,
-            settings.provider_values(id).get("account"),
-        ) {
-            (Some(a), _) => (Some(a.clone()), "chosen with HERMES_ACCOUNT"),
-            (None, Some(a)) => (Some(a.clone()), "the default account in config.yaml"),
-            (None, None) => (None, ""),
-        };
+        // The same choice every command makes (`providers.<id>.account`, `HERMES_ACCOUNT`).
+        let choice = crate::auth::choice::account_choice(&self.env, &settings, id, None);
         let source = Arc::new(TokenSource::new(
             Store::new(&paths),
             provider,
-            account,
-            why,
+            choice.key,
+            &choice.source,
             self.out.clone(),
         ));
         let mut map = self.sources.lock().unwrap_or_else(PoisonError::into_inner);

@@ -269,11 +269,15 @@ fn approved(
 }
 
 /// The inference base to use after a token response: its `resource_url` only when it points
-/// at an allow-listed MiniMax host (or loopback), else `fallback`. A server-supplied URL
-/// would otherwise decide where every later bearer token is sent.
+/// at an allow-listed MiniMax host, or at loopback while `fallback` (the configured base) is
+/// loopback too (a local emulator or proxy); else `fallback`. A server-supplied URL would
+/// otherwise decide where every later bearer token is sent, a local service included.
 pub fn trusted_inference_base(host: &Host, resource_url: Option<&str>, fallback: &str) -> String {
+    let local = |u: &str| wire::scheme_and_host(u).is_some_and(|(_, h)| wire::is_loopback(&h));
     match resource_url {
-        Some(url) if wire::is_trusted_base_url(url) => url.trim().trim_end_matches('/').to_string(),
+        Some(url) if wire::is_trusted_base_url(url) && (!local(url) || local(fallback)) => {
+            url.trim().trim_end_matches('/').to_string()
+        }
         Some(url) => {
             let shown = wire::scheme_and_host(url).map_or("<unparseable>".to_string(), |(_, h)| h);
             host.debug(&format!(

@@ -1,14 +1,15 @@
 //! The plugin's half of a stored login: the `providers.minimax-oauth` block of `auth.json`.
 //!
-//! The host hands the whole block to the plugin as `Credential::state` and, on write, stores
-//! the object the plugin returns with the typed credential fields laid over it. So reading is
+//! The host hands the block, without its own keys, to the plugin as `Credential::state` (its
+//! facts, such as the quarantine record, under [`HOST_STATE_KEY`]) and, on write, stores the
+//! object the plugin returns with the typed credential fields laid over it. So reading is
 //! lenient (a block written by the Python hermes, by an older plugin, or damaged by hand must
 //! never panic or lock the user out), and writing never carries the host-owned keys: a stale
 //! copy of a token in `state` would be one more copy to leak or to replay.
 
 use serde_json::{Map, Value};
 
-use hermes_plugin_api::Credential;
+use hermes_plugin_api::{Credential, HOST_STATE_KEY};
 
 use crate::descriptor::{self, Region, PROVIDER_ID};
 use crate::expiry::format_iso8601;
@@ -21,7 +22,10 @@ const HOST_OWNED_KEYS: &[&str] = &[
     "expires_at",
     "expires_at_ms",
     "label",
+    "base_url",
     "last_auth_error",
+    "last_refresh_failure",
+    HOST_STATE_KEY,
 ];
 
 /// The quarantine record the host writes after a terminal refresh error.
@@ -83,9 +87,15 @@ impl ProviderState {
         self.str("inference_base_url")
     }
 
-    /// The stored quarantine record, if it is an object.
+    /// The quarantine record, if it is an object: where the host documents it (under
+    /// [`HOST_STATE_KEY`]), else at the top level, where hosts before that kept it.
     pub fn last_auth_error(&self) -> Option<LastAuthError> {
-        let e = self.map.get("last_auth_error")?.as_object()?;
+        let e = self
+            .map
+            .get(HOST_STATE_KEY)
+            .and_then(|h| h.get("last_auth_error"))
+            .or_else(|| self.map.get("last_auth_error"))?
+            .as_object()?;
         let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         Some(LastAuthError {
             code: text("code"),

@@ -148,6 +148,15 @@ pub struct EmulatorConfig {
     /// Wait this long before handling each refresh (`grant_type=refresh_token`); the pair
     /// rotates when the answer is made, after the wait, as on a slow production server.
     pub refresh_delay_ms: u64,
+    /// Appended to the `user_code` of device-code responses (and stripped from the polls that
+    /// send it back): a hostile portal's escape sequences.
+    pub user_code_suffix: Option<String>,
+    /// Appended to the `verification_uri` of device-code responses.
+    pub verification_uri_suffix: Option<String>,
+    /// Answer every refresh with this HTTP status and a body that quotes the presented refresh
+    /// token (as is, URL-encoded and JSON-escaped); no token rotates. 400 names
+    /// `invalid_grant` (a dead login), anything else is a server failure.
+    pub refresh_echo_status: Option<u16>,
 }
 
 impl Default for EmulatorConfig {
@@ -172,6 +181,9 @@ impl Default for EmulatorConfig {
             log_requests: false,
             clock_offset_ms: 0,
             refresh_delay_ms: 0,
+            user_code_suffix: None,
+            verification_uri_suffix: None,
+            refresh_echo_status: None,
         }
     }
 }

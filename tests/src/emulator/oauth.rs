@@ -170,11 +170,19 @@ pub(crate) fn device_code(shared: &Shared, req: &Req, note: &mut String) -> Resp
     };
     drop(state);
     note.push_str(&format!("user_code={user_code}"));
+    let shown_code = format!(
+        "{user_code}{}",
+        config.user_code_suffix.as_deref().unwrap_or("")
+    );
     json_response(
         StatusCode::OK,
         json!({
-            "user_code": user_code,
-            "verification_uri": format!("{}/verify?user_code={user_code}", req.region_base()),
+            "user_code": shown_code,
+            "verification_uri": format!(
+                "{}/verify?user_code={user_code}{}",
+                req.region_base(),
+                config.verification_uri_suffix.as_deref().unwrap_or("")
+            ),
             "expired_in": encode_expiry(config.expiry_encoding, expires_at_ms, now),
             "interval": config.interval_ms,
             "state": echoed_state,
@@ -208,9 +216,14 @@ fn poll(shared: &Shared, req: &Req, form: &Form, note: &mut String) -> Response 
     let Some(user_code) = form.non_empty("user_code") else {
         return invalid("invalid_request", "missing field: user_code");
     };
-    note.push_str(&format!("poll user_code={user_code}"));
     let now = state.now_ms();
     let config = state.config.clone();
+    let user_code = config
+        .user_code_suffix
+        .as_deref()
+        .and_then(|suffix| user_code.strip_suffix(suffix))
+        .unwrap_or(user_code);
+    note.push_str(&format!("poll user_code={user_code}"));
     let Some(code) = state.region(req.region).codes.get(user_code).cloned() else {
         return base_resp_error(STATUS_INVALID_USER_CODE, "invalid user code");
     };
@@ -314,6 +327,26 @@ fn refresh(shared: &Shared, req: &Req, form: &Form, note: &mut String) -> Respon
     note.push_str(&format!("refresh {}", mask(presented)));
     let config = state.config.clone();
     let now = state.now_ms();
+    if let Some(status) = config.refresh_echo_status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let encoded: String = presented.bytes().map(|b| format!("%{b:02X}")).collect();
+        let error = if status == StatusCode::BAD_REQUEST {
+            "invalid_grant"
+        } else {
+            "server_error"
+        };
+        note.push_str(" -> echoed in an error");
+        // Written by hand so that the JSON-escaped form (`\/`) appears as such.
+        let body = format!(
+            r#"{{"error":"{error}","error_description":"refresh token {presented} is not valid","detail":"https://portal.example/why?refresh_token={encoded}","echo":"{}"}}"#,
+            presented.replace('/', "\\/")
+        );
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap_or_default();
+    }
     match state.refresh(req.region, presented, now) {
         RefreshOutcome::InvalidGrant => {
             state.counters_mut(req.region).refresh_invalid_grant += 1;

@@ -29,11 +29,16 @@ pub struct Dash {
 impl Dash {
     /// Start it in `home`, with `env` added to the home's environment.
     pub fn start(home: &Home, env: &[(&str, &str)]) -> Dash {
+        Dash::start_args(home, &["--no-open"], env)
+    }
+
+    /// Start `hermes dashboard --port 0 <args>`.
+    pub fn start_args(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Dash {
         let stderr_path = home
             .scratch()
             .join(format!("dashboard-{}.stderr", now_ms()));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut cmd = home.command(&["dashboard", "--port", "0", "--no-open"]);
+        let mut cmd = home.command(&[&["dashboard", "--port", "0"][..], args].concat());
         cmd.envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr);
@@ -1016,4 +1021,103 @@ fn dashboard_lists_api_key_providers_as_external_and_never_starts_them() {
         assert_eq!(r["error"], "unsupported_flow", "{r}");
     }
     assert_eq!(emu.counters().code_requests, 0);
+}
+
+/// A stand-in browser for `HERMES_BROWSER`: records its command line (what `ps` shows every
+/// local user), the file it was asked to open and that file's mode, in `dir`.
+fn recording_opener(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("opener.sh");
+    let d = dir.display();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             f=\"${{1#file://}}\"\n\
+             cat /proc/$$/cmdline | tr '\\0' ' ' > '{d}/cmdline.tmp'\n\
+             printf '%s\\n' \"$@\" > '{d}/argv.tmp'\n\
+             cat \"$f\" > '{d}/page.tmp' 2>/dev/null\n\
+             stat -c %a \"$f\" > '{d}/mode.tmp' 2>/dev/null\n\
+             for n in cmdline argv page mode; do mv '{d}'/$n.tmp '{d}'/$n; done\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// Wait for the opener to have run (it writes `mode` last).
+fn wait_for_opener(dir: &std::path::Path, d: &Dash) {
+    let start = Instant::now();
+    while !dir.join("mode").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the browser opener never ran:\n{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn regress_dashboard_token_on_the_opener_command_line() {
+    let (_emu, home) = minimax(approving());
+    let rec = home.scratch().join("opener");
+    std::fs::create_dir_all(&rec).unwrap();
+    let opener = recording_opener(&rec);
+    let mut d = Dash::start_args(&home, &[], &[("HERMES_BROWSER", opener.to_str().unwrap())]);
+    wait_for_opener(&rec, &d);
+    let cmdline = std::fs::read_to_string(rec.join("cmdline")).unwrap();
+    let argv = std::fs::read_to_string(rec.join("argv")).unwrap();
+    // What every local user could read: no session token, only a file path.
+    assert!(!cmdline.contains(&d.token), "{cmdline}");
+    assert!(!argv.contains(&d.token), "{argv}");
+    let file = argv
+        .trim()
+        .strip_prefix("file://")
+        .unwrap_or_else(|| panic!("the opener was not given a file: {argv}"));
+    let file = std::path::Path::new(file);
+    assert_eq!(file.parent().unwrap(), home.path(), "{argv}");
+    assert_eq!(
+        std::fs::read_to_string(rec.join("mode")).unwrap().trim(),
+        "600"
+    );
+    // The page forwards to the URL with the token, and the page it forwards to works.
+    let page = std::fs::read_to_string(rec.join("page")).unwrap();
+    assert!(
+        page.contains(&format!("url={}", d.url.replace('&', "&amp;"))),
+        "{page}"
+    );
+    let list = d.json("GET", "/api/providers/oauth", None, 200);
+    assert_eq!(list["providers"][0]["id"], "minimax-oauth");
+    // Stopping the dashboard removes the page.
+    assert!(file.exists());
+    let pid = i32::try_from(d.pid()).unwrap();
+    // SAFETY: signalling our own child by its pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    d.wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running 10 s after Ctrl-C:\n{}", d.stderr()));
+    assert!(!file.exists(), "the opener page outlived the dashboard");
+}
+
+#[test]
+fn dashboard_opens_no_browser_with_no_open() {
+    let (_emu, home) = minimax(approving());
+    let rec = home.scratch().join("opener");
+    std::fs::create_dir_all(&rec).unwrap();
+    let opener = recording_opener(&rec);
+    let d = Dash::start(&home, &[("HERMES_BROWSER", opener.to_str().unwrap())]);
+    // A request answered means the dashboard is past the point where it would have opened.
+    d.json("GET", "/api/providers/oauth", None, 200);
+    assert!(!rec.join("argv.tmp").exists() && !rec.join("argv").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(home.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("dashboard-open-")
+        })
+        .collect();
+    assert!(leftovers.is_empty());
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod accounts;
 mod apikey;
 mod auth;
 mod authors;
@@ -13,6 +14,7 @@ mod chat;
 mod dashboard;
 mod dialects;
 mod getting_started;
+mod leaks;
 mod plugins;
 mod race;
 mod refresh;

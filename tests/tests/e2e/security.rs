@@ -46,6 +46,96 @@ fn a_redirect_outside_the_allow_list_is_refused() {
     );
 }
 
+/// An HTTP proxy on loopback that answers `CONNECT api.minimax.io:443`, speaks TLS as
+/// api.minimax.io (a certificate from `fixtures/tls`, trusted through `SSL_CERT_FILE`), and
+/// redirects every request to `location`: a remote host as hermes sees it.
+fn remote_host_behind_a_proxy(location: String) -> String {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = CertificateDer::from(include_bytes!("fixtures/tls/leaf.der").to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        include_bytes!("fixtures/tls/leaf-key.der").to_vec(),
+    ));
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("the test certificate"),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { continue };
+            let config = std::sync::Arc::clone(&config);
+            let location = location.clone();
+            std::thread::spawn(move || {
+                let connect = read_head(&mut s);
+                if !connect.starts_with("CONNECT api.minimax.io:443 ") {
+                    let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n");
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let _ = read_head(&mut tls);
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Bytes up to the end of an HTTP head.
+fn read_head(s: &mut impl Read) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[test]
+fn regress_remote_redirect_to_loopback() {
+    // A local service that must never hear from hermes on a remote server's say-so.
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    local.set_nonblocking(true).unwrap();
+    let target = format!(
+        "http://127.0.0.1:{}/oauth2/device/code",
+        local.local_addr().unwrap().port()
+    );
+    let mut home = Home::new();
+    let ca = home.scratch().join("ca.pem");
+    std::fs::write(&ca, include_str!("fixtures/tls/ca.pem")).unwrap();
+    home.set_env("SSL_CERT_FILE", ca.to_str().unwrap());
+    home.set_env("HTTPS_PROXY", &remote_host_behind_a_proxy(target));
+    home.set_env("MINIMAX_PORTAL_BASE_URL", "https://api.minimax.io");
+    home.install_minimax();
+    let r = home
+        .run(&["auth", "add", "minimax-oauth", "--no-browser"])
+        .code(1);
+    assert!(
+        r.stderr
+            .contains("refused a redirect from api.minimax.io to 127.0.0.1"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        local.accept().is_err(),
+        "hermes followed a remote redirect to a local service"
+    );
+}
+
 #[test]
 fn a_redirect_to_plain_http_on_an_allowed_host_is_refused() {
     let mut home = Home::new();

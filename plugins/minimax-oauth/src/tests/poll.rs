@@ -279,9 +279,11 @@ fn resource_url_only_overrides_for_allowed_or_loopback_hosts() {
             "https://api.minimaxi.com/anthropic/",
             "https://api.minimaxi.com/anthropic",
         ),
+        // Loopback only when the configured base is loopback too: a remote portal may not
+        // send tokens to a service on this machine.
         (
             "http://127.0.0.1:4010/anthropic",
-            "http://127.0.0.1:4010/anthropic",
+            "https://api.minimax.io/anthropic",
         ),
         (
             "https://evil.example/anthropic",

@@ -381,9 +381,21 @@ fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
     });
     let browser = Browser::start(&home.scratch());
 
-    // Global: the home's overrides point at the emulator's global region.
-    let d = Dash::start(&home, &[]);
-    browser.goto(&d.url);
+    // Global: the home's overrides point at the emulator's global region. Opened the way
+    // `hermes dashboard` opens a browser: through the private page it hands the opener (the
+    // URL with the token is never on a command line).
+    let rec = home.scratch().join("opener");
+    std::fs::create_dir_all(&rec).unwrap();
+    let opener = super::recording_opener(&rec);
+    let d = Dash::start_args(&home, &[], &[("HERMES_BROWSER", opener.to_str().unwrap())]);
+    super::wait_for_opener(&rec, &d);
+    let argv = std::fs::read_to_string(rec.join("argv")).unwrap();
+    assert!(!argv.contains(&d.token), "{argv}");
+    browser.goto(argv.trim());
+    browser.wait_js(
+        &format!("location.origin === 'http://127.0.0.1:{}'", d.port),
+        "the opener page to forward to the dashboard",
+    );
     // The token left the address bar as soon as the page read it.
     browser.wait_js(
         "location.search === ''",
