@@ -19,32 +19,25 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
-/// Write `bytes` to `path` atomically with `mode`: a temp file in the same directory,
-/// fsync, rename over `path`, fsync the directory. A crash at any point leaves either the
-/// old file or the new one, never a mix.
+/// Write `bytes` to `path` atomically with `mode`: a temp file in the same directory, created
+/// with a random name and `O_EXCL` (a file or link planted at a guessable name is never written
+/// through), fsync, rename over `path`, fsync the directory. A crash at any point leaves
+/// either the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The mode given to open() is filtered by the umask; secrets must be exact.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp."))
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    // The mode given to open() is filtered by the umask; secrets must be exact.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // On error the temp file is removed when `tmp` is dropped.
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
 }
 
 /// An exclusive advisory lock on a file, released on drop.

@@ -164,12 +164,19 @@ fn check_owner_and_mode(m: &std::fs::Metadata, shown: &Path) -> Result<(), Refus
 }
 
 fn walk_error(e: io::Error, shown: &Path, what: &str) -> Refused {
+    // O_DIRECTORY | O_NOFOLLOW on a link gives ENOTDIR; name the link for what it is (the
+    // path is looked at only to word the refusal).
+    let link = || std::fs::symlink_metadata(shown).is_ok_and(|m| m.file_type().is_symlink());
     match e.raw_os_error() {
         Some(libc::ENOENT) => Refused::Missing(shown.to_path_buf()),
-        Some(libc::ELOOP) => Refused::Unsafe(format!(
-            "{} is a symbolic link; hermes does not follow links inside the plugins folder",
-            shown.display()
-        )),
+        Some(libc::ELOOP) | Some(libc::ENOTDIR)
+            if e.raw_os_error() == Some(libc::ELOOP) || link() =>
+        {
+            Refused::Unsafe(format!(
+                "{} is a symbolic link; hermes does not follow links inside the plugins folder",
+                shown.display()
+            ))
+        }
         Some(libc::ENOTDIR) => Refused::Unsafe(format!("{} is not a {what}", shown.display())),
         _ => Refused::Unsafe(format!("cannot open {}: {e}", shown.display())),
     }
@@ -220,10 +227,13 @@ impl PluginsDir {
     /// `create`, make missing folders (0700).
     fn leaf_dir(&self, rel: &str, create: bool) -> Result<(File, OsString, PathBuf), Refused> {
         let comps = split(rel).map_err(Refused::Unsafe)?;
-        let (file, dirs) = comps.split_last().expect("split gives at least two components");
-        let mut cur = self.dir.try_clone().map_err(|e| {
-            Refused::Unsafe(format!("cannot open {}: {e}", self.path.display()))
-        })?;
+        let (file, dirs) = comps
+            .split_last()
+            .expect("split gives at least two components");
+        let mut cur = self
+            .dir
+            .try_clone()
+            .map_err(|e| Refused::Unsafe(format!("cannot open {}: {e}", self.path.display())))?;
         let mut shown = self.path.clone();
         for d in dirs {
             shown.push(d);
@@ -313,7 +323,9 @@ impl PluginsDir {
     /// Returns false when there was nothing to remove.
     pub fn remove_library(&self, rel: &str) -> Result<bool, Refused> {
         let comps = split(rel).map_err(Refused::Unsafe)?;
-        let (file, dirs) = comps.split_last().expect("split gives at least two components");
+        let (file, dirs) = comps
+            .split_last()
+            .expect("split gives at least two components");
         let mut chain = vec![self
             .dir
             .try_clone()
@@ -524,8 +536,11 @@ mod tests {
         .unwrap();
         std::fs::set_permissions(h.join("plugins/a"), std::fs::Permissions::from_mode(0o700))
             .unwrap();
-        std::fs::set_permissions(h.join("plugins/a/1"), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
+        std::fs::set_permissions(
+            h.join("plugins/a/1"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
         assert!(dir.open_library("plugins/a/1/liba.so").is_ok());
         std::fs::set_permissions(h.join("plugins/a"), std::fs::Permissions::from_mode(0o777))
             .unwrap();

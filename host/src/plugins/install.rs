@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::check::{self as checks, CheckLine};
+use super::confine::{self, Identity, PluginsDir};
 use super::descriptor::{self, PluginDesc};
 use super::index::{self, IndexEntry};
-use super::confine::{self, Identity, PluginsDir};
 use super::loader::{self, Layout};
 use super::manifest::{self, Record, Verified};
 use super::registry::{PluginProviders, Registry};
@@ -376,9 +376,12 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     let dir = PluginsDir::create(&paths.home).map_err(refused)?;
     // Everything from here on reads the staging copy, never the source again: a source that
     // changes meanwhile (a build rewriting target/, a swap) cannot slip in unverified bytes.
-    let staging = dir
-        .staging()
-        .map_err(|e| Error::io(format!("cannot create a file in {}", dir.path().display()), e))?;
+    let staging = dir.staging().map_err(|e| {
+        Error::io(
+            format!("cannot create a file in {}", dir.path().display()),
+            e,
+        )
+    })?;
     let sum = fill_staging(&fetched, &staging)?;
     if let Some(exp) = &fetched.expected {
         if !exp.eq_ignore_ascii_case(&sum) {
@@ -388,8 +391,8 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             )));
         }
     }
-    let staged = Identity::of(staging.file())
-        .map_err(|e| Error::io("cannot read the staging copy", e))?;
+    let staged =
+        Identity::of(staging.file()).map_err(|e| Error::io("cannot read the staging copy", e))?;
     let report = probe_in_child(&staging.path())?;
     let shown = fetched.shown.clone();
     if !report.ok {
@@ -468,11 +471,12 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             for c in reg.conflicts_of(&desc.id) {
                 if c.refused_plugin {
                     return Err(
-                        Error::msg(format!("cannot install {}: {}", desc.id, c.message))
-                            .with_help(format!(
+                        Error::msg(format!("cannot install {}: {}", desc.id, c.message)).with_help(
+                            format!(
                                 "remove the other plugin first: `hermes plugins remove {}`",
                                 c.holder
-                            )),
+                            ),
+                        ),
                     );
                 }
                 warnings.push(c.message.clone());
@@ -519,8 +523,7 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             enabled: old.as_ref().is_none_or(|o| o.enabled),
             providers: desc.providers.iter().map(|p| p.id.clone()).collect(),
             source: fetched.source.clone(),
-            installed_at: crate::timefmt::iso_from_ms(crate::timefmt::now_ms())
-                .unwrap_or_default(),
+            installed_at: crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default(),
             verified: Some(Verified::new(&now)),
         };
         match m.get_mut(&record.id) {

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::confine::Identity;
 use crate::config::Paths;
 use crate::error::{Error, Result};
-use super::confine::Identity;
 use crate::fsutil::{self, FileLock};
 
 /// One installed plugin.
@@ -104,8 +104,7 @@ impl Record {
 pub fn shell_word(s: &str) -> String {
     let s = crate::text::line(s, 400);
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
     {
         return s;

@@ -265,9 +265,8 @@ pub fn open_verified(
     {
         return Ok((lib, loader::Layout::AlreadyVerified));
     }
-    let sum = super::install::sha256_reader(&lib.file).map_err(|e| {
-        LoadError::Refused(format!("cannot read {}: {e}", lib.path.display()))
-    })?;
+    let sum = super::install::sha256_reader(&lib.file)
+        .map_err(|e| LoadError::Refused(format!("cannot read {}: {e}", lib.path.display())))?;
     if !sum.eq_ignore_ascii_case(&record.sha256) {
         return Err(LoadError::Changed(format!(
             "{} {} changed since it was installed (its checksum no longer matches); it was not loaded: reinstall it with `{}`",
