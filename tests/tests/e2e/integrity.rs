@@ -105,6 +105,9 @@ fn regress_dotdot_record_remove_deletes_nothing_outside_the_plugins_folder() {
     let docs = home.scratch().join("Documents/x");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join("thesis.txt"), b"years of work").unwrap();
+    // Files that happen to carry the names the records give.
+    std::fs::write(docs.join("libevil.so"), b"not a plugin").unwrap();
+    std::fs::write(docs.join("libminimax_oauth.so"), b"not a plugin either").unwrap();
     std::fs::write(home.path().join("auth.json"), b"{\"version\":1}").unwrap();
     let mut m = manifest(&home);
     let mut evil = m["plugins"][0].clone();
