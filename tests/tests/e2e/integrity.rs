@@ -360,7 +360,10 @@ fn a_link_planted_at_the_old_temp_names_is_not_followed() {
         "{}",
         r.stdout
     );
-    assert_eq!(std::fs::read(&victim).unwrap(), b"do not overwrite");
+    assert_eq!(
+        String::from_utf8_lossy(&std::fs::read(&victim).unwrap()),
+        "do not overwrite"
+    );
     let m = std::fs::symlink_metadata(home.path().join(MINIMAX_LIB)).unwrap();
     assert!(m.file_type().is_file(), "the library is a link now");
     let m = std::fs::symlink_metadata(home.path().join("plugins.json")).unwrap();
@@ -450,8 +453,12 @@ fn install_racing_remove_never_leaves_a_record_without_its_library() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let remove = home.run(&["plugins", "remove", "minimax-oauth"]);
-        install.wait().unwrap();
+        // Remove again and again while the install runs, so that some remove overlaps its
+        // commit.
+        let mut remove = home.run(&["plugins", "remove", "minimax-oauth"]);
+        while install.try_wait().unwrap().is_none() {
+            remove = home.run(&["plugins", "remove", "minimax-oauth"]);
+        }
         let m = manifest(&home);
         let recs = m["plugins"].as_array().unwrap();
         match recs.first() {
