@@ -229,11 +229,8 @@ pub fn plugins(dir: &Path, table: &mut Table) {
     vars.insert("HERMES_HOME".to_string(), home50.display().to_string());
     let env = hermes::config::Env::from_vars(vars).expect("env");
     let start = Instant::now();
-    let set = hermes::plugins::PluginSet::load(
-        &env.paths(),
-        hermes::plugins::runtime::Scope::All,
-    )
-    .expect("load the installed plugins");
+    let set = hermes::plugins::PluginSet::load(&env.paths(), hermes::plugins::runtime::Scope::All)
+        .expect("load the installed plugins");
     let per = start.elapsed() / set.installed.len().max(1) as u32;
     assert!(
         set.installed.iter().all(|i| i.usable().is_some()),

@@ -282,16 +282,16 @@ impl PluginsDir {
         })
     }
 
-    /// Create a staging file for an install: a random name, `O_EXCL` (an existing file or
-    /// link at that name is an error, never written through), mode 0700. Removed on drop
-    /// unless placed.
-    pub fn staging(&self) -> io::Result<Staging<'_>> {
+    /// Create a staging file for an install, called `file_name` (a library may look at its
+    /// own file name), in a new folder with a random name: both made with `O_EXCL` semantics
+    /// (an existing file or link at either name is an error, never written through), 0700.
+    /// Removed on drop unless placed.
+    pub fn staging(&self, file_name: &OsStr) -> io::Result<Staging<'_>> {
         for _ in 0..8 {
             let mut rnd = [0u8; 12];
             getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
             let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-            let name = OsString::from(format!(".staging-{hex}{}", std::env::consts::DLL_SUFFIX));
-            match self.staging_named(&name) {
+            match self.staging_named(OsStr::new(&format!(".staging-{hex}")), file_name) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 r => return r,
             }
@@ -299,23 +299,57 @@ impl PluginsDir {
         Err(io::Error::from(io::ErrorKind::AlreadyExists))
     }
 
-    /// [`PluginsDir::staging`] with a given name.
-    pub fn staging_named(&self, name: &OsStr) -> io::Result<Staging<'_>> {
-        let file = openat(
+    /// [`PluginsDir::staging`] with a given folder name.
+    pub fn staging_named(&self, dir_name: &OsStr, file_name: &OsStr) -> io::Result<Staging<'_>> {
+        let plain = Path::new(file_name).components().count() == 1
+            && matches!(
+                Path::new(file_name).components().next(),
+                Some(Component::Normal(_))
+            );
+        let file_name = if plain {
+            file_name
+        } else {
+            OsStr::new("plugin.so")
+        };
+        let c = cstr(dir_name)?;
+        // SAFETY: plain FFI call with a valid fd and NUL-terminated name. mkdir never follows
+        // a link: an existing entry of that name is EEXIST.
+        if unsafe { libc::mkdirat(self.dir.as_raw_fd(), c.as_ptr(), 0o700) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let cleanup = |e: io::Error| {
+            // SAFETY: valid fd and name; removes only the (empty) folder just made.
+            unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
+            e
+        };
+        let folder = openat(
             self.dir.as_raw_fd(),
-            name,
+            dir_name,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )
+        .map_err(cleanup)?;
+        let file = openat(
+            folder.as_raw_fd(),
+            file_name,
             libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
             0o700,
-        )?;
+        )
+        .map_err(cleanup)?;
         use std::os::unix::fs::PermissionsExt;
-        // The mode given to open() is filtered by the umask.
-        file.set_permissions(std::fs::Permissions::from_mode(0o700))?;
-        Ok(Staging {
+        let staging = Staging {
             dir: self,
-            name: name.to_os_string(),
+            folder_name: dir_name.to_os_string(),
+            folder,
+            name: file_name.to_os_string(),
             file,
             placed: false,
-        })
+        };
+        // The mode given to open() is filtered by the umask.
+        staging
+            .file
+            .set_permissions(std::fs::Permissions::from_mode(0o700))?;
+        Ok(staging)
     }
 
     /// Remove the library `rel` names, then its folders while they are empty. Never follows a
@@ -392,9 +426,11 @@ pub struct Library {
     pub identity: Identity,
 }
 
-/// A staging file in `plugins/`; removed on drop unless placed.
+/// A staging file in a private folder in `plugins/`; removed on drop unless placed.
 pub struct Staging<'a> {
     dir: &'a PluginsDir,
+    folder_name: OsString,
+    folder: File,
     name: OsString,
     file: File,
     placed: bool,
@@ -407,7 +443,7 @@ impl Staging<'_> {
     }
     /// Its path (for the trial load in a child process).
     pub fn path(&self) -> PathBuf {
-        self.dir.path.join(&self.name)
+        self.dir.path.join(&self.folder_name).join(&self.name)
     }
     /// Rename it to `rel` (folders created 0700 as needed, none of them a link). Returns the
     /// open file, now at its place.
@@ -418,7 +454,7 @@ impl Staging<'_> {
         // SAFETY: valid fds and NUL-terminated names.
         let r = unsafe {
             libc::renameat(
-                self.dir.dir.as_raw_fd(),
+                self.folder.as_raw_fd(),
                 from.as_ptr(),
                 leaf.as_raw_fd(),
                 to.as_ptr(),
@@ -444,9 +480,13 @@ impl Drop for Staging<'_> {
     fn drop(&mut self) {
         if !self.placed {
             if let Ok(c) = cstr(&self.name) {
-                // SAFETY: valid fd and name; removes only the staging entry itself.
-                unsafe { libc::unlinkat(self.dir.dir.as_raw_fd(), c.as_ptr(), 0) };
+                // SAFETY: valid fd and name; removes only the staging file itself.
+                unsafe { libc::unlinkat(self.folder.as_raw_fd(), c.as_ptr(), 0) };
             }
+        }
+        if let Ok(c) = cstr(&self.folder_name) {
+            // SAFETY: valid fd and name; rmdir removes the folder only when empty.
+            unsafe { libc::unlinkat(self.dir.dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
         }
     }
 }
@@ -486,22 +526,24 @@ mod tests {
         let dir = PluginsDir::create(&h).unwrap();
         let victim = t.path().join("victim");
         std::fs::write(&victim, b"keep").unwrap();
-        symlink(&victim, h.join("plugins/.staging-planted.so")).unwrap();
+        symlink(&victim, h.join("plugins/.staging-planted")).unwrap();
         let e = dir
-            .staging_named(OsStr::new(".staging-planted.so"))
+            .staging_named(OsStr::new(".staging-planted"), OsStr::new("liba.so"))
             .err()
-            .expect("O_EXCL refuses an existing name");
+            .expect("an existing name is refused");
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         // A random name is created, 0700, and removed when dropped.
-        let s = dir.staging().unwrap();
+        let s = dir.staging(OsStr::new("liba.so")).unwrap();
         let p = s.path();
+        assert_eq!(p.file_name().unwrap(), "liba.so");
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o700
         );
         drop(s);
         assert!(!p.exists());
+        assert!(!p.parent().unwrap().exists());
     }
 
     #[test]

@@ -376,7 +376,13 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     let dir = PluginsDir::create(&paths.home).map_err(refused)?;
     // Everything from here on reads the staging copy, never the source again: a source that
     // changes meanwhile (a build rewriting target/, a swap) cannot slip in unverified bytes.
-    let staging = dir.staging().map_err(|e| {
+    // The staging copy keeps the source's file name (a library may look at its own name).
+    let file_name = match &fetched.data {
+        Data::File(p) => p.file_name().map(|n| n.to_os_string()),
+        Data::Bytes(_) => None,
+    }
+    .unwrap_or_else(|| format!("download{}", std::env::consts::DLL_SUFFIX).into());
+    let staging = dir.staging(&file_name).map_err(|e| {
         Error::io(
             format!("cannot create a file in {}", dir.path().display()),
             e,
@@ -393,8 +399,16 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     }
     let staged =
         Identity::of(staging.file()).map_err(|e| Error::io("cannot read the staging copy", e))?;
-    let report = probe_in_child(&staging.path())?;
+    let mut report = probe_in_child(&staging.path())?;
     let shown = fetched.shown.clone();
+    // Messages name what the user gave, not the staging copy.
+    let staged_path = staging.path().display().to_string();
+    for text in [&mut report.error, &mut report.detail]
+        .into_iter()
+        .flatten()
+    {
+        *text = text.replace(&staged_path, &shown);
+    }
     if !report.ok {
         let mut e = Error::msg(format!(
             "cannot install {shown}: {}",
