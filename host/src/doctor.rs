@@ -217,7 +217,7 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
                     Ok(_) if loose => format!(
                         "chmod go-w {}",
                         crate::plugins::manifest::shell_word(
-                            &why.split(" is writable").next().unwrap_or_default()
+                            why.split(" is writable").next().unwrap_or_default()
                         )
                     ),
                     _ => format!("hermes plugins remove {id}, then {}", r.reinstall_command()),

@@ -73,9 +73,9 @@ pub fn probe(path: &Path) -> ProbeReport {
             std::io::ErrorKind::NotFound => loader::LoadError::Missing(path.to_path_buf()),
             _ => loader::LoadError::NotALibrary(format!("{}: {e}", path.display())),
         })
-        .and_then(|f| {
+        .map(|f| {
             let id = Identity::of(&f).ok();
-            Ok((f, id))
+            (f, id)
         });
     let identity = opened.as_ref().ok().and_then(|(_, id)| *id);
     let mut report = match opened.and_then(|(f, _)| loader::load_file(f, path, Layout::Check)) {

@@ -213,7 +213,7 @@ fn a_source_swapped_during_install_never_installs_unverified_bytes() {
             let tmp = dir.join("next.so");
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let from = if n % 2 == 0 { &bad } else { &good };
+                let from = if n.is_multiple_of(2) { &bad } else { &good };
                 let _ = std::fs::remove_file(&tmp);
                 std::fs::hard_link(from, &tmp).unwrap();
                 std::fs::rename(&tmp, &src).unwrap();
