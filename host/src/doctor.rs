@@ -7,8 +7,9 @@ use crate::auth::{AuthFile, Store};
 use crate::config::{Env, Paths};
 use crate::fsutil::mode_of;
 use crate::output::Output;
-use crate::plugins::install::sha256_file;
+use crate::plugins::install::sha256_reader;
 use crate::plugins::runtime::PluginSet;
+use crate::plugins::LoadError;
 use crate::plugins::Registry;
 use crate::services::ProviderServices;
 use hermes_plugin_api::status_state;
@@ -188,7 +189,6 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
     for inst in &ctx.set.installed {
         let r = &inst.record;
         let id = r.id.as_str();
-        let reinstall = Some(format!("hermes plugins install {id}"));
         if inst.loaded.is_none() {
             out.push(finding(
                 "plugins",
@@ -199,41 +199,67 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
             ));
             continue;
         }
-        let lib = r.library(&ctx.paths.home);
-        if !lib.is_file() {
-            out.push(finding(
-                "plugins",
-                Severity::Error,
-                id,
-                format!("plugin {id}: its library {} is missing", lib.display()),
-                reinstall,
-            ));
-            continue;
-        }
-        let unchanged = !ctx.deep && r.unchanged_since_verified(&ctx.paths.home);
-        match if unchanged { Ok(r.sha256.clone()) } else { sha256_file(&lib) } {
-            Ok(sum) if sum == r.sha256 => {}
-            Ok(_) => out.push(finding(
-                "plugins",
-                Severity::Error,
-                id,
-                format!("plugin {id}: the library's checksum no longer matches the one recorded at install"),
-                reinstall.clone(),
-            )),
-            Err(e) => out.push(finding("plugins", Severity::Error, id, format!("plugin {id}: cannot read {}: {e}", lib.display()), reinstall.clone())),
-        }
-        if let Some(m) = mode_of(&lib) {
-            if m & 0o022 != 0 {
+        // Every fix below is safe to run as given: a reinstall verifies what it installs,
+        // and `remove` deletes only the library the record installed, never through a link.
+        match &inst.loaded {
+            Some(Err(LoadError::Missing(lib))) => {
                 out.push(finding(
                     "plugins",
-                    Severity::Warning,
+                    Severity::Error,
                     id,
-                    format!(
-                        "plugin {id}: {} is writable by other users (mode {m:o})",
-                        lib.display()
-                    ),
-                    Some(format!("chmod 700 {}", lib.display())),
+                    format!("plugin {id}: its library {} is missing", lib.display()),
+                    Some(r.reinstall_command()),
                 ));
+                continue;
+            }
+            Some(Err(LoadError::Changed(why))) => {
+                out.push(finding(
+                    "plugins",
+                    Severity::Error,
+                    id,
+                    format!("plugin {why}"),
+                    Some(r.reinstall_command()),
+                ));
+                continue;
+            }
+            Some(Err(LoadError::Refused(why))) => {
+                let loose = why.contains("writable by other users");
+                let fix = match crate::plugins::confine::split(&r.path) {
+                    Ok(_) if loose => format!(
+                        "chmod go-w {}",
+                        crate::plugins::manifest::shell_word(
+                            why.split(" is writable").next().unwrap_or_default()
+                        )
+                    ),
+                    _ => format!("hermes plugins remove {id}, then {}", r.reinstall_command()),
+                };
+                out.push(finding(
+                    "plugins",
+                    Severity::Error,
+                    id,
+                    format!("plugin {id}: {why}"),
+                    Some(fix),
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        if ctx.deep {
+            // Re-hash even a library unchanged since it was verified.
+            let sum = crate::plugins::confine::PluginsDir::open(&ctx.paths.home)
+                .and_then(|d| d.open_library(&r.path))
+                .map_err(|e| e.to_string())
+                .and_then(|l| sha256_reader(&l.file).map_err(|e| e.to_string()));
+            match sum {
+                Ok(sum) if sum == r.sha256 => {}
+                Ok(_) => out.push(finding(
+                    "plugins",
+                    Severity::Error,
+                    id,
+                    format!("plugin {id}: the library's checksum no longer matches the one recorded at install"),
+                    Some(r.reinstall_command()),
+                )),
+                Err(e) => out.push(finding("plugins", Severity::Error, id, format!("plugin {id}: {e}"), Some(r.reinstall_command()))),
             }
         }
         match (&inst.loaded, inst.status()) {
@@ -272,6 +298,27 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
                 )),
             ));
         }
+    }
+    for r in &ctx.set.ignored {
+        let id = r.id.as_str();
+        let kept = ctx.set.installed.iter().find(|i| i.record.id == id);
+        // Any change to the plugin set rewrites plugins.json without the ignored record; the
+        // command below changes nothing else.
+        let fix = match kept {
+            Some(i) if !i.record.enabled => format!("hermes plugins disable {id}"),
+            _ => format!("hermes plugins enable {id}"),
+        };
+        out.push(finding(
+            "plugins",
+            Severity::Warning,
+            id,
+            format!(
+                "plugins.json records plugin {id} more than once; the later record ({} at {}) is ignored and is dropped by the next change to the plugin set",
+                crate::text::line(&r.version, 40),
+                crate::text::line(&r.path, 160)
+            ),
+            Some(fix),
+        ));
     }
     out
 }

@@ -19,9 +19,10 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
-/// Write `bytes` to `path` atomically with `mode`: a temp file in the same directory,
-/// fsync, rename over `path`, fsync the directory. A crash at any point leaves either the
-/// old file or the new one, never a mix.
+/// Write `bytes` to `path` atomically with `mode`: a temp file in the same directory, created
+/// with a random name and `O_EXCL` (a file or link planted at a guessable name is never written
+/// through), fsync, rename over `path`, fsync the directory. A crash at any point leaves
+/// either the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let tmp = write_temp(path, bytes, mode)?;
     persist(tmp, path)

@@ -173,8 +173,8 @@ pub fn plugins(dir: &Path, table: &mut Table) {
     for (layout, what, target) in [
         (
             Layout::AlreadyVerified,
-            "plugin load, installed and unchanged (mean of 50 distinct libraries)",
-            "≤ 0.5 ms",
+            "plugin load of a file without the layout check (mean of 50 distinct libraries)",
+            "",
         ),
         (
             Layout::Check,
@@ -223,6 +223,24 @@ pub fn plugins(dir: &Path, table: &mut Table) {
         "≤ 30 ms",
     );
     table.row("hermes doctor, 50 plugins, peak RSS", mb(rss), "");
+    // What every command does per plugin: read plugins.json, open each library as recorded
+    // (the checks on the file and its folders), and load it without the layout check.
+    let mut vars = std::collections::BTreeMap::new();
+    vars.insert("HERMES_HOME".to_string(), home50.display().to_string());
+    let env = hermes::config::Env::from_vars(vars).expect("env");
+    let start = Instant::now();
+    let set = hermes::plugins::PluginSet::load(&env.paths(), hermes::plugins::runtime::Scope::All)
+        .expect("load the installed plugins");
+    let per = start.elapsed() / set.installed.len().max(1) as u32;
+    assert!(
+        set.installed.iter().all(|i| i.usable().is_some()),
+        "every installed bench plugin loads"
+    );
+    table.row(
+        "plugin load from plugins.json, installed and unchanged (mean of 50 installed plugins, in process)",
+        format!("{:.3} ms", per.as_secs_f64() * 1000.0),
+        "≤ 0.5 ms",
+    );
     let (wall, _) = repeat(10, &hermes(dir, &home50, &["doctor", "--deep"]));
     table.row(
         "hermes doctor --deep (re-hash every library), 50 plugins (median of 10)",

@@ -442,14 +442,24 @@ fn info(ctx: &Ctx, name: &str, as_json: bool) -> Result<ExitCode> {
 
 fn remove(ctx: &Ctx, id: &str) -> Result<ExitCode> {
     let paths = ctx.env.paths();
+    // The record and its library go together under the plugins lock, so an install running
+    // at the same time never ends with a record whose library was deleted.
     let removed = manifest::update(&paths, |m| {
-        let pos = m.plugins.iter().position(|r| r.id == id);
-        Ok(pos.map(|p| m.plugins.remove(p)))
+        let Some(pos) = m.plugins.iter().position(|r| r.id == id) else {
+            return Ok(None);
+        };
+        let r = m.plugins.remove(pos);
+        let files = install::remove_library(&paths.home, &r, m);
+        Ok(Some((r, files)))
     })?;
     match removed {
-        Some(r) => {
-            install::remove_library_dir(&paths, &r);
+        Some((r, files)) => {
             ctx.out.result(&format!("removed {} {}", r.id, r.version));
+            if let Err(why) = files {
+                ctx.out.warn(&format!(
+                    "its files were left alone: {why}; check that path and remove what you do not want yourself"
+                ));
+            }
             ctx.out.info(
                 "logins in auth.json were kept; remove them with `hermes auth logout <provider>`",
             );

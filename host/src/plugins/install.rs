@@ -1,6 +1,8 @@
-//! `hermes plugins install`: resolve, verify the checksum, trial-load in a child process (which
-//! also runs the conformance checks of `hermes plugins check`), then copy into
-//! `plugins/<id>/<version>/` and record it in `plugins.json` atomically.
+//! `hermes plugins install`: resolve, read the source once into a staging file inside
+//! `plugins/` (random name, `O_EXCL`), verify the checksum of those bytes, trial-load that very
+//! file in a child process (which also runs the conformance checks of `hermes plugins check`),
+//! then, under the plugins lock, rename it to `plugins/<id>/<version>/` and record it — with
+//! the identity of the file that was verified — in `plugins.json`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,15 +13,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::check::{self as checks, CheckLine};
+use super::confine::{self, Identity, PluginsDir};
 use super::descriptor::{self, PluginDesc};
 use super::index::{self, IndexEntry};
-use super::loader;
-use super::manifest::{self, Record};
+use super::loader::{self, Layout};
+use super::manifest::{self, Record, Verified};
 use super::registry::{PluginProviders, Registry};
 use super::runtime::{PluginSet, Scope};
-use crate::config::{Env, Paths};
+use crate::config::Env;
 use crate::error::{Error, Result};
-use crate::fsutil;
 
 /// Largest library accepted from a URL.
 pub const MAX_DOWNLOAD: usize = 64 * 1024 * 1024;
@@ -47,6 +49,9 @@ pub struct ProbeReport {
     /// The conformance checks (`load` first), run in the child on a library that loaded.
     #[serde(default)]
     pub checks: Vec<CheckLine>,
+    /// The file the child opened and loaded.
+    #[serde(default)]
+    pub identity: Option<Identity>,
 }
 
 impl ProbeReport {
@@ -63,7 +68,17 @@ impl ProbeReport {
 /// Run in the child: load `path`, describe it and run the conformance checks on it (each call
 /// announced on stderr first, so that the parent can name the call a crash happened in).
 pub fn probe(path: &Path) -> ProbeReport {
-    match loader::load(path) {
+    let opened = std::fs::File::open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => loader::LoadError::Missing(path.to_path_buf()),
+            _ => loader::LoadError::NotALibrary(format!("{}: {e}", path.display())),
+        })
+        .map(|f| {
+            let id = Identity::of(&f).ok();
+            (f, id)
+        });
+    let identity = opened.as_ref().ok().and_then(|(_, id)| *id);
+    let mut report = match opened.and_then(|(f, _)| loader::load_file(f, path, Layout::Check)) {
         Ok(p) => ProbeReport {
             ok: true,
             api_version: Some(p.api_version.clone()),
@@ -73,6 +88,7 @@ pub fn probe(path: &Path) -> ProbeReport {
             status: "ok".into(),
             error: None,
             detail: None,
+            identity: None,
         },
         Err(e) => ProbeReport {
             ok: false,
@@ -83,8 +99,11 @@ pub fn probe(path: &Path) -> ProbeReport {
             checks: checks::not_loaded(&e.to_string()),
             error: Some(e.to_string()),
             problems: Vec::new(),
+            identity: None,
         },
-    }
+    };
+    report.identity = identity;
+    report
 }
 
 /// Trial-load `path` in a child process so that a crashing library cannot take this one
@@ -145,6 +164,7 @@ pub fn probe_in_child(path: &Path) -> Result<ProbeReport> {
         error: Some(error),
         detail: None,
         problems: Vec::new(),
+        identity: None,
     })
 }
 
@@ -159,7 +179,11 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 
 /// SHA-256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
+    sha256_reader(std::fs::File::open(path)?)
+}
+
+/// SHA-256 of everything `f` yields, lower-case hex.
+pub fn sha256_reader(mut f: impl Read) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -200,11 +224,19 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
+/// Where the library's bytes come from.
+enum Data {
+    /// A file, read once while it is copied into staging.
+    File(PathBuf),
+    /// A download, already in memory.
+    Bytes(Vec<u8>),
+}
+
 struct Fetched {
-    file: PathBuf,
+    data: Data,
+    shown: String,
     source: String,
     expected: Option<String>,
-    _tmp: Option<tempfile::TempDir>,
 }
 
 fn looks_like_path(t: &str) -> bool {
@@ -221,10 +253,10 @@ fn fetch(env: &Env, target: &str, sha256: Option<&str>) -> Result<Fetched> {
             return Err(Error::msg(format!("{target} is not a file")));
         }
         return Ok(Fetched {
-            file: p,
+            data: Data::File(p),
+            shown: target.into(),
             source: target.into(),
             expected: sha256.map(String::from),
-            _tmp: None,
         });
     }
     let index: Vec<IndexEntry> = match &env.plugin_index {
@@ -246,10 +278,10 @@ fn fetch(env: &Env, target: &str, sha256: Option<&str>) -> Result<Fetched> {
     let expected = sha256.map(String::from).or_else(|| entry.sha256.clone());
     match (&entry.path, &entry.url) {
         (Some(p), _) => Ok(Fetched {
-            file: p.clone(),
+            data: Data::File(p.clone()),
+            shown: p.display().to_string(),
             source: format!("index:{}", entry.name),
             expected,
-            _tmp: None,
         }),
         (None, Some(u)) => download(u, expected),
         (None, None) => Err(Error::msg(format!(
@@ -291,25 +323,72 @@ fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
         })
         .map_err(|e| Error::msg(format!("cannot download {url}: {e}")))?
         .ok_or_else(|| Error::msg(format!("{url} is larger than {} MiB", MAX_DOWNLOAD >> 20)))?;
-    let tmp = tempfile::tempdir().map_err(|e| Error::io("cannot create a temp dir", e))?;
-    let file = tmp
-        .path()
-        .join(format!("download{}", std::env::consts::DLL_SUFFIX));
-    std::fs::write(&file, bytes).map_err(|e| Error::io("cannot save the download", e))?;
     Ok(Fetched {
-        file,
+        data: Data::Bytes(bytes),
+        shown: url.into(),
         source: url.into(),
         expected: Some(expected),
-        _tmp: Some(tmp),
     })
+}
+
+fn refused(e: confine::Refused) -> Error {
+    Error::msg(e.to_string())
+}
+
+/// Copy the source into `staging`, reading it exactly once, and hash the bytes written.
+fn fill_staging(fetched: &Fetched, staging: &confine::Staging<'_>) -> Result<String> {
+    use std::io::Write;
+    let mut out = staging.file();
+    let mut h = Sha256::new();
+    match &fetched.data {
+        Data::Bytes(b) => {
+            h.update(b);
+            out.write_all(b)
+                .map_err(|e| Error::io("cannot write the staging copy", e))?;
+        }
+        Data::File(p) => {
+            let mut src = std::fs::File::open(p)
+                .map_err(|e| Error::io(format!("cannot read {}", p.display()), e))?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = src
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(format!("cannot read {}", p.display()), e))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+                out.write_all(&buf[..n])
+                    .map_err(|e| Error::io("cannot write the staging copy", e))?;
+            }
+        }
+    }
+    out.sync_all()
+        .map_err(|e| Error::io("cannot write the staging copy", e))?;
+    Ok(hex(&h.finalize()))
 }
 
 /// Install `target` (a name, a path or a URL).
 pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Result<Outcome> {
     let paths = env.paths();
     let fetched = fetch(env, target, sha256)?;
-    let sum = sha256_file(&fetched.file)
-        .map_err(|e| Error::io(format!("cannot read {}", fetched.file.display()), e))?;
+    paths.ensure_home()?;
+    let dir = PluginsDir::create(&paths.home).map_err(refused)?;
+    // Everything from here on reads the staging copy, never the source again: a source that
+    // changes meanwhile (a build rewriting target/, a swap) cannot slip in unverified bytes.
+    // The staging copy keeps the source's file name (a library may look at its own name).
+    let file_name = match &fetched.data {
+        Data::File(p) => p.file_name().map(|n| n.to_os_string()),
+        Data::Bytes(_) => None,
+    }
+    .unwrap_or_else(|| format!("download{}", std::env::consts::DLL_SUFFIX).into());
+    let staging = dir.staging(&file_name).map_err(|e| {
+        Error::io(
+            format!("cannot create a file in {}", dir.path().display()),
+            e,
+        )
+    })?;
+    let sum = fill_staging(&fetched, &staging)?;
     if let Some(exp) = &fetched.expected {
         if !exp.eq_ignore_ascii_case(&sum) {
             return Err(Error::msg(format!(
@@ -318,8 +397,18 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             )));
         }
     }
-    let report = probe_in_child(&fetched.file)?;
-    let shown = fetched.file.display().to_string();
+    let staged =
+        Identity::of(staging.file()).map_err(|e| Error::io("cannot read the staging copy", e))?;
+    let mut report = probe_in_child(&staging.path())?;
+    let shown = fetched.shown.clone();
+    // Messages name what the user gave, not the staging copy.
+    let staged_path = staging.path().display().to_string();
+    for text in [&mut report.error, &mut report.detail]
+        .into_iter()
+        .flatten()
+    {
+        *text = text.replace(&staged_path, &shown);
+    }
     if !report.ok {
         let mut e = Error::msg(format!(
             "cannot install {shown}: {}",
@@ -329,6 +418,11 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             e = e.with_detail(d);
         }
         return Err(e);
+    }
+    if report.identity != Some(staged) {
+        return Err(Error::msg(format!(
+            "cannot install {shown}: the staging copy changed during the trial load; nothing was installed"
+        )));
     }
     let failures = report.check_failures();
     let (Some(desc), Some(api_version)) = (report.desc, report.api_version) else {
@@ -354,63 +448,6 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             "see every finding with `hermes plugins check {shown}`"
         )));
     }
-    let existing = PluginSet::load(&paths, Scope::All)?;
-    let mut warnings = Vec::new();
-    {
-        let others: Vec<&crate::plugins::LoadedPlugin> = existing
-            .installed
-            .iter()
-            .filter_map(|i| i.usable())
-            .filter(|p| p.desc.id != desc.id)
-            .collect();
-        let reg = Registry::build(
-            others
-                .iter()
-                .map(|p| PluginProviders {
-                    plugin_id: &p.desc.id,
-                    providers: &p.desc.providers,
-                })
-                .chain(std::iter::once(PluginProviders {
-                    plugin_id: &desc.id,
-                    providers: &desc.providers,
-                })),
-        );
-        for c in reg.conflicts_of(&desc.id) {
-            if c.refused_plugin {
-                return Err(
-                    Error::msg(format!("cannot install {}: {}", desc.id, c.message)).with_help(
-                        format!(
-                            "remove the other plugin first: `hermes plugins remove {}`",
-                            c.holder
-                        ),
-                    ),
-                );
-            }
-            warnings.push(c.message.clone());
-        }
-    }
-    let old = manifest::read(&paths)?.get(&desc.id).cloned();
-    if let Some(o) = &old {
-        if o.version == desc.version && o.sha256 == sum && o.library(&paths.home).is_file() {
-            return Ok(Outcome {
-                installed: Installed::Unchanged(o.clone()),
-                warnings,
-            });
-        }
-        let (ov, nv) = (
-            semver::Version::parse(&o.version),
-            semver::Version::parse(&desc.version),
-        );
-        if let (Ok(ov), Ok(nv)) = (ov, nv) {
-            if nv < ov && !force {
-                return Err(Error::msg(format!(
-                    "{} {} is installed; refusing to downgrade to {}",
-                    desc.id, o.version, desc.version
-                ))
-                .with_help("pass --force to downgrade"));
-            }
-        }
-    }
     let rel = PathBuf::from("plugins")
         .join(&desc.id)
         .join(&desc.version)
@@ -418,71 +455,129 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             "lib{}{}",
             desc.id.replace('-', "_"),
             std::env::consts::DLL_SUFFIX
-        ));
-    copy_in(&paths, &fetched.file, &rel)?;
-    // The child verified the checksum's file and its layout; remember what the installed copy
-    // looks like so that ordinary loads need not repeat the work.
-    let verified = manifest::Verified::of(&paths.home.join(&rel)).ok();
-    let record = Record {
-        id: desc.id.clone(),
-        version: desc.version.clone(),
-        api_version,
-        path: rel.to_string_lossy().into_owned(),
-        sha256: sum,
-        enabled: old.as_ref().is_none_or(|o| o.enabled),
-        providers: desc.providers.iter().map(|p| p.id.clone()).collect(),
-        source: fetched.source.clone(),
-        installed_at: crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default(),
-        verified,
-    };
+        ))
+        .to_string_lossy()
+        .into_owned();
+    // From reading the installed set to writing it, under the plugins lock: a concurrent
+    // install or remove sees the state before this one or after it, never half of it.
     manifest::update(&paths, |m| {
+        let existing = PluginSet::load(&paths, Scope::All)?;
+        let mut warnings = Vec::new();
+        {
+            let others: Vec<&crate::plugins::LoadedPlugin> = existing
+                .installed
+                .iter()
+                .filter_map(|i| i.usable())
+                .filter(|p| p.desc.id != desc.id)
+                .collect();
+            let reg = Registry::build(
+                others
+                    .iter()
+                    .map(|p| PluginProviders {
+                        plugin_id: &p.desc.id,
+                        providers: &p.desc.providers,
+                    })
+                    .chain(std::iter::once(PluginProviders {
+                        plugin_id: &desc.id,
+                        providers: &desc.providers,
+                    })),
+            );
+            for c in reg.conflicts_of(&desc.id) {
+                if c.refused_plugin {
+                    return Err(
+                        Error::msg(format!("cannot install {}: {}", desc.id, c.message)).with_help(
+                            format!(
+                                "remove the other plugin first: `hermes plugins remove {}`",
+                                c.holder
+                            ),
+                        ),
+                    );
+                }
+                warnings.push(c.message.clone());
+            }
+        }
+        let old = m.get(&desc.id).cloned();
+        if let Some(o) = &old {
+            let intact = || super::runtime::open_verified(&paths.home, o).is_ok();
+            if o.version == desc.version && o.sha256 == sum && intact() {
+                return Ok(Outcome {
+                    installed: Installed::Unchanged(o.clone()),
+                    warnings,
+                });
+            }
+            let (ov, nv) = (
+                semver::Version::parse(&o.version),
+                semver::Version::parse(&desc.version),
+            );
+            if let (Ok(ov), Ok(nv)) = (ov, nv) {
+                if nv < ov && !force {
+                    return Err(Error::msg(format!(
+                        "{} {} is installed; refusing to downgrade to {}",
+                        desc.id, o.version, desc.version
+                    ))
+                    .with_help("pass --force to downgrade"));
+                }
+            }
+        }
+        let placed = staging.place(&rel).map_err(refused)?;
+        // The identity recorded is that of the very file hashed and trial-loaded: same inode,
+        // size and mtime (the rename may only move the change time).
+        let now = Identity::of(&placed).map_err(|e| Error::io("cannot read the new library", e))?;
+        if !now.same_content(&staged) {
+            return Err(Error::msg(format!(
+                "cannot install {shown}: the new library changed while it was moved into place"
+            )));
+        }
+        let record = Record {
+            id: desc.id.clone(),
+            version: desc.version.clone(),
+            api_version: api_version.clone(),
+            path: rel.clone(),
+            sha256: sum.clone(),
+            enabled: old.as_ref().is_none_or(|o| o.enabled),
+            providers: desc.providers.iter().map(|p| p.id.clone()).collect(),
+            source: fetched.source.clone(),
+            installed_at: crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default(),
+            verified: Some(Verified::new(&now)),
+        };
         match m.get_mut(&record.id) {
             Some(r) => *r = record.clone(),
             None => m.plugins.push(record.clone()),
         }
-        Ok(())
-    })?;
-    if let Some(o) = &old {
-        if o.path != record.path {
-            remove_library_dir(&paths, o);
+        if let Some(o) = &old {
+            if o.path != record.path {
+                // Best effort: the new record is what counts; a refusal leaves files alone.
+                let _ = remove_library(&paths.home, o, m);
+            }
         }
-    }
-    Ok(Outcome {
-        installed: match old {
-            Some(o) => Installed::Replaced {
-                old: Box::new(o),
-                new: Box::new(record),
+        Ok(Outcome {
+            installed: match old {
+                Some(o) => Installed::Replaced {
+                    old: Box::new(o),
+                    new: Box::new(record),
+                },
+                None => Installed::New(record),
             },
-            None => Installed::New(record),
-        },
-        warnings,
+            warnings,
+        })
     })
 }
 
-/// Copy a library to `rel` under `HERMES_HOME`, atomically (a reader sees the old file or the
-/// new one). The directories are 0700, the library 0700.
-fn copy_in(paths: &Paths, src: &Path, rel: &Path) -> Result<()> {
-    let dst = paths.home.join(rel);
-    let dir = dst.parent().unwrap_or(&paths.home);
-    fsutil::create_private_dir(&paths.plugins_dir())
-        .map_err(|e| Error::io("cannot create the plugins directory", e))?;
-    fsutil::create_private_dir(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let bytes =
-        std::fs::read(src).map_err(|e| Error::io(format!("cannot read {}", src.display()), e))?;
-    fsutil::write_atomic(&dst, &bytes, 0o700)
-        .map_err(|e| Error::io(format!("cannot write {}", dst.display()), e))
-}
-
-/// Remove a plugin's version directory (and its id directory when empty).
-pub fn remove_library_dir(paths: &Paths, r: &Record) {
-    let lib = r.library(&paths.home);
-    if let Some(vdir) = lib.parent() {
-        if vdir.starts_with(paths.plugins_dir()) {
-            let _ = std::fs::remove_dir_all(vdir);
-            if let Some(iddir) = vdir.parent() {
-                let _ = std::fs::remove_dir(iddir);
-            }
-        }
+/// Remove the library a record installed (and its folders while empty), through the confined
+/// walk — unless another record in `m` still names the same file. Call it under the plugins
+/// lock. `Ok(false)`: there was nothing to remove.
+pub fn remove_library(
+    home: &Path,
+    r: &Record,
+    m: &manifest::Manifest,
+) -> std::result::Result<bool, confine::Refused> {
+    confine::split(&r.path).map_err(confine::Refused::Unsafe)?;
+    if m.plugins.iter().any(|o| o.path == r.path && o.id != r.id) {
+        return Ok(false);
+    }
+    match PluginsDir::open(home) {
+        Ok(dir) => dir.remove_library(&r.path),
+        Err(confine::Refused::Missing(_)) => Ok(false),
+        Err(e) => Err(e),
     }
 }

@@ -50,6 +50,13 @@ pub enum LoadError {
     /// `describe()` failed or panicked.
     #[error("describe() failed: {0}")]
     Describe(String),
+    /// The library or its folder is not safe to load (a link, a path outside the plugins
+    /// folder, writable by others, owned by another user); never opened as a library.
+    #[error("{0}")]
+    Refused(String),
+    /// The library's bytes are not the ones verified at install; never opened as a library.
+    #[error("{0}")]
+    Changed(String),
 }
 
 impl LoadError {
@@ -64,6 +71,8 @@ impl LoadError {
     pub fn status(&self) -> &'static str {
         match self {
             LoadError::Incompatible { .. } | LoadError::Layout { .. } => "incompatible",
+            LoadError::Refused(_) => "refused",
+            LoadError::Changed(_) => "changed",
             _ => "failed to load",
         }
     }
@@ -186,16 +195,59 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
 
 /// Load a plugin file, skipping the layout check only when told it was already done.
 pub fn load_with(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError> {
-    if !path.exists() {
-        return Err(LoadError::Missing(path.to_path_buf()));
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing(path.to_path_buf()),
+        _ => LoadError::NotALibrary(one_line(&format!("{}: {e}", path.display()))),
+    })?;
+    load_file(file, path, layout)
+}
+
+/// Load the library open as `file` (`shown` is its path for messages): the dynamic loader
+/// maps exactly the file that was opened — and checked or hashed — through `/proc/self/fd`,
+/// so a file swapped in at the same path in between is never the one that runs.
+///
+/// The descriptor is kept open for the life of the process: the loader remembers a library
+/// by the name it was opened with, and a later `/proc/self/fd/N` with a reused number would
+/// otherwise be answered with this library.
+pub fn load_file(
+    file: std::fs::File,
+    shown: &Path,
+    layout: Layout,
+) -> Result<LoadedPlugin, LoadError> {
+    use std::os::fd::IntoRawFd;
+    let fd_dir = Path::new("/proc/self/fd");
+    if !fd_dir.is_dir() {
+        // Without /proc (a rare container setup) the path is the only handle left.
+        return load_path(shown, layout);
     }
+    let via = fd_dir.join(file.into_raw_fd().to_string());
+    let from = via.display().to_string();
+    let to = shown.display().to_string();
+    load_path(&via, layout)
+        .map(|mut p| {
+            p.path = shown.to_path_buf();
+            p
+        })
+        .map_err(|e| match e {
+            LoadError::NotALibrary(m) => LoadError::NotALibrary(m.replace(&from, &to)),
+            LoadError::Layout { summary, full } => LoadError::Layout {
+                summary: summary.replace(&from, &to),
+                full: full.replace(&from, &to),
+            },
+            LoadError::Missing(_) => LoadError::Missing(shown.to_path_buf()),
+            e => e,
+        })
+}
+
+fn load_path(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError> {
     let api_version = read_api_version(path)?;
     check_api_version(&api_version)?;
     let header = lib_header_from_path(path).map_err(layout_error)?;
     let module = match layout {
         Layout::Check => header.init_root_module::<PluginModRef>(),
-        // SAFETY: this exact file (same inode, size, mtime and ctime) passed the full layout
-        // check against this exact interface (same fingerprint) when it was installed.
+        // SAFETY: this exact file (same device, inode, size, mtime and ctime, opened without
+        // following links) passed the full layout check against this exact interface (same
+        // fingerprint) when it was installed.
         Layout::AlreadyVerified => unsafe {
             header.init_root_module_with_unchecked_layout::<PluginModRef>()
         },

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::confine::Identity;
 use crate::config::Paths;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, FileLock};
@@ -43,6 +44,9 @@ pub struct Record {
 /// give the same answer, so ordinary loads skip them. `hermes doctor --deep` repeats them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verified {
+    /// Device (absent in records written by older versions: they never match).
+    #[serde(default)]
+    pub dev: u64,
     /// Size in bytes.
     pub size: u64,
     /// Inode number.
@@ -56,34 +60,56 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// The current state of `path`.
-    pub fn of(path: &Path) -> std::io::Result<Verified> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path)?;
-        Ok(Verified {
-            size: m.size(),
-            ino: m.ino(),
-            mtime_ns: m
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec()),
-            ctime_ns: m
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.ctime_nsec()),
+    /// The record of a file verified by this host.
+    pub fn new(id: &Identity) -> Verified {
+        Verified {
+            dev: id.dev,
+            size: id.size,
+            ino: id.ino,
+            mtime_ns: id.mtime_ns,
+            ctime_ns: id.ctime_ns,
             interface: format!("{:016x}", hermes_plugin_api::INTERFACE_FINGERPRINT),
-        })
+        }
+    }
+    /// Whether a file with identity `id` is the very file that was verified, by a host of
+    /// this interface.
+    pub fn matches(&self, id: &Identity) -> bool {
+        *self == Verified::new(id)
     }
 }
 
 impl Record {
-    /// Whether the library is unchanged since it was verified by a host of this interface.
-    pub fn unchanged_since_verified(&self, home: &Path) -> bool {
-        match (&self.verified, Verified::of(&self.library(home))) {
-            (Some(v), Ok(now)) => *v == now,
-            _ => false,
+    /// The command that reinstalls this plugin from where it came from, safe to paste into a
+    /// shell (a URL carries the recorded checksum, so only the same bytes are accepted).
+    pub fn reinstall_command(&self) -> String {
+        let src = self.source.as_str();
+        if let Some(name) = src.strip_prefix("index:") {
+            return format!("hermes plugins install {}", shell_word(name));
         }
+        if src.is_empty() {
+            return format!("hermes plugins install {}", shell_word(&self.id));
+        }
+        if src.starts_with("https://") || src.starts_with("http://") {
+            return format!(
+                "hermes plugins install {} --sha256 {}",
+                shell_word(src),
+                shell_word(&self.sha256)
+            );
+        }
+        format!("hermes plugins install {}", shell_word(src))
     }
+}
+
+/// One shell word: as is when plainly safe, else single-quoted (clipped to one line first).
+pub fn shell_word(s: &str) -> String {
+    let s = crate::text::line(s, 400);
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
+    {
+        return s;
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 impl Record {
@@ -102,6 +128,9 @@ pub struct Manifest {
     /// Installed plugins, in install order (which decides alias conflicts).
     #[serde(default)]
     pub plugins: Vec<Record>,
+    /// Later records for an id already recorded: ignored, and dropped by the next write.
+    #[serde(skip)]
+    pub ignored: Vec<Record>,
 }
 
 fn one() -> u32 {
@@ -113,6 +142,7 @@ impl Default for Manifest {
         Manifest {
             version: 1,
             plugins: Vec::new(),
+            ignored: Vec::new(),
         }
     }
 }
@@ -142,7 +172,7 @@ pub fn read(paths: &Paths) -> Result<Manifest> {
 impl Manifest {
     /// Parse the text of `plugins.json` at `path` (for messages).
     pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
-        let m: Manifest = serde_json::from_str(text).map_err(|e| {
+        let mut m: Manifest = serde_json::from_str(text).map_err(|e| {
             Error::msg(format!("{} is not valid: {e}", path.display())).with_help(format!(
                 "move it away (mv {0} {0}.bak) and reinstall your plugins with `hermes plugins install`",
                 path.display()
@@ -156,11 +186,21 @@ impl Manifest {
             ))
             .with_help("upgrade hermes"));
         }
+        // One record per id: the first wins (the order install keeps), later ones are ignored
+        // so that no command acts on one copy while another reads the other.
+        let mut seen = std::collections::BTreeSet::new();
+        let (keep, ignored): (Vec<Record>, Vec<Record>) = std::mem::take(&mut m.plugins)
+            .into_iter()
+            .partition(|r| seen.insert(r.id.clone()));
+        m.plugins = keep;
+        m.ignored = ignored;
         Ok(m)
     }
 }
 
-/// Change `plugins.json` under its lock: read, apply `f`, write atomically.
+/// Change `plugins.json` under its lock: read, apply `f`, write atomically. Every change to
+/// the plugin set (install, remove, enable, disable) runs inside `f`, so that the lock covers
+/// it from the read to the write and concurrent commands never act on a stale copy.
 pub fn update<T>(paths: &Paths, f: impl FnOnce(&mut Manifest) -> Result<T>) -> Result<T> {
     paths.ensure_home()?;
     let _lock = FileLock::acquire(&paths.plugins_lock(), paths.lock_timeout)

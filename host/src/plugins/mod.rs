@@ -2,6 +2,7 @@
 //! installed set under `HERMES_HOME/plugins`.
 
 pub mod check;
+pub mod confine;
 pub mod descriptor;
 pub mod index;
 pub mod install;

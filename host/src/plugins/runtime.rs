@@ -7,6 +7,7 @@ use std::path::Path;
 use abi_stable::std_types::RResult;
 use hermes_plugin_api::{HostBox, ProviderHandle};
 
+use super::confine;
 use super::descriptor::{self, ProviderDesc};
 use super::loader::{self, LoadError, LoadedPlugin};
 use super::manifest::{self, Record};
@@ -57,6 +58,8 @@ pub struct PluginSet {
     pub installed: Vec<Installed>,
     /// Providers and aliases.
     pub registry: Registry,
+    /// Later `plugins.json` records for an id already recorded (ignored).
+    pub ignored: Vec<Record>,
 }
 
 /// Which installed plugins to load.
@@ -88,7 +91,9 @@ impl PluginSet {
             .filter(|r| only.is_none_or(|id| r.id == id))
             .map(|r| load_record(&paths.home, r.clone()))
             .collect();
-        Ok(PluginSet::from_installed(installed))
+        let mut set = PluginSet::from_installed(installed);
+        set.ignored = manifest.ignored;
+        Ok(set)
     }
 
     /// Build the registry over already loaded plugins.
@@ -102,12 +107,28 @@ impl PluginSet {
         PluginSet {
             installed,
             registry,
+            ignored: Vec::new(),
         }
     }
 
     /// The provider called `name`, or an error that lists what is installed.
     pub fn resolve(&self, name: &str) -> Result<&Entry> {
         self.registry.resolve(name).ok_or_else(|| {
+            // A provider whose plugin is installed but was not loaded: say why, not "unknown".
+            if let Some(i) = self.installed.iter().find(|i| {
+                i.loaded.as_ref().is_some_and(|l| l.is_err())
+                    && i.record
+                        .providers
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case(name))
+            }) {
+                return Error::msg(format!(
+                    "plugin {} was not loaded: {}",
+                    i.record.id,
+                    i.reason().unwrap_or_default()
+                ))
+                .with_help("run `hermes doctor` for the fix");
+            }
             let known: Vec<&str> = self
                 .registry
                 .entries()
@@ -230,6 +251,42 @@ pub struct Provider {
     pub policy: crate::services::Policy,
 }
 
+/// Open a record's library through the confined walk and decide how far it can be trusted,
+/// before any of its code runs: the very file verified at install (same identity) skips the
+/// layout check; any other file is re-hashed first and refused unless its bytes are the ones
+/// recorded, so no constructor of a replaced library ever runs.
+pub fn open_verified(
+    home: &Path,
+    record: &Record,
+) -> Result<(confine::Library, loader::Layout), LoadError> {
+    let refused = |r: confine::Refused| match r {
+        confine::Refused::Missing(p) => LoadError::Missing(p),
+        confine::Refused::Unsafe(m) => LoadError::Refused(m),
+    };
+    // Lexical first: a path leading out of the plugins folder is refused by its text.
+    confine::split(&record.path).map_err(LoadError::Refused)?;
+    let dir = confine::PluginsDir::open(home).map_err(refused)?;
+    let lib = dir.open_library(&record.path).map_err(refused)?;
+    if record
+        .verified
+        .as_ref()
+        .is_some_and(|v| v.matches(&lib.identity))
+    {
+        return Ok((lib, loader::Layout::AlreadyVerified));
+    }
+    let sum = super::install::sha256_reader(&lib.file)
+        .map_err(|e| LoadError::Refused(format!("cannot read {}: {e}", lib.path.display())))?;
+    if !sum.eq_ignore_ascii_case(&record.sha256) {
+        return Err(LoadError::Changed(format!(
+            "{} {} changed since it was installed (its checksum no longer matches); it was not loaded: reinstall it with `{}`",
+            record.id,
+            descriptor::clip(&record.version),
+            record.reinstall_command()
+        )));
+    }
+    Ok((lib, loader::Layout::Check))
+}
+
 fn load_record(home: &Path, record: Record) -> Installed {
     if !record.enabled {
         return Installed {
@@ -238,32 +295,8 @@ fn load_record(home: &Path, record: Record) -> Installed {
             problems: Vec::new(),
         };
     }
-    // plugins.json is only ever written by hermes; a library path leading out of
-    // HERMES_HOME/plugins means the file was edited, and such a library is not loaded.
-    let rel = Path::new(&record.path);
-    let inside = rel.is_relative()
-        && rel.starts_with("plugins")
-        && rel
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if !inside {
-        let problem = format!(
-            "its library path {:?} leads outside {}; it was not loaded",
-            descriptor::clip(&record.path),
-            home.join("plugins").display()
-        );
-        return Installed {
-            record,
-            loaded: Some(Err(LoadError::NotALibrary(problem))),
-            problems: Vec::new(),
-        };
-    }
-    let layout = if record.unchanged_since_verified(home) {
-        loader::Layout::AlreadyVerified
-    } else {
-        loader::Layout::Check
-    };
-    let loaded = loader::load_with(&record.library(home), layout);
+    let loaded = open_verified(home, &record)
+        .and_then(|(lib, layout)| loader::load_file(lib.file, &lib.path, layout));
     let problems = match &loaded {
         Ok(p) => {
             let mut problems = p.problems.clone();

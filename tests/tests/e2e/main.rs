@@ -14,6 +14,7 @@ mod chat;
 mod dashboard;
 mod dialects;
 mod getting_started;
+mod integrity;
 mod leaks;
 mod plugins;
 mod race;

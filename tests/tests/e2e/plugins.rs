@@ -366,7 +366,7 @@ fn doctor_notices_a_library_changed_after_install() {
     std::fs::write(&installed, bytes).unwrap();
     let d = home.run(&["doctor"]).code(1);
     assert!(
-        d.stdout.contains("plugin minimax-oauth: the library's checksum no longer matches the one recorded at install  (fix: hermes plugins install minimax-oauth)"),
+        d.stdout.contains("plugin minimax-oauth 0.1.0 changed since it was installed (its checksum no longer matches); it was not loaded: reinstall it with `hermes plugins install minimax-oauth`  (fix: hermes plugins install minimax-oauth)"),
         "{}",
         d.stdout
     );

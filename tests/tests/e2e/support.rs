@@ -171,6 +171,14 @@ impl Home {
         let rel = format!("plugins/{id}/0.1.0/lib{}.so", id.replace('-', "_"));
         let dst = self.path().join(&rel);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        // As install makes them: hermes refuses folders others may write (whatever the umask).
+        use std::os::unix::fs::PermissionsExt;
+        for d in [
+            dst.parent().unwrap(),
+            dst.parent().unwrap().parent().unwrap(),
+        ] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         std::fs::copy(lib_path, &dst).unwrap();
         let manifest_path = self.path().join("plugins.json");
         let mut m: serde_json::Value = std::fs::read_to_string(&manifest_path)
