@@ -442,6 +442,37 @@ async fn read_capped(
 mod tests {
     use super::*;
 
+    fn resolved(scheme: u32) -> Resolved {
+        Resolved {
+            token: crate::secret::Secret::new("tok-0123456789"),
+            expires_at_ms: 0,
+            base_url: "http://127.0.0.1:9".into(),
+            auth_scheme: scheme,
+            extra_headers: vec![],
+            entry_id: "abc".into(),
+            entry_name: "oauth".into(),
+            reason: String::new(),
+            refreshed: false,
+        }
+    }
+
+    #[test]
+    fn an_unknown_auth_scheme_is_refused_not_sent_as_bearer() {
+        assert_eq!(
+            auth_header(&resolved(auth_scheme::BEARER)).unwrap(),
+            ("authorization", "Bearer tok-0123456789".to_string())
+        );
+        assert_eq!(
+            auth_header(&resolved(auth_scheme::X_API_KEY)).unwrap(),
+            ("x-api-key", "tok-0123456789".to_string())
+        );
+        for scheme in [0, 3, 99, u32::MAX] {
+            let e = auth_header(&resolved(scheme)).unwrap_err();
+            assert!(e.contains(&format!("auth scheme {scheme}")), "{e}");
+            assert!(!e.contains("tok-0123456789"));
+        }
+    }
+
     #[test]
     fn kept_text_is_capped_on_a_character_boundary() {
         let mut r = ChatReply::empty();

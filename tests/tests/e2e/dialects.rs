@@ -279,6 +279,27 @@ fn openai_compatible_streams_from_a_server_the_tests_did_not_write() {
         "{auths:?}"
     );
 
+    // Streamed text echoing escape sequences reaches the terminal without them.
+    let r = home
+        .run(&[
+            "chat",
+            "--provider",
+            "openai-compatible",
+            "--model",
+            "tiny-1",
+            "-q",
+            "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}end\nline two",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "tiny says: evil]0;pwned[2Jend\nline two\n");
+
+    // The login is an API key, and is called so.
+    let l = home.run(&["auth", "list", "openai-compatible"]).ok();
+    assert!(l.stdout.contains("api-key"), "{}", l.stdout);
+    assert!(!l.stdout.contains("oauth"), "{}", l.stdout);
+    let s = home.run(&["auth", "status", "openai-compatible"]).ok();
+    assert!(s.stdout.contains("- login: api-key"), "{}", s.stdout);
+
     // --json: one whole answer with its usage.
     let j = home
         .run(&[
@@ -367,6 +388,18 @@ fn chat_completions_against_the_emulator_streamed_and_not() {
     let mut home = Home::new();
     home.set_env("OPENAI_BASE_URL", &emu.openai_url());
     home.run(&["plugins", "install", "openai-compatible"]).ok();
+    // A key the emulator does not know: its /v1/models answers 401 and nothing is saved.
+    let r = home
+        .run_stdin(
+            &["auth", "add", "openai-compatible", "--api-key-stdin"],
+            "sk-unknown-0123456789abcdef\n",
+        )
+        .code(1);
+    assert!(
+        r.stderr.contains("rejected the API key (401)"),
+        "{}",
+        r.stderr
+    );
     home.run_stdin(
         &["auth", "add", "openai-compatible", "--api-key-stdin"],
         &format!("{KEY}\n"),
@@ -408,7 +441,7 @@ fn chat_completions_against_the_emulator_streamed_and_not() {
     let c = emu.counters();
     assert_eq!(
         (c.models_requests, c.completions_ok, c.completions_streamed),
-        (1, 2, 1)
+        (2, 2, 1)
     );
     assert_eq!(c.messages_requests, 0, "nothing went to the Messages API");
 }
