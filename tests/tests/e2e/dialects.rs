@@ -39,9 +39,10 @@ struct TinyServer {
     _hold: mpsc::Sender<()>,
 }
 
-fn read_request(
-    stream: &mut TcpStream,
-) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+/// Method, path, headers (lower-case names) and body.
+type Request = (String, String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut first = String::new();
     reader.read_line(&mut first).ok()?;
@@ -473,7 +474,7 @@ fn error_bodies_and_stream_errors_never_print_the_token_in_either_dialect() {
             "{}",
             r.stderr
         );
-        assert_no_secret(&r.all(), &[token.clone()]);
+        assert_no_secret(&r.all(), std::slice::from_ref(&token));
     }
     emu.set_config(|c| {
         c.inference_error_status = None;
@@ -486,7 +487,7 @@ fn error_bodies_and_stream_errors_never_print_the_token_in_either_dialect() {
         "{}",
         r.stderr
     );
-    assert_no_secret(&r.all(), &[token.clone()]);
+    assert_no_secret(&r.all(), std::slice::from_ref(&token));
 
     // Chat completions: the openai-compatible key against the same emulator.
     let mut home = Home::new();
@@ -634,6 +635,8 @@ fn run_measuring_peak_rss(mut cmd: std::process::Command) -> (i32, u64, u64) {
     // SAFETY: waiting for a child this process spawned and has not waited for yet.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid);
+    // Reaped by wait4 above; the handle has nothing left to wait for.
+    std::mem::forget(child);
     let printed = reader.join().unwrap();
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
