@@ -175,16 +175,18 @@ impl Policy {
         }
     }
 
-    /// Also admit the host of every base URL the user configured for `desc`: the values of
-    /// the override variables it declares (from the environment or `<target>_base_url` in
-    /// config.yaml) and `base_url` in config.yaml. Only what the user wrote counts: a base URL
-    /// a server sent (a stored credential's) never widens the list.
+    /// For a provider whose credential the user supplies (the `api_key` flow), also admit the
+    /// host of every base URL the user configured for it: the values of the override variables
+    /// it declares (from the environment or `<target>_base_url` in config.yaml) and `base_url`
+    /// in config.yaml. Only what the user wrote counts: a base URL a server sent (a stored
+    /// credential's) never widens the list, and a token a provider issued (OAuth) stays with the
+    /// provider's own hosts whatever the configuration says.
     pub fn with_configured(
         mut self,
         desc: &ProviderDesc,
         values: &BTreeMap<String, String>,
     ) -> Policy {
-        if desc.url_overrides.is_empty() {
+        if desc.url_overrides.is_empty() || desc.flow != hermes_plugin_api::flow::API_KEY {
             return self;
         }
         let keys = desc.url_overrides.iter().map(|o| o.env.as_str()).chain([
@@ -603,6 +605,14 @@ mod tests {
         .unwrap();
         p.check(&"https://other.example/v1".parse().unwrap())
             .unwrap();
+        // A token the provider issued never follows configuration to another host.
+        desc.flow = "device_code".into();
+        let p = Policy::of(&desc).with_configured(&desc, &values);
+        assert!(p
+            .check(&"https://llm.corp.example/v1".parse().unwrap())
+            .is_err());
+        desc.flow = "api_key".into();
+        let p = Policy::of(&desc).with_configured(&desc, &values);
         assert!(p
             .check(&"https://not-a-url-key.example/".parse().unwrap())
             .is_err());

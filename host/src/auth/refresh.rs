@@ -60,11 +60,13 @@ impl Resolved {
         self.expires_at_ms == 0 || self.expires_at_ms - skew_ms > now_ms
     }
     /// The header that carries the token: (name, value).
-    pub fn auth_header(&self) -> (&'static str, String) {
-        if self.auth_scheme == auth_scheme::X_API_KEY {
-            ("x-api-key", self.token.expose().to_string())
-        } else {
-            ("authorization", format!("Bearer {}", self.token.expose()))
+    pub fn auth_header(&self) -> std::result::Result<(&'static str, String), String> {
+        match self.auth_scheme {
+            auth_scheme::BEARER => Ok(("authorization", format!("Bearer {}", self.token.expose()))),
+            auth_scheme::X_API_KEY => Ok(("x-api-key", self.token.expose().to_string())),
+            other => Err(format!(
+                "the plugin asks for auth scheme {other}, which this hermes does not know"
+            )),
         }
     }
 }
@@ -404,6 +406,9 @@ mod tests {
         let dbg = format!("{r:?}");
         assert!(!dbg.contains("SECRETSECRET"), "{dbg}");
         assert!(dbg.contains("mm-…9f3a"), "{dbg}");
-        assert_eq!(r.auth_header().1, "Bearer mm-at-SECRETSECRETSECRET-9f3a");
+        assert_eq!(
+            r.auth_header().unwrap().1,
+            "Bearer mm-at-SECRETSECRETSECRET-9f3a"
+        );
     }
 }

@@ -782,7 +782,7 @@ mod tests {
 
     #[test]
     fn each_dialect_reads_back_the_stream_it_writes() {
-        let sent = vec![
+        let sent = [
             StreamEvent::Start {
                 model: "m".into(),
                 input_tokens: 4,

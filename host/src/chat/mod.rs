@@ -19,8 +19,6 @@ pub mod sse;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermes_plugin_api::auth_scheme;
-
 pub use dialect::{ChatRequest, Dialect, Message, StopReason, StreamEvent, Usage};
 
 use crate::auth::{Resolved, TokenSource};
@@ -210,7 +208,7 @@ impl ChatClient {
             .check(&url)
             .map_err(|e| fail(e.message.to_string()))?;
         let host = url.host_str().unwrap_or("").to_string();
-        let (name, value) = auth_header(tok).map_err(|m| {
+        let (name, value) = tok.auth_header().map_err(|m| {
             fail(format!(
                 "{}: {m}; hermes sends credentials only as Bearer or x-api-key",
                 self.display()
@@ -406,17 +404,6 @@ fn keep(reply: &mut ChatReply, t: &str, cap: usize) {
     reply.text_clipped = true;
 }
 
-/// The header that carries the token; an unknown scheme is refused, never guessed.
-fn auth_header(tok: &Resolved) -> std::result::Result<(&'static str, String), String> {
-    match tok.auth_scheme {
-        auth_scheme::BEARER => Ok(("authorization", format!("Bearer {}", tok.token.expose()))),
-        auth_scheme::X_API_KEY => Ok(("x-api-key", tok.token.expose().to_string())),
-        other => Err(format!(
-            "the plugin asks for auth scheme {other}, which this hermes does not know"
-        )),
-    }
-}
-
 fn network_error(e: &reqwest::Error, host: &str) -> String {
     if e.is_connect() {
         format!("cannot connect to {host}")
@@ -452,6 +439,38 @@ async fn read_capped(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hermes_plugin_api::auth_scheme;
+
+    fn resolved(scheme: u32) -> Resolved {
+        Resolved {
+            token: crate::secret::Secret::new("tok-0123456789"),
+            expires_at_ms: 0,
+            base_url: "http://127.0.0.1:9".into(),
+            auth_scheme: scheme,
+            extra_headers: vec![],
+            entry_id: "abc".into(),
+            entry_name: "oauth".into(),
+            reason: String::new(),
+            refreshed: false,
+        }
+    }
+
+    #[test]
+    fn an_unknown_auth_scheme_is_refused_not_sent_as_bearer() {
+        assert_eq!(
+            resolved(auth_scheme::BEARER).auth_header().unwrap(),
+            ("authorization", "Bearer tok-0123456789".to_string())
+        );
+        assert_eq!(
+            resolved(auth_scheme::X_API_KEY).auth_header().unwrap(),
+            ("x-api-key", "tok-0123456789".to_string())
+        );
+        for scheme in [0, 3, 99, u32::MAX] {
+            let e = resolved(scheme).auth_header().unwrap_err();
+            assert!(e.contains(&format!("auth scheme {scheme}")), "{e}");
+            assert!(!e.contains("tok-0123456789"));
+        }
+    }
 
     #[test]
     fn kept_text_is_capped_on_a_character_boundary() {

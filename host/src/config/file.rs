@@ -261,7 +261,7 @@ mod tests {
             Some("http://i:2")
         );
         let portal = [("ACME_PORTAL".to_string(), "portal".to_string())];
-        assert!(s.values_for("acme", &portal).get("ACME_PORTAL").is_none());
+        assert!(!s.values_for("acme", &portal).contains_key("ACME_PORTAL"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::{route, translate, Gw, Target, Wire};
+use super::{route, translate, Gw, Wire};
 use crate::auth::{Resolved, TokenSource};
 use crate::output::Output;
 use crate::services::{Net, Policy, ERROR_BODY_CAP};
@@ -186,7 +186,7 @@ async fn forward(gw: Arc<Gw>, wire: Wire, headers: HeaderMap, body: Bytes) -> Re
     let mut retried = false;
     loop {
         match send(
-            &target,
+            &source.provider().policy,
             provider_wire,
             &headers,
             &token,
@@ -269,7 +269,7 @@ fn one_line(e: &crate::Error) -> String {
 const PASSED: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
 
 async fn send(
-    target: &Target,
+    policy: &Policy,
     wire: Wire,
     client_headers: &HeaderMap,
     token: &Resolved,
@@ -279,16 +279,10 @@ async fn send(
     let url = wire.dialect().url(&token.base_url);
     let url = reqwest::Url::parse(&url)
         .map_err(|e| format!("the provider URL {url:?} is not valid: {e}"))?;
-    let d = &target.entry.provider;
-    Policy {
-        provider: d.id.clone(),
-        allowed_hosts: d.allowed_hosts.clone(),
-    }
-    .check(&url)
-    .map_err(|e| e.message.to_string())?;
+    policy.check(&url).map_err(|e| e.message.to_string())?;
     let host = url.host_str().unwrap_or("").to_string();
     let net = Net::get();
-    let (name, value) = token.auth_header();
+    let (name, value) = token.auth_header()?;
     let mut rb = net
         .client_for(&url)
         .post(url.clone())

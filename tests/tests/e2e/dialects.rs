@@ -39,9 +39,10 @@ struct TinyServer {
     _hold: mpsc::Sender<()>,
 }
 
-fn read_request(
-    stream: &mut TcpStream,
-) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+/// Method, path, headers (lower-case names) and body.
+type Request = (String, String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut first = String::new();
     reader.read_line(&mut first).ok()?;
@@ -279,6 +280,27 @@ fn openai_compatible_streams_from_a_server_the_tests_did_not_write() {
         "{auths:?}"
     );
 
+    // Streamed text echoing escape sequences reaches the terminal without them.
+    let r = home
+        .run(&[
+            "chat",
+            "--provider",
+            "openai-compatible",
+            "--model",
+            "tiny-1",
+            "-q",
+            "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}end\nline two",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "tiny says: evil]0;pwned[2Jend\nline two\n");
+
+    // The login is an API key, and is called so.
+    let l = home.run(&["auth", "list", "openai-compatible"]).ok();
+    assert!(l.stdout.contains("api-key"), "{}", l.stdout);
+    assert!(!l.stdout.contains("oauth"), "{}", l.stdout);
+    let s = home.run(&["auth", "status", "openai-compatible"]).ok();
+    assert!(s.stdout.contains("- login: api-key"), "{}", s.stdout);
+
     // --json: one whole answer with its usage.
     let j = home
         .run(&[
@@ -367,6 +389,18 @@ fn chat_completions_against_the_emulator_streamed_and_not() {
     let mut home = Home::new();
     home.set_env("OPENAI_BASE_URL", &emu.openai_url());
     home.run(&["plugins", "install", "openai-compatible"]).ok();
+    // A key the emulator does not know: its /v1/models answers 401 and nothing is saved.
+    let r = home
+        .run_stdin(
+            &["auth", "add", "openai-compatible", "--api-key-stdin"],
+            "sk-unknown-0123456789abcdef\n",
+        )
+        .code(1);
+    assert!(
+        r.stderr.contains("rejected the API key (401)"),
+        "{}",
+        r.stderr
+    );
     home.run_stdin(
         &["auth", "add", "openai-compatible", "--api-key-stdin"],
         &format!("{KEY}\n"),
@@ -408,7 +442,7 @@ fn chat_completions_against_the_emulator_streamed_and_not() {
     let c = emu.counters();
     assert_eq!(
         (c.models_requests, c.completions_ok, c.completions_streamed),
-        (1, 2, 1)
+        (2, 2, 1)
     );
     assert_eq!(c.messages_requests, 0, "nothing went to the Messages API");
 }
@@ -440,7 +474,7 @@ fn error_bodies_and_stream_errors_never_print_the_token_in_either_dialect() {
             "{}",
             r.stderr
         );
-        assert_no_secret(&r.all(), &[token.clone()]);
+        assert_no_secret(&r.all(), std::slice::from_ref(&token));
     }
     emu.set_config(|c| {
         c.inference_error_status = None;
@@ -453,7 +487,7 @@ fn error_bodies_and_stream_errors_never_print_the_token_in_either_dialect() {
         "{}",
         r.stderr
     );
-    assert_no_secret(&r.all(), &[token.clone()]);
+    assert_no_secret(&r.all(), std::slice::from_ref(&token));
 
     // Chat completions: the openai-compatible key against the same emulator.
     let mut home = Home::new();
@@ -601,6 +635,8 @@ fn run_measuring_peak_rss(mut cmd: std::process::Command) -> (i32, u64, u64) {
     // SAFETY: waiting for a child this process spawned and has not waited for yet.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid);
+    // Reaped by wait4 above; the handle has nothing left to wait for.
+    std::mem::forget(child);
     let printed = reader.join().unwrap();
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
