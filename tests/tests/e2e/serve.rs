@@ -509,3 +509,39 @@ fn a_provider_that_echoes_its_token_never_shows_it_to_the_client() {
         assert_no_secret(&text, std::slice::from_ref(&token));
     }
 }
+
+#[test]
+fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
+    // About 10 events 200 ms apart: the answer needs ~2 s, within the 5 s drain.
+    let (_emu, home) = minimax(EmulatorConfig {
+        stream_event_delay_ms: 200,
+        ..approving()
+    });
+    login(&home);
+    let mut gw = Gateway::start(&home, &[]);
+    let body = r#"{"model":"MiniMax-M2.7","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let request = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-api-key: {}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        gw.port(),
+        gw.key,
+        body.len()
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port())).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    // Wait for the first event, then stop the gateway.
+    let mut first = [0u8; 256];
+    let n = s.read(&mut first).unwrap();
+    assert!(n > 0);
+    let pid = gw.child.id() as i32;
+    // SAFETY: sends a signal to the child this test started; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut rest = String::new();
+    let _ = s.read_to_string(&mut rest);
+    assert!(
+        rest.contains("message_stop"),
+        "the stream was cut short:\n{rest}"
+    );
+    let status = gw.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", gw.stderr());
+    assert!(gw.stderr().contains("gateway stopped"), "{}", gw.stderr());
+}
