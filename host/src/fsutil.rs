@@ -23,6 +23,8 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// fsync, rename over `path`, fsync the directory. A crash at any point leaves either the
 /// old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    // A plugin may have closed fd 1 or 2: the temp file must not take that number.
+    crate::output::restore_stdio();
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
@@ -56,6 +58,7 @@ pub struct FileLock {
 impl FileLock {
     /// Take the lock on `path` (created 0600), waiting at most `timeout`.
     pub fn acquire(path: &Path, timeout: Duration) -> io::Result<FileLock> {
+        crate::output::restore_stdio();
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -70,6 +70,7 @@ pub struct Ctx {
 
 /// Run the command line; the exit code says how it went.
 pub fn main() -> ExitCode {
+    crate::output::protect_stdio();
     let mut args = std::env::args_os().skip(1);
     if args.next().as_deref() == Some(std::ffi::OsStr::new("__probe-plugin")) {
         return match args.next() {
@@ -91,6 +92,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    crate::services::set_proxies(env.proxies.clone());
     let out = Output::new(&env, cli.verbose, cli.quiet);
     let ctx = Ctx {
         env,

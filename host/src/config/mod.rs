@@ -26,6 +26,9 @@ pub struct Env {
     pub account: Option<String>,
     /// `HERMES_LOCK_TIMEOUT_MS`: how long to wait for another process holding a store lock.
     pub lock_timeout: Option<std::time::Duration>,
+    /// Proxy settings as they were when hermes started (a plugin's `setenv` cannot change
+    /// where another provider's traffic goes).
+    pub proxies: Proxies,
     /// Every variable, for plugin URL overrides (only the names a plugin declares are read).
     vars: BTreeMap<String, String>,
 }
@@ -43,6 +46,10 @@ impl Env {
     pub fn from_vars(vars: BTreeMap<String, String>) -> Result<Env> {
         let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
         let home = match get("HERMES_HOME") {
+            // Made absolute once, so that nothing depends on the working directory later.
+            Some(h) if Path::new(&h).is_relative() => std::env::current_dir()
+                .map_err(|e| Error::io("cannot resolve the relative HERMES_HOME", e))?
+                .join(h),
             Some(h) => PathBuf::from(h),
             None => match get("HOME") {
                 Some(h) => Path::new(&h).join(".hermes"),
@@ -65,6 +72,7 @@ impl Env {
             lock_timeout: get("HERMES_LOCK_TIMEOUT_MS")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(std::time::Duration::from_millis),
+            proxies: Proxies::from_vars(&get),
             vars,
         })
     }
@@ -84,6 +92,32 @@ impl Env {
             p.lock_timeout = t;
         }
         p
+    }
+}
+
+/// The proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, upper or lower
+/// case, upper first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Proxies {
+    /// For https URLs.
+    pub https: Option<String>,
+    /// For http URLs.
+    pub http: Option<String>,
+    /// For both.
+    pub all: Option<String>,
+    /// Hosts that bypass the proxy.
+    pub no_proxy: Option<String>,
+}
+
+impl Proxies {
+    fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Proxies {
+        let either = |k: &str| get(k).or_else(|| get(&k.to_ascii_lowercase()));
+        Proxies {
+            https: either("HTTPS_PROXY"),
+            http: either("HTTP_PROXY"),
+            all: either("ALL_PROXY"),
+            no_proxy: either("NO_PROXY"),
+        }
     }
 }
 

@@ -201,7 +201,9 @@ pub fn load_with(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError>
         },
     }
     .map_err(layout_error)?;
-    let info = match (module.describe())() {
+    let described = (module.describe())();
+    crate::output::restore_stdio();
+    let info = match described {
         RResult::ROk(info) => info,
         RResult::RErr(e) => return Err(LoadError::Describe(one_line(&e.message))),
     };

@@ -144,7 +144,9 @@ impl PluginSet {
         let plugin = self
             .plugin_of(entry)
             .ok_or_else(|| Error::msg(format!("plugin {} is not loaded", entry.plugin_id)))?;
-        match (plugin.module.provider())(entry.provider.id.as_str().into(), host) {
+        let opened = (plugin.module.provider())(entry.provider.id.as_str().into(), host);
+        crate::output::restore_stdio();
+        match opened {
             RResult::ROk(handle) => Ok(Provider {
                 desc: entry.provider.clone(),
                 plugin_id: entry.plugin_id.clone(),
