@@ -78,6 +78,13 @@ pub fn main() -> ExitCode {
             None => ExitCode::from(2),
         };
     }
+    if args_is(crate::plugins::supervise::WORKER_ARG) {
+        let ids: Vec<String> = std::env::args().skip(2).collect();
+        return match Env::from_process() {
+            Ok(env) => ExitCode::from(crate::plugins::supervise::worker(&env, &ids)),
+            Err(_) => ExitCode::from(2),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -105,6 +112,11 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// Whether the first argument is the private entry `name`.
+fn args_is(name: &str) -> bool {
+    std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(name))
 }
 
 fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {

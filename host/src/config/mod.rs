@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// How long a plugin's status call (no network) may take in a diagnostics worker.
+pub const DIAGNOSTIC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The environment hermes runs in, read once at start-up.
 #[derive(Clone, Debug)]
 pub struct Env {
@@ -26,6 +29,9 @@ pub struct Env {
     pub account: Option<String>,
     /// `HERMES_LOCK_TIMEOUT_MS`: how long to wait for another process holding a store lock.
     pub lock_timeout: Option<std::time::Duration>,
+    /// `HERMES_PLUGIN_TIMEOUT_MS`: how long a plugin call may take before hermes gives up on
+    /// it (default: [`DIAGNOSTIC_TIMEOUT`] for status calls in diagnostics).
+    pub plugin_timeout: Option<std::time::Duration>,
     /// Proxy settings as they were when hermes started (a plugin's `setenv` cannot change
     /// where another provider's traffic goes).
     pub proxies: Proxies,
@@ -72,6 +78,10 @@ impl Env {
             lock_timeout: get("HERMES_LOCK_TIMEOUT_MS")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(std::time::Duration::from_millis),
+            plugin_timeout: get("HERMES_PLUGIN_TIMEOUT_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&ms| ms > 0)
+                .map(std::time::Duration::from_millis),
             proxies: Proxies::from_vars(&get),
             vars,
         })
@@ -83,6 +93,11 @@ impl Env {
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+
+    /// The deadline of one status call in diagnostics.
+    pub fn diagnostic_timeout(&self) -> std::time::Duration {
+        self.plugin_timeout.unwrap_or(DIAGNOSTIC_TIMEOUT)
     }
 
     /// The paths under `HERMES_HOME`.

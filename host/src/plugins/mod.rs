@@ -9,6 +9,7 @@ pub mod loader;
 pub mod manifest;
 pub mod registry;
 pub mod runtime;
+pub mod supervise;
 
 pub use descriptor::{PluginDesc, ProviderDesc};
 pub use loader::{LoadError, LoadedPlugin};

@@ -71,24 +71,29 @@ pub enum Scope<'a> {
 impl PluginSet {
     /// Load the enabled plugins in `scope`.
     pub fn load(paths: &Paths, scope: Scope<'_>) -> Result<PluginSet> {
-        let manifest = manifest::read(paths)?;
-        let only: Option<&str> = match scope {
-            // A canonical id recorded at install time needs only its own plugin; an alias
-            // needs every plugin, since conflicts decide who owns it.
-            Scope::Provider(name) => manifest
-                .plugins
-                .iter()
-                .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
-                .map(|r| r.id.as_str()),
-            Scope::All => None,
-        };
-        let installed = manifest
-            .plugins
-            .iter()
-            .filter(|r| only.is_none_or(|id| r.id == id))
-            .map(|r| load_record(&paths.home, r.clone()))
+        let records = in_scope(&manifest::read(paths)?, scope);
+        Ok(PluginSet::from_records(paths, records, &Default::default()))
+    }
+
+    /// Load `records`, except those in `failed` (plugin id → why it was not loaded), which are
+    /// recorded as failing to describe themselves.
+    pub fn from_records(
+        paths: &Paths,
+        records: Vec<Record>,
+        failed: &std::collections::BTreeMap<String, String>,
+    ) -> PluginSet {
+        let installed = records
+            .into_iter()
+            .map(|r| match failed.get(&r.id) {
+                Some(why) if r.enabled => Installed {
+                    record: r,
+                    loaded: Some(Err(LoadError::Describe(why.clone()))),
+                    problems: Vec::new(),
+                },
+                _ => load_record(&paths.home, r),
+            })
             .collect();
-        Ok(PluginSet::from_installed(installed))
+        PluginSet::from_installed(installed)
     }
 
     /// Build the registry over already loaded plugins.
@@ -160,6 +165,26 @@ impl PluginSet {
     }
 }
 
+/// The records a command in `scope` loads.
+pub fn in_scope(manifest: &manifest::Manifest, scope: Scope<'_>) -> Vec<Record> {
+    let only: Option<&str> = match scope {
+            // A canonical id recorded at install time needs only its own plugin; an alias
+            // needs every plugin, since conflicts decide who owns it.
+            Scope::Provider(name) => manifest
+                .plugins
+                .iter()
+                .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
+                .map(|r| r.id.as_str()),
+            Scope::All => None,
+        };
+        manifest
+            .plugins
+            .iter()
+            .filter(|r| only.is_none_or(|id| r.id == id))
+            .cloned()
+            .collect()
+}
+
 /// Load what is needed and open the provider called `name` with the host's services.
 pub fn open_provider(
     env: &crate::config::Env,
@@ -223,7 +248,8 @@ pub struct Provider {
     pub handle: ProviderHandle,
 }
 
-fn load_record(home: &Path, record: Record) -> Installed {
+/// Load one installed plugin (nothing for a disabled one).
+pub fn load_record(home: &Path, record: Record) -> Installed {
     if !record.enabled {
         return Installed {
             record,
