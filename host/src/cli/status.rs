@@ -5,20 +5,20 @@ use std::process::ExitCode;
 use super::Ctx;
 use crate::auth::{pool, Store};
 use crate::error::Result;
-use crate::plugins::runtime::{PluginSet, Scope};
+use crate::plugins::runtime::Scope;
+use crate::plugins::supervise;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
-    let set = PluginSet::load(&paths, Scope::All)?;
+    let (set, found) = supervise::diagnose(&ctx.env, Scope::All)?;
     let file = Store::new(&paths).read()?;
     let settings = crate::config::Settings::load(&paths)?;
     let default = settings
         .model_provider()
         .and_then(|p| set.registry.resolve(&p).map(|e| e.provider.id.clone()));
-    let now = crate::timefmt::now_ms();
     ctx.out.result(&format!(
         "hermes {}  home {}",
         env!("CARGO_PKG_VERSION"),
@@ -28,17 +28,30 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         ctx.out
             .result("no providers installed (try `hermes plugins install minimax-oauth`)");
     }
+    for f in found.failures.values() {
+        if f.call == supervise::call::DESCRIBE {
+            ctx.out.result(&format!("{} {f}", ctx.out.bad_mark()));
+        }
+    }
     for entry in set.registry.entries() {
         let d = &entry.provider;
-        let provider =
-            crate::plugins::runtime::open_entry(&ctx.env, &settings, &set, entry, &ctx.out)?;
         let logins = file.entries(&d.id);
         let (account, why) = super::chat::account_choice(ctx, &settings, &d.id, None);
         let chosen = pool::select(&logins, account.as_deref());
-        let report = provider
-            .handle
-            .status
-            .status(chosen.map(|e| &e.credential).into(), now);
+        let report = match found
+            .status(&entry.plugin_id, &d.id, chosen.map(|e| e.id.as_str()))
+            .into_report(&entry.plugin_id, &d.id)
+        {
+            Ok(r) => r,
+            Err(line) => {
+                ctx.out.result(&format!(
+                    "{} {}  {line}",
+                    ctx.out.bad_mark(),
+                    d.display_name
+                ));
+                continue;
+            }
+        };
         let mark = if report.logged_in() {
             ctx.out.ok_mark()
         } else {

@@ -175,6 +175,32 @@ pub enum Outcome {
     Missing,
 }
 
+impl Outcome {
+    /// The report, or the one line that replaces it: a plugin that hung, crashed or
+    /// panicked is named with the call, and the fix is to disable it.
+    pub fn into_report(self, plugin: &str, provider: &str) -> Result<StatusReport, String> {
+        match self {
+            Outcome::Report(r) => match r
+                .problems
+                .iter()
+                .find(|p| p.contains(hermes_plugin_api::sdk::PANIC_PREFIX))
+            {
+                Some(p) => Err(format!(
+                    "plugin {plugin}: {p} — disable it with `hermes plugins disable {plugin}`"
+                )),
+                None => Ok(r),
+            },
+            Outcome::Failed(f) => Err(f.to_string()),
+            Outcome::ProviderError(why) => Err(format!(
+                "plugin {plugin} could not open provider {provider}: {why}"
+            )),
+            Outcome::Missing => Err(format!(
+                "no status for {provider}: its logins changed while hermes read them; run the command again"
+            )),
+        }
+    }
+}
+
 impl Findings {
     /// The status of `provider` of `plugin` for the login with entry id `account` (`None`: no
     /// login).
