@@ -5,12 +5,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use abi_stable::std_types::RResult;
 use hermes_plugin_api::{poll_status, Challenge, Credential};
 
 use super::pool::Slot;
 use super::store::Store;
 use crate::error::{Error, Result};
+use crate::plugins::boundary;
 use crate::plugins::runtime::Provider;
 use crate::timefmt::now_ms;
 
@@ -31,10 +31,13 @@ pub fn start(provider: &Provider, region: Option<&str>, options: &str) -> Result
             provider.desc.display_name
         )));
     };
-    match flow.start(region.unwrap_or("").into(), options.into()) {
-        RResult::ROk(c) => Ok(c),
-        RResult::RErr(e) => Err(Error::msg(e.message.to_string())),
-    }
+    let started = flow
+        .start(region.unwrap_or("").into(), options.into())
+        .into_result()
+        .map_err(boundary::error)
+        .and_then(boundary::challenge);
+    crate::output::restore_stdio();
+    started.map_err(|e| Error::msg(e.message.to_string()))
 }
 
 /// What happened while waiting.
@@ -107,14 +110,19 @@ pub fn wait_ending(
                 "sign-in cancelled; nothing was saved".into(),
             ));
         }
-        let outcome = match flow.poll(challenge.session.as_str().into()) {
-            RResult::ROk(o) => o,
+        let polled = flow
+            .poll(challenge.session.as_str().into())
+            .into_result()
+            .map_err(boundary::error);
+        crate::output::restore_stdio();
+        let outcome = match polled {
+            Ok(o) => o,
             // A passing server problem (429, 5xx) must not end a sign-in the user may be
             // approving right now: keep polling; the deadline decides.
-            RResult::RErr(e) if e.is_transient() && now_ms() < hard_deadline => {
+            Err(e) if e.is_transient() && now_ms() < hard_deadline => {
                 hermes_plugin_api::PollOutcome::pending()
             }
-            RResult::RErr(e) => {
+            Err(e) => {
                 // A provider that reports its own timeout does so once its code is dead.
                 let ending = if now_ms() >= challenge.expires_at_ms {
                     Ending::Expired
@@ -135,16 +143,20 @@ pub fn wait_ending(
                         "the provider approved the sign-in but sent no credential".into(),
                     ));
                 };
+                let credential = match boundary::credential(credential) {
+                    Ok(c) => c,
+                    Err(e) => return Err(end(Ending::Failed, e.message.to_string())),
+                };
                 return Ok(Approved {
                     credential,
-                    message: outcome.message.to_string(),
+                    message: crate::text::line(&outcome.message, boundary::MAX_LINE),
                 });
             }
             poll_status::DENIED => {
                 let why = if outcome.message.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", outcome.message)
+                    format!(": {}", crate::text::line(&outcome.message, boundary::MAX_LINE))
                 };
                 return Err(end(Ending::Denied, format!("sign-in was denied{why}")));
             }

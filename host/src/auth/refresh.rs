@@ -15,13 +15,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use abi_stable::std_types::{RResult, Tuple2};
+use abi_stable::std_types::Tuple2;
 use hermes_plugin_api::{auth_scheme, Credential, PluginError};
 
 use super::pool::{self, EntryView};
 use super::store::Store;
 use crate::error::{Error, Result};
 use crate::output::Output;
+use crate::plugins::boundary;
 use crate::plugins::runtime::Provider;
 use crate::secret::Secret;
 
@@ -228,14 +229,20 @@ impl TokenSource {
             1,
             &format!("refreshing the {} token ({})", id, entry.name()),
         );
-        match rt.refresh(&entry.credential) {
-            RResult::ROk(new) => {
+        // What the plugin returns is bounded before it is printed or stored.
+        let refreshed = rt
+            .refresh(&entry.credential)
+            .into_result()
+            .map_err(boundary::error)
+            .and_then(boundary::credential);
+        match refreshed {
+            Ok(new) => {
                 file.update_credential(id, &entry.slot, &new)?;
                 locked.write(&mut file)?;
                 drop(locked);
                 self.finish(&entry, new, &reason, true)
             }
-            RResult::RErr(e) if e.relogin_required => {
+            Err(e) if e.relogin_required => {
                 file.quarantine(id, &entry.slot, &e, self.now());
                 locked.write(&mut file)?;
                 Err(Error::msg(format!(
@@ -244,7 +251,7 @@ impl TokenSource {
                 ))
                 .with_help(format!("run `{}`", self.provider.desc.login_command())))
             }
-            RResult::RErr(e) if !e.is_transient() => {
+            Err(e) if !e.is_transient() => {
                 // Terminal but not a dead login (say, a key the server refuses): nothing to
                 // quarantine and nothing to retry; the stored credential stays as it is.
                 drop(locked);
@@ -253,7 +260,7 @@ impl TokenSource {
                     self.provider.desc.login_command()
                 )))
             }
-            RResult::RErr(e) => {
+            Err(e) => {
                 file.note_transient_failure(id, &entry.slot, &e, self.now());
                 // Best effort: the note is for doctor; failing to write it changes nothing else.
                 let _ = locked.write(&mut file);
@@ -291,10 +298,15 @@ impl TokenSource {
         let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
             return Err(Error::msg("no runtime capability"));
         };
-        let runtime = match rt.runtime(&cred) {
-            RResult::ROk(r) => r,
-            RResult::RErr(e) if e.relogin_required => return Err(self.relogin(entry)),
-            RResult::RErr(e) => {
+        let runtime = match rt
+            .runtime(&cred)
+            .into_result()
+            .map_err(boundary::error)
+            .and_then(boundary::runtime)
+        {
+            Ok(r) => r,
+            Err(e) if e.relogin_required => return Err(self.relogin(entry)),
+            Err(e) => {
                 return Err(Error::msg(format!(
                     "{}: {}",
                     self.provider.desc.display_name, e.message

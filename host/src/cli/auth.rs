@@ -521,7 +521,10 @@ fn remove(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
         provider.desc.display_name
     ));
     if !plan.message.is_empty() {
-        ctx.out.info(plan.message.as_str());
+        ctx.out.info(&crate::text::line(
+            plan.message.as_str(),
+            crate::plugins::boundary::MAX_LINE,
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

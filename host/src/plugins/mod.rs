@@ -1,6 +1,7 @@
 //! Plugins: loading through the stable ABI, the provider registry and aliases, and the
 //! installed set under `HERMES_HOME/plugins`.
 
+pub mod boundary;
 pub mod check;
 pub mod descriptor;
 pub mod index;

@@ -8,7 +8,7 @@
 //!
 //! The worker's stdout is hermes's own duplicate (see [`crate::output`]): a plugin writing to
 //! fd 1 writes to `/dev/null`, not into the report. Every string a plugin returned is clipped
-//! in the worker ([`clip_report`]), so a 100 MB summary never crosses the pipe.
+//! in the worker ([`super::boundary::report`]), so a 100 MB summary never crosses the pipe.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use abi_stable::std_types::{RResult, RString, RVec};
+use abi_stable::std_types::{RResult, RString};
 use hermes_plugin_api::StatusReport;
 use serde::{Deserialize, Serialize};
 
@@ -38,10 +38,7 @@ pub mod call {
     pub const STATUS: &str = "Status::status";
 }
 
-/// Longest summary, region or problem line kept from a plugin.
-pub const MAX_LINE: usize = 300;
-/// Most problem lines kept from one report.
-pub const MAX_PROBLEMS: usize = 16;
+pub use super::boundary::MAX_LINE;
 
 /// One line of the worker's report.
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,7 +75,7 @@ struct Report {
 
 impl From<&StatusReport> for Report {
     fn from(r: &StatusReport) -> Report {
-        let r = clip_report(r);
+        let r = super::boundary::report(r);
         Report {
             state: r.state,
             region: r.region.into_string(),
@@ -98,23 +95,6 @@ impl From<Report> for StatusReport {
             summary: r.summary.into(),
             problems: r.problems.into_iter().map(RString::from).collect(),
         }
-    }
-}
-
-/// A report with every plugin string made one safe, short line, and at most
-/// [`MAX_PROBLEMS`] problems.
-pub fn clip_report(r: &StatusReport) -> StatusReport {
-    let clip = |s: &RString| RString::from(crate::text::line(s.as_str(), MAX_LINE));
-    let mut problems: RVec<RString> = r.problems.iter().take(MAX_PROBLEMS).map(clip).collect();
-    if r.problems.len() > MAX_PROBLEMS {
-        problems.push(format!("… and {} more", r.problems.len() - MAX_PROBLEMS).into());
-    }
-    StatusReport {
-        state: r.state,
-        region: RString::from(crate::text::line(r.region.as_str(), 64)),
-        expires_at_ms: r.expires_at_ms,
-        summary: clip(&r.summary),
-        problems,
     }
 }
 
