@@ -11,6 +11,7 @@ mod auth;
 mod authors;
 mod chat;
 mod dashboard;
+mod hostile;
 mod plugins;
 mod race;
 mod security;
