@@ -196,7 +196,13 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
             .get(id)
             .filter(|f| f.call == supervise::call::DESCRIBE)
         {
-            out.push(finding("plugins", Severity::Error, id, f.what(), Some(f.fix())));
+            out.push(finding(
+                "plugins",
+                Severity::Error,
+                id,
+                f.what(),
+                Some(f.fix()),
+            ));
             continue;
         }
         let lib = r.library(&ctx.paths.home);
@@ -308,7 +314,13 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
                 Outcome::Report(r) => r,
                 Outcome::Failed(f) => {
                     // One finding for the provider, whatever number of logins it has.
-                    out.push(finding("providers", Severity::Error, &d.id, f.what(), Some(f.fix())));
+                    out.push(finding(
+                        "providers",
+                        Severity::Error,
+                        &d.id,
+                        f.what(),
+                        Some(f.fix()),
+                    ));
                     break;
                 }
                 Outcome::ProviderError(why) => {
@@ -317,7 +329,9 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
                         Severity::Error,
                         &d.id,
                         format!("plugin {plugin} could not open provider {}: {why}", d.id),
-                        Some(format!("hermes plugins install {plugin}, or hermes plugins disable {plugin}")),
+                        Some(format!(
+                            "hermes plugins install {plugin}, or hermes plugins disable {plugin}"
+                        )),
                     ));
                     break;
                 }

@@ -15,15 +15,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use abi_stable::std_types::Tuple2;
-use hermes_plugin_api::{auth_scheme, Credential, PluginError};
+use abi_stable::std_types::{RBox, Tuple2};
+use hermes_plugin_api::{auth_scheme, Credential, PluginError, RuntimeCredential_TO};
 
 use super::pool::{self, EntryView};
 use super::store::Store;
 use crate::error::{Error, Result};
 use crate::output::Output;
-use crate::plugins::boundary;
 use crate::plugins::runtime::Provider;
+use crate::plugins::{boundary, deadline};
 use crate::secret::Secret;
 
 /// A token ready for a request.
@@ -193,22 +193,31 @@ impl TokenSource {
             }
         }
         let id = &self.provider.desc.id;
-        let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
+        if self.provider.handle.runtime.is_none() {
             return Err(Error::msg(format!(
                 "provider {id} does not provide runtime credentials"
             )));
-        };
+        }
         let file = self.store.read()?;
         let entries = file.entries(id);
         let (entry, reason) = self.pick(&entries)?;
         if entry.credential.access_token.is_empty() && entry.credential.refresh_token.is_empty() {
             return Err(self.relogin_or_absent(&entry));
         }
-        let due = |c: &Credential| match rejected {
-            Some(r) => c.access_token.as_str() == r.expose(),
-            None => c.access_token.is_empty() || rt.needs_refresh(c, self.now()),
+        let due = |c: &Credential| -> Result<bool> {
+            match rejected {
+                Some(r) => Ok(c.access_token.as_str() == r.expose()),
+                None => Ok(c.access_token.is_empty() || {
+                    let (c, now) = (c.clone(), self.now());
+                    self.plugin_call(
+                        "RuntimeCredential::needs_refresh",
+                        deadline::LOCAL,
+                        move |rt| rt.needs_refresh(&c, now),
+                    )?
+                }),
+            }
         };
-        if !due(&entry.credential) {
+        if !due(&entry.credential)? {
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
 
@@ -221,7 +230,7 @@ impl TokenSource {
         if !entry.usable() {
             return Err(self.relogin_or_absent(&entry));
         }
-        if !due(&entry.credential) {
+        if !due(&entry.credential)? {
             drop(locked);
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
@@ -230,8 +239,11 @@ impl TokenSource {
             &format!("refreshing the {} token ({})", id, entry.name()),
         );
         // What the plugin returns is bounded before it is printed or stored.
-        let refreshed = rt
-            .refresh(&entry.credential)
+        let cred = entry.credential.clone();
+        let refreshed = self
+            .plugin_call("RuntimeCredential::refresh", deadline::NETWORK, move |rt| {
+                rt.refresh(&cred)
+            })?
             .into_result()
             .map_err(boundary::error)
             .and_then(boundary::credential);
@@ -280,6 +292,22 @@ impl TokenSource {
         }
     }
 
+    /// Call the provider's runtime capability on a thread of its own, within the deadline
+    /// for calls of this kind; on expiry the error names the plugin and the call.
+    fn plugin_call<T: Send + 'static>(
+        &self,
+        call: &str,
+        kind: std::time::Duration,
+        f: impl FnOnce(&RuntimeCredential_TO<'static, RBox<()>>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let p = Arc::clone(&self.provider);
+        deadline::call(deadline::of(kind), None, move || {
+            p.handle.runtime.as_ref().into_option().map(f)
+        })
+        .map_err(|s| s.error(&self.provider.plugin_id, call))?
+        .ok_or_else(|| Error::msg("no runtime capability"))
+    }
+
     fn relogin_or_absent(&self, e: &EntryView) -> Error {
         if e.last_error.is_some() {
             self.relogin(e)
@@ -295,11 +323,11 @@ impl TokenSource {
         reason: &str,
         refreshed: bool,
     ) -> Result<Arc<Resolved>> {
-        let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
-            return Err(Error::msg("no runtime capability"));
-        };
-        let runtime = match rt
-            .runtime(&cred)
+        let c = cred.clone();
+        let runtime = match self
+            .plugin_call("RuntimeCredential::runtime", deadline::LOCAL, move |rt| {
+                rt.runtime(&c)
+            })?
             .into_result()
             .map_err(boundary::error)
             .and_then(boundary::runtime)

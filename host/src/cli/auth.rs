@@ -346,7 +346,8 @@ fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
         }
         if let Some(line) = failure {
             if !as_json {
-                ctx.out.result(&format!("{id} ({}):", entry.provider.display_name));
+                ctx.out
+                    .result(&format!("{id} ({}):", entry.provider.display_name));
                 ctx.out.result(&format!("  {} {line}", ctx.out.bad_mark()));
             }
             all.push(failed_row(entry, &line));

@@ -100,6 +100,7 @@ pub fn main() -> ExitCode {
         }
     };
     crate::services::set_proxies(env.proxies.clone());
+    crate::plugins::deadline::configure(env.plugin_timeout);
     let out = Output::new(&env, cli.verbose, cli.quiet);
     let ctx = Ctx {
         env,

@@ -98,7 +98,11 @@ pub fn runtime(r: Runtime) -> Result<Runtime, PluginError> {
     limit("a base URL", &r.base_url, MAX_URL)?;
     limit("a secret", &r.secret, MAX_SECRET)?;
     if r.extra_headers.len() > MAX_HEADERS {
-        return Err(oversized("extra headers", r.extra_headers.len(), MAX_HEADERS));
+        return Err(oversized(
+            "extra headers",
+            r.extra_headers.len(),
+            MAX_HEADERS,
+        ));
     }
     for h in r.extra_headers.iter() {
         limit("a header", &h.0, 256)?;

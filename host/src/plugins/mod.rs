@@ -3,6 +3,7 @@
 
 pub mod boundary;
 pub mod check;
+pub mod deadline;
 pub mod descriptor;
 pub mod index;
 pub mod install;

@@ -112,6 +112,25 @@ impl PluginSet {
 
     /// The provider called `name`, or an error that lists what is installed.
     pub fn resolve(&self, name: &str) -> Result<&Entry> {
+        // A provider whose plugin is installed but failed to load: say so, not "unknown".
+        let failed = self.installed.iter().find(|i| {
+            i.record.providers.iter().any(|p| p.eq_ignore_ascii_case(name))
+                && matches!(i.loaded, Some(Err(_)))
+        });
+        if let (None, Some(i)) = (self.registry.resolve(name), failed) {
+            return Err(Error::msg(format!(
+                "provider {:?} is unavailable: plugin {} {} {}: {}",
+                descriptor::clip(name),
+                i.record.id,
+                i.record.version,
+                i.status(),
+                i.reason().unwrap_or_default()
+            ))
+            .with_help(format!(
+                "`hermes doctor` shows the details; `hermes plugins disable {}` takes it out of the way",
+                i.record.id
+            )));
+        }
         self.registry.resolve(name).ok_or_else(|| {
             let known: Vec<&str> = self
                 .registry
@@ -149,8 +168,14 @@ impl PluginSet {
         let plugin = self
             .plugin_of(entry)
             .ok_or_else(|| Error::msg(format!("plugin {} is not loaded", entry.plugin_id)))?;
-        let opened = (plugin.module.provider())(entry.provider.id.as_str().into(), host);
-        crate::output::restore_stdio();
+        let module = plugin.module;
+        let id = entry.provider.id.clone();
+        let opened = super::deadline::call(
+            super::deadline::of(super::deadline::LOCAL),
+            None,
+            move || (module.provider())(id.as_str().into(), host),
+        )
+        .map_err(|s| s.error(&entry.plugin_id, "provider()"))?;
         match opened {
             RResult::ROk(handle) => Ok(Provider {
                 desc: entry.provider.clone(),
@@ -168,21 +193,21 @@ impl PluginSet {
 /// The records a command in `scope` loads.
 pub fn in_scope(manifest: &manifest::Manifest, scope: Scope<'_>) -> Vec<Record> {
     let only: Option<&str> = match scope {
-            // A canonical id recorded at install time needs only its own plugin; an alias
-            // needs every plugin, since conflicts decide who owns it.
-            Scope::Provider(name) => manifest
-                .plugins
-                .iter()
-                .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
-                .map(|r| r.id.as_str()),
-            Scope::All => None,
-        };
-        manifest
+        // A canonical id recorded at install time needs only its own plugin; an alias
+        // needs every plugin, since conflicts decide who owns it.
+        Scope::Provider(name) => manifest
             .plugins
             .iter()
-            .filter(|r| only.is_none_or(|id| r.id == id))
-            .cloned()
-            .collect()
+            .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
+            .map(|r| r.id.as_str()),
+        Scope::All => None,
+    };
+    manifest
+        .plugins
+        .iter()
+        .filter(|r| only.is_none_or(|id| r.id == id))
+        .cloned()
+        .collect()
 }
 
 /// Load what is needed and open the provider called `name` with the host's services.
@@ -282,7 +307,20 @@ pub fn load_record(home: &Path, record: Record) -> Installed {
     } else {
         loader::Layout::Check
     };
-    let loaded = loader::load_with(&record.library(home), layout);
+    let library = record.library(home);
+    let timeout = super::deadline::of(super::deadline::LOCAL);
+    let loaded = super::deadline::call(timeout, None, move || loader::load_with(&library, layout))
+        .unwrap_or_else(|s| {
+            Err(LoadError::Describe(format!(
+                "{}; disable it with `hermes plugins disable {}`",
+                match s {
+                    super::deadline::Stopped::TimedOut(d) =>
+                        format!("it did not answer within {}", super::supervise::seconds(d)),
+                    _ => "it ended without an answer".into(),
+                },
+                record.id
+            )))
+        });
     let problems = match &loaded {
         Ok(p) => {
             let mut problems = p.problems.clone();

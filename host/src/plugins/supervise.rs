@@ -217,7 +217,10 @@ impl Findings {
 
 /// The plugins of a diagnostics command in `scope`: their statuses from supervised workers,
 /// and the set of those whose `describe()` answered there, loaded here for their descriptors.
-pub fn diagnose(env: &Env, scope: runtime::Scope<'_>) -> crate::Result<(runtime::PluginSet, Findings)> {
+pub fn diagnose(
+    env: &Env,
+    scope: runtime::Scope<'_>,
+) -> crate::Result<(runtime::PluginSet, Findings)> {
     let paths = env.paths();
     let records = runtime::in_scope(&manifest::read(&paths)?, scope);
     let found = statuses(env, &records, env.diagnostic_timeout());
@@ -335,10 +338,7 @@ fn run_worker(
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 end(&mut child);
-                return Err((
-                    last,
-                    format!("did not answer within {}", seconds(deadline)),
-                ));
+                return Err((last, format!("did not answer within {}", seconds(deadline))));
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let how = died(&mut child, deadline);
@@ -348,7 +348,8 @@ fn run_worker(
     }
 }
 
-fn seconds(d: Duration) -> String {
+/// `3 s`, `1.5 s`.
+pub fn seconds(d: Duration) -> String {
     if d.as_millis() % 1000 == 0 {
         format!("{} s", d.as_secs())
     } else {
@@ -370,9 +371,7 @@ fn died(child: &mut Child, deadline: Duration) -> String {
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
-            Ok(None) if start.elapsed() < deadline => {
-                std::thread::sleep(Duration::from_millis(1))
-            }
+            Ok(None) if start.elapsed() < deadline => std::thread::sleep(Duration::from_millis(1)),
             _ => break None,
         }
     };

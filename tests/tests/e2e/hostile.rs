@@ -18,8 +18,12 @@ fn setup() -> (Emulator, Home) {
     let mut home = Home::new();
     home.set_env("MINIMAX_PORTAL_BASE_URL", &emu.url());
     home.set_env("MINIMAX_INFERENCE_BASE_URL", &emu.inference_url());
-    home.run(&["plugins", "install", lib("fixture_hostile").to_str().unwrap()])
-        .ok();
+    home.run(&[
+        "plugins",
+        "install",
+        lib("fixture_hostile").to_str().unwrap(),
+    ])
+    .ok();
     home.install_minimax();
     login(&home);
     // Healthy calls answer in microseconds; a hang is given up on after this.
@@ -76,9 +80,13 @@ fn doctor_names_the_plugin_and_call_that_crashed_hung_or_panicked_and_still_repo
         let named = bad.iter().find(|f| {
             f["severity"] == "error"
                 && f["message"].as_str().unwrap_or("").contains(expected)
-                && f["message"].as_str().unwrap_or("").contains("hostile 0.1.0")
+                && f["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("hostile 0.1.0")
         });
-        let named = named.unwrap_or_else(|| panic!("{hostile}: no finding says {expected:?}: {doc:#}"));
+        let named =
+            named.unwrap_or_else(|| panic!("{hostile}: no finding says {expected:?}: {doc:#}"));
         assert_eq!(named["fix"], "hermes plugins disable hostile", "{hostile}");
         assert_minimax_reported_valid(&doc);
 
@@ -143,13 +151,26 @@ fn auth_token_prints_exactly_the_token_when_the_plugin_writes_to_or_closes_stdou
 fn status_auth_status_and_auth_list_report_a_broken_plugin_as_one_row() {
     let (_emu, home) = setup();
     for (hostile, expected) in [
-        ("segv:status", "hostile 0.1.0 crashed with signal 11 in Status::status"),
+        (
+            "segv:status",
+            "hostile 0.1.0 crashed with signal 11 in Status::status",
+        ),
         ("panic:status", "plugin panicked in Status::status"),
-        ("panic:provider", "plugin hostile could not open provider hostile"),
-        ("hang:describe", "hostile 0.1.0 did not answer within 3 s in describe()"),
+        (
+            "panic:provider",
+            "plugin hostile could not open provider hostile",
+        ),
+        (
+            "hang:describe",
+            "hostile 0.1.0 did not answer within 3 s in describe()",
+        ),
     ] {
         let status = with(&home, hostile, &["status"]).ok();
-        assert!(status.stdout.contains(expected), "{hostile}: {}", status.all());
+        assert!(
+            status.stdout.contains(expected),
+            "{hostile}: {}",
+            status.all()
+        );
         assert!(
             status.stdout.contains("✓ MiniMax (OAuth)"),
             "{hostile}: {}",
@@ -210,13 +231,19 @@ fn a_huge_refresh_error_does_not_grow_auth_json() {
     assert!(size < 16 * 1024, "auth.json grew to {size} bytes");
     let failure = &home.auth_json()["providers"]["hostile"]["last_refresh_failure"];
     assert!(
-        failure["message"].as_str().is_some_and(|m| m.starts_with("xxx")),
+        failure["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("xxx")),
         "the failure is still recorded, clipped: {failure}"
     );
 
     // A huge status summary is clipped in doctor's report too.
     let run = with(&home, "huge:status", &["doctor", "--json"]);
-    assert!(run.stdout.len() < 64 * 1024, "doctor printed {} bytes", run.stdout.len());
+    assert!(
+        run.stdout.len() < 64 * 1024,
+        "doctor printed {} bytes",
+        run.stdout.len()
+    );
     assert_minimax_reported_valid(&run.json());
 }
 
@@ -227,7 +254,8 @@ fn a_plugin_that_changes_directory_cannot_move_a_relative_hermes_home() {
     // The same home, named relative to the directory hermes starts in.
     home.set_env("HERMES_HOME", "home");
     let mut c = home.command(&["auth", "token", "hostile"]);
-    c.current_dir(home.scratch()).env("HERMES_HOSTILE", "chdir:provider");
+    c.current_dir(home.scratch())
+        .env("HERMES_HOSTILE", "chdir:provider");
     let o = c.output().expect("run hermes");
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
@@ -263,4 +291,112 @@ fn a_plugin_that_closes_stdout_cannot_make_hermes_files_take_its_number() {
         );
     }
     home.auth_json();
+}
+
+#[test]
+fn a_hanging_in_process_call_names_the_plugin_and_the_call() {
+    let (_emu, home) = setup();
+    home.run(&["auth", "add", "hostile", "--no-browser"]).ok();
+    for (hostile, call) in [
+        ("hang:provider", "provider()"),
+        ("hang:needs-refresh", "RuntimeCredential::needs_refresh"),
+        ("hang:runtime", "RuntimeCredential::runtime"),
+    ] {
+        let run = with(&home, hostile, &["auth", "token", "hostile"]);
+        assert_ne!(run.code, 0, "{hostile}");
+        assert!(
+            run.stderr
+                .contains(&format!("plugin hostile did not answer within 3 s in {call}")),
+            "{hostile}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty());
+    }
+    // A due refresh that hangs: named, and the store lock is given back (the next command
+    // that needs it does not wait for a lock).
+    let path = home.path().join("auth.json");
+    let mut doc = home.auth_json();
+    doc["providers"]["hostile"]["expires_at_ms"] = serde_json::json!(now_ms() - 1_000);
+    doc["providers"]["hostile"]["expires_at"] = serde_json::json!("2020-01-01T00:00:00+00:00");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let run = with(&home, "hang:refresh", &["auth", "token", "hostile"]);
+    assert!(
+        run.stderr
+            .contains("plugin hostile did not answer within 3 s in RuntimeCredential::refresh"),
+        "{}",
+        run.stderr
+    );
+    let mut c = home.command(&["auth", "token", "hostile"]);
+    c.env("HERMES_LOCK_TIMEOUT_MS", "1");
+    let o = c.output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hostile-access-token-2\n");
+
+    // describe() hanging while loading for a command: the provider is named as unavailable.
+    let run = with(&home, "hang:describe", &["auth", "token", "hostile"]);
+    assert!(
+        run.stderr.contains("plugin hostile 0.1.0 failed to load")
+            && run.stderr.contains("did not answer within 3 s"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn auth_add_timeout_bounds_a_hanging_poll() {
+    let (_emu, mut home) = setup();
+    // Only --timeout bounds it here, not the call deadline.
+    home.set_env("HERMES_PLUGIN_TIMEOUT_MS", "600000");
+    let run = with(
+        &home,
+        "hang:poll",
+        &["auth", "add", "hostile", "--no-browser", "--timeout", "1"],
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("gave up waiting for approval"),
+        "{}",
+        run.stderr
+    );
+    assert!(home.auth_json()["providers"].get("hostile").is_none());
+}
+
+#[test]
+fn ctrl_c_ends_a_hanging_poll() {
+    use std::io::Read;
+    let (_emu, home) = setup();
+    let mut c = home.command(&["auth", "add", "hostile", "--no-browser"]);
+    c.env("HERMES_HOSTILE", "hang:poll")
+        .env("HERMES_PLUGIN_TIMEOUT_MS", "600000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    // Wait for the code to be shown (the poll starts next) and for hermes's SIGINT handler.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("code: HOSTILE") {
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let catches_sigint = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("SigCgt:"))?.to_string();
+                u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+    };
+    while !catches_sigint() {
+        std::thread::yield_now();
+    }
+    // SAFETY: plain FFI call on the pid of our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("sign-in cancelled; nothing was saved"), "{rest}");
 }
