@@ -11,8 +11,8 @@ use hermes_plugin_api::{poll_status, Challenge, Credential};
 use super::pool::Slot;
 use super::store::Store;
 use crate::error::{Error, Result};
-use crate::plugins::{boundary, deadline};
 use crate::plugins::runtime::Provider;
+use crate::plugins::{boundary, deadline};
 use crate::timefmt::now_ms;
 
 /// A finished sign-in.
@@ -47,8 +47,8 @@ pub fn start(provider: &Arc<Provider>, region: Option<&str>, options: &str) -> R
     .map_err(|s| s.error(&provider.plugin_id, "AuthFlow::start"))?
     .ok_or_else(|| Error::msg("no sign-in flow"))?
     .into_result()
-        .map_err(boundary::error)
-        .and_then(boundary::challenge);
+    .map_err(boundary::error)
+    .and_then(boundary::challenge);
     crate::output::restore_stdio();
     started.map_err(|e| Error::msg(e.message.to_string()))
 }

@@ -185,3 +185,59 @@ impl Paths {
             .map_err(|e| Error::io(format!("cannot create {}", self.home.display()), e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_relative_hermes_home_is_made_absolute_at_start() {
+        let e = env(&[("HERMES_HOME", "some/dir")]);
+        assert!(e.home.is_absolute(), "{}", e.home.display());
+        assert!(e.home.ends_with("some/dir"));
+        assert_eq!(env(&[("HERMES_HOME", "/abs")]).home, PathBuf::from("/abs"));
+    }
+
+    #[test]
+    fn proxies_are_read_once_upper_case_first() {
+        let e = env(&[
+            ("HOME", "/h"),
+            ("HTTPS_PROXY", "http://upper:1"),
+            ("https_proxy", "http://lower:1"),
+            ("http_proxy", "http://lower:2"),
+            ("NO_PROXY", "example.com"),
+        ]);
+        assert_eq!(
+            e.proxies,
+            Proxies {
+                https: Some("http://upper:1".into()),
+                http: Some("http://lower:2".into()),
+                all: None,
+                no_proxy: Some("example.com".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn the_plugin_timeout_comes_from_the_environment() {
+        let e = env(&[("HOME", "/h"), ("HERMES_PLUGIN_TIMEOUT_MS", "1500")]);
+        assert_eq!(
+            e.diagnostic_timeout(),
+            std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(
+            env(&[("HOME", "/h")]).diagnostic_timeout(),
+            DIAGNOSTIC_TIMEOUT
+        );
+    }
+}

@@ -128,6 +128,24 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_report_is_clipped() {
+        let mut r = StatusReport::new(1, &"s".repeat(1_000_000));
+        r.region = "r".repeat(1_000_000).as_str().into();
+        for _ in 0..1000 {
+            r.problems
+                .push("p\n\u{1b}[31m".repeat(1000).as_str().into());
+        }
+        let c = report(&r);
+        assert!(c.summary.chars().count() <= MAX_LINE + 1);
+        assert!(c.region.chars().count() <= 65);
+        assert_eq!(c.problems.len(), MAX_PROBLEMS + 1);
+        assert!(c.problems.iter().all(|p| p.chars().count() <= MAX_LINE + 1
+            && !p.contains('\n')
+            && !p.contains('\u{1b}')));
+        assert_eq!(c.problems[MAX_PROBLEMS].as_str(), "… and 984 more");
+    }
+
+    #[test]
     fn an_oversized_credential_is_refused() {
         let c = Credential {
             access_token: "t".repeat(MAX_SECRET + 1).as_str().into(),

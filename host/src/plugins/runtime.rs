@@ -114,7 +114,10 @@ impl PluginSet {
     pub fn resolve(&self, name: &str) -> Result<&Entry> {
         // A provider whose plugin is installed but failed to load: say so, not "unknown".
         let failed = self.installed.iter().find(|i| {
-            i.record.providers.iter().any(|p| p.eq_ignore_ascii_case(name))
+            i.record
+                .providers
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(name))
                 && matches!(i.loaded, Some(Err(_)))
         });
         if let (None, Some(i)) = (self.registry.resolve(name), failed) {

@@ -305,8 +305,9 @@ fn a_hanging_in_process_call_names_the_plugin_and_the_call() {
         let run = with(&home, hostile, &["auth", "token", "hostile"]);
         assert_ne!(run.code, 0, "{hostile}");
         assert!(
-            run.stderr
-                .contains(&format!("plugin hostile did not answer within 3 s in {call}")),
+            run.stderr.contains(&format!(
+                "plugin hostile did not answer within 3 s in {call}"
+            )),
             "{hostile}: {}",
             run.stderr
         );
@@ -329,7 +330,10 @@ fn a_hanging_in_process_call_names_the_plugin_and_the_call() {
     let mut c = home.command(&["auth", "token", "hostile"]);
     c.env("HERMES_LOCK_TIMEOUT_MS", "1");
     let o = c.output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "hostile-access-token-2\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "hostile-access-token-2\n"
+    );
 
     // describe() hanging while loading for a command: the provider is named as unavailable.
     let run = with(&home, "hang:describe", &["auth", "token", "hostile"]);
@@ -398,5 +402,8 @@ fn ctrl_c_ends_a_hanging_poll() {
     stderr.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest}");
-    assert!(rest.contains("sign-in cancelled; nothing was saved"), "{rest}");
+    assert!(
+        rest.contains("sign-in cancelled; nothing was saved"),
+        "{rest}"
+    );
 }
