@@ -350,7 +350,7 @@ fn run_worker(
 
 /// `3 s`, `1.5 s`.
 pub fn seconds(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{} s", d.as_secs())
     } else {
         format!("{:.1} s", d.as_secs_f64())
