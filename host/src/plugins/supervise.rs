@@ -223,18 +223,42 @@ pub fn diagnose(
 ) -> crate::Result<(runtime::PluginSet, Findings)> {
     let paths = env.paths();
     let records = runtime::in_scope(&manifest::read(&paths)?, scope);
-    let found = statuses(env, &records, env.diagnostic_timeout());
-    let set = runtime::PluginSet::from_records(&paths, records, &found.not_describable());
-    Ok((set, found))
+    // Load each library here as soon as its describe() has returned in the worker, while the
+    // worker goes on with the next: the two processes work side by side.
+    let mut loaded: HashMap<String, Installed> = HashMap::new();
+    let found = statuses(env, &records, env.diagnostic_timeout(), &mut |id| {
+        if let Some(r) = records.iter().find(|r| r.id == id) {
+            loaded
+                .entry(id.to_string())
+                .or_insert_with(|| runtime::load_record(&paths.home, r.clone()));
+        }
+    });
+    let failed = found.not_describable();
+    let installed = records
+        .into_iter()
+        .map(|r| match loaded.remove(&r.id) {
+            Some(i) if !failed.contains_key(&r.id) => i,
+            _ => runtime::PluginSet::from_records(&paths, vec![r], &failed)
+                .installed
+                .remove(0),
+        })
+        .collect();
+    Ok((runtime::PluginSet::from_installed(installed), found))
 }
 
 /// Ask the plugins in `records` for every status, in workers, each call within `deadline`.
-pub fn statuses(env: &Env, records: &[Record], deadline: Duration) -> Findings {
+/// `described(id)` is called once the worker has come back from plugin `id`'s `describe()`.
+pub fn statuses(
+    env: &Env,
+    records: &[Record],
+    deadline: Duration,
+    described: &mut dyn FnMut(&str),
+) -> Findings {
     let mut findings = Findings::default();
     let mut remaining: Vec<&Record> = records.iter().filter(|r| r.enabled).collect();
     while !remaining.is_empty() {
         let ids: Vec<&str> = remaining.iter().map(|r| r.id.as_str()).collect();
-        let (last, how) = match run_worker(env, &ids, deadline, &mut findings) {
+        let (last, how) = match run_worker(env, &ids, deadline, &mut findings, described) {
             Ok(()) => break,
             Err(stop) => stop,
         };
@@ -279,6 +303,7 @@ fn run_worker(
     ids: &[&str],
     deadline: Duration,
     findings: &mut Findings,
+    described: &mut dyn FnMut(&str),
 ) -> Result<(), Stop> {
     let exe = std::env::current_exe()
         .map_err(|e| (None, format!("cannot find the hermes binary: {e}")))?;
@@ -314,7 +339,15 @@ fn run_worker(
     let mut last: Option<(String, String)> = None;
     loop {
         match rx.recv_timeout(deadline) {
-            Ok(Msg::Step { plugin, call }) => last = Some((plugin, call)),
+            Ok(Msg::Step { plugin, call }) => {
+                // Any step after a describe() means that describe() returned.
+                if let Some((p, c)) = &last {
+                    if c == call::DESCRIBE {
+                        described(p);
+                    }
+                }
+                last = Some((plugin, call));
+            }
             Ok(Msg::ProviderFailed {
                 plugin,
                 provider,
@@ -333,6 +366,11 @@ fn run_worker(
                 findings.reports.insert((plugin, provider, account), report);
             }
             Ok(Msg::Done) => {
+                if let Some((p, c)) = &last {
+                    if c == call::DESCRIBE {
+                        described(p);
+                    }
+                }
                 let _ = child.wait();
                 return Ok(());
             }

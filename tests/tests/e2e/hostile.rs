@@ -223,6 +223,8 @@ fn a_huge_refresh_error_does_not_grow_auth_json() {
 
     let mut c = home.command(&["auth", "token", "hostile"]);
     c.env("HERMES_HOSTILE", "huge:refresh"); // 100 MiB code and message
+                                             // Making 200 MiB takes a while in a debug build; this is not about deadlines.
+    c.env("HERMES_PLUGIN_TIMEOUT_MS", "600000");
     let o = c.output().expect("run hermes");
     assert_ne!(o.status.code(), Some(0));
     assert!(o.stdout.is_empty());
@@ -230,6 +232,8 @@ fn a_huge_refresh_error_does_not_grow_auth_json() {
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size < 16 * 1024, "auth.json grew to {size} bytes");
     let failure = &home.auth_json()["providers"]["hostile"]["last_refresh_failure"];
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("xxx"), "{stderr}");
     assert!(
         failure["message"]
             .as_str()
