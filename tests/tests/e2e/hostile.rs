@@ -256,7 +256,10 @@ fn a_huge_refresh_error_does_not_grow_auth_json() {
         .find(|f| f["status"]["state"] == "valid")
         .unwrap_or_else(|| panic!("the huge report is not shown, clipped: {doc:#}"));
     let message = report["message"].as_str().unwrap();
-    assert!(message.contains("xxx") && message.len() < 8 * 1024, "{message}");
+    assert!(
+        message.contains("xxx") && message.len() < 8 * 1024,
+        "{message}"
+    );
 }
 
 #[test]
