@@ -9,9 +9,9 @@ use crate::fsutil::mode_of;
 use crate::output::Output;
 use crate::plugins::install::sha256_reader;
 use crate::plugins::runtime::PluginSet;
+use crate::plugins::supervise::{self, Findings, Outcome};
 use crate::plugins::LoadError;
 use crate::plugins::Registry;
-use crate::services::ProviderServices;
 use hermes_plugin_api::status_state;
 
 /// How bad a finding is.
@@ -70,6 +70,8 @@ pub struct Context<'a> {
     pub env: &'a Env,
     /// The installed plugins.
     pub set: &'a PluginSet,
+    /// What the supervised workers found (statuses, and plugins that hung or crashed).
+    pub found: &'a Findings,
     /// The credential store, or why it cannot be read.
     pub auth: &'a crate::Result<AuthFile>,
     /// Only this provider (canonical id).
@@ -196,6 +198,21 @@ fn check_plugins(ctx: &Context<'_>) -> Vec<Finding> {
                 id,
                 format!("plugin {id} {} is disabled", r.version),
                 Some(format!("hermes plugins enable {id}")),
+            ));
+            continue;
+        }
+        if let Some(f) = ctx
+            .found
+            .failures
+            .get(id)
+            .filter(|f| f.call == supervise::call::DESCRIBE)
+        {
+            out.push(finding(
+                "plugins",
+                Severity::Error,
+                id,
+                f.what(),
+                Some(f.fix()),
             ));
             continue;
         }
@@ -338,26 +355,12 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
     let reg: &Registry = &ctx.set.registry;
     let empty = AuthFile::empty();
     let file = ctx.auth.as_ref().unwrap_or(&empty);
-    let now = crate::timefmt::now_ms();
     for entry in reg.entries() {
         if ctx.provider.is_some_and(|p| p != entry.provider.id) {
             continue;
         }
         let d = &entry.provider;
-        let services = ProviderServices::new(d, ctx.env, Default::default(), ctx.out.clone());
-        let provider = match ctx.set.open(entry, services.into_box()) {
-            Ok(p) => p,
-            Err(e) => {
-                out.push(finding(
-                    "providers",
-                    Severity::Error,
-                    &d.id,
-                    e.message().to_string(),
-                    Some(format!("hermes plugins install {}", entry.plugin_id)),
-                ));
-                continue;
-            }
-        };
+        let plugin = &entry.plugin_id;
         let entries = file.entries(&d.id);
         let creds: Vec<Option<&crate::auth::EntryView>> = if entries.is_empty() {
             vec![None]
@@ -365,10 +368,56 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
             entries.iter().map(Some).collect()
         };
         for e in creds {
-            let report = provider
-                .handle
-                .status
-                .status(e.map(|e| &e.credential).into(), now);
+            let report = match ctx.found.status(plugin, &d.id, e.map(|e| e.id.as_str())) {
+                Outcome::Report(r) => r,
+                Outcome::Failed(f) => {
+                    // One finding for the provider, whatever number of logins it has.
+                    out.push(finding(
+                        "providers",
+                        Severity::Error,
+                        &d.id,
+                        f.what(),
+                        Some(f.fix()),
+                    ));
+                    break;
+                }
+                Outcome::ProviderError(why) => {
+                    out.push(finding(
+                        "providers",
+                        Severity::Error,
+                        &d.id,
+                        format!("plugin {plugin} could not open provider {}: {why}", d.id),
+                        Some(format!(
+                            "hermes plugins install {plugin}, or hermes plugins disable {plugin}"
+                        )),
+                    ));
+                    break;
+                }
+                Outcome::Missing => {
+                    out.push(finding(
+                        "providers",
+                        Severity::Warning,
+                        &d.id,
+                        format!("{}: the logins changed while doctor ran", d.display_name),
+                        Some("hermes doctor".into()),
+                    ));
+                    continue;
+                }
+            };
+            if let Some(p) = report
+                .problems
+                .iter()
+                .find(|p| p.contains(hermes_plugin_api::sdk::PANIC_PREFIX))
+            {
+                out.push(finding(
+                    "providers",
+                    Severity::Error,
+                    &d.id,
+                    format!("plugin {plugin} {}: {p}", version_of(ctx, plugin)),
+                    Some(format!("hermes plugins disable {plugin}")),
+                ));
+                continue;
+            }
             let account = e.map(|e| e.name().to_string()).unwrap_or_default();
             let severity = match report.state {
                 status_state::VALID | status_state::REFRESH_ON_NEXT_USE => Severity::Ok,
@@ -390,7 +439,8 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
             if let Some(t) = e.and_then(|e| e.last_transient.as_ref()) {
                 message.push_str(&format!(
                     "; last refresh attempt failed at {} ({}), will retry on next use",
-                    t.at, t.message
+                    crate::text::line(&t.at, 40),
+                    crate::text::line(&t.message, supervise::MAX_LINE)
                 ));
             }
             let fix = (severity > Severity::Ok).then(|| d.login_command());
@@ -411,6 +461,15 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
         }
     }
     out
+}
+
+fn version_of(ctx: &Context<'_>, plugin: &str) -> String {
+    ctx.set
+        .installed
+        .iter()
+        .find(|i| i.record.id == plugin)
+        .map(|i| i.record.version.clone())
+        .unwrap_or_default()
 }
 
 inventory::submit! { Check { name: "home", order: 10, run: check_home } }
@@ -455,7 +514,9 @@ impl Report {
             crate::plugins::runtime::Scope::All,
             crate::plugins::runtime::Scope::Provider,
         );
-        let set = PluginSet::load(&paths, scope)?;
+        // Plugin code runs only in supervised workers; this process loads the libraries
+        // whose describe() answered there, for their descriptors.
+        let (set, found) = supervise::diagnose(env, scope)?;
         let provider = match provider {
             Some(p) => Some(set.resolve(p)?.provider.id.clone()),
             None => None,
@@ -465,6 +526,7 @@ impl Report {
             paths: &paths,
             env,
             set: &set,
+            found: &found,
             auth: &auth,
             provider: provider.as_deref(),
             out,

@@ -39,6 +39,8 @@ pub fn temp_affixes(path: &Path) -> (String, &'static str) {
 /// planted file or symlink cannot redirect the write. Dropping the result removes the file;
 /// a process killed before [`persist`] leaves it behind, complete.
 pub fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<tempfile::NamedTempFile> {
+    // A plugin may have closed fd 1 or 2: the temp file must not take that number.
+    crate::output::restore_stdio();
     let dir = parent_dir(path);
     let (prefix, suffix) = temp_affixes(path);
     let mut tmp = tempfile::Builder::new()
@@ -173,6 +175,7 @@ impl FileLock {
         timeout: Duration,
         mut waiting: impl FnMut(&str),
     ) -> io::Result<FileLock> {
+        crate::output::restore_stdio();
         let file = OpenOptions::new()
             .read(true)
             .write(true)

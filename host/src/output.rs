@@ -1,7 +1,125 @@
 //! The only module that prints. Results go to stdout (text or `--json`); progress, prose,
 //! warnings and logs go to stderr.
+//!
+//! stdout and stderr belong to hermes, not to the plugins running in its process: at start,
+//! [`protect_stdio`] keeps private duplicates of fds 1 and 2 for this module and points fd 1 at
+//! `/dev/null`, so a plugin's `println!` cannot corrupt `--json` or the token `auth token`
+//! prints, and a plugin that closes fd 1 or 2 cannot silence hermes. [`restore_stdio`] reopens
+//! any of fds 0–2 a plugin closed, so that no file or socket hermes opens later takes their
+//! number (where a plugin's later writes to "stdout" would land in it).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::{Mutex, OnceLock};
+
+/// hermes's own stdout and stderr, duplicated at start.
+struct Saved {
+    out: RawFd,
+    err: RawFd,
+}
+
+static SAVED: OnceLock<Saved> = OnceLock::new();
+/// One writer at a time, so that lines from threads do not interleave.
+static WRITE: Mutex<()> = Mutex::new(());
+
+fn fd_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+fn open_dev_null_at(fd: RawFd) {
+    // SAFETY: plain descriptor calls on a path literal; failures are left as they are.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null < 0 {
+            return;
+        }
+        if null != fd {
+            libc::dup2(null, fd);
+            libc::close(null);
+        } else {
+            // It landed on the closed slot itself: keep it, without close-on-exec.
+            libc::fcntl(fd, libc::F_SETFD, 0);
+        }
+    }
+}
+
+/// Reopen fds 0–2 on `/dev/null` where a plugin (or whoever started hermes) closed them.
+/// Cheap (three `fcntl`s): called after plugin code ran and before hermes opens a file.
+pub fn restore_stdio() {
+    for fd in 0..=2 {
+        if !fd_open(fd) {
+            open_dev_null_at(fd);
+        }
+    }
+}
+
+/// Keep private duplicates of stdout and stderr for hermes's own output, and point fd 1 at
+/// `/dev/null` for the rest of the process (hermes itself never writes to fd 1). Call once,
+/// first thing.
+pub fn protect_stdio() {
+    restore_stdio();
+    // SAFETY: duplicating open descriptors; the copies are close-on-exec and never closed.
+    let dup = |fd: RawFd| unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    let (out, err) = (dup(1), dup(2));
+    if out < 0 || err < 0 {
+        return;
+    }
+    if SAVED.set(Saved { out, err }).is_ok() {
+        // SAFETY: replaces fd 1 with /dev/null; hermes's output goes to the duplicate.
+        unsafe { libc::close(1) };
+        open_dev_null_at(1);
+    }
+}
+
+fn out_fd() -> RawFd {
+    SAVED.get().map_or(1, |s| s.out)
+}
+fn err_fd() -> RawFd {
+    SAVED.get().map_or(2, |s| s.err)
+}
+
+/// Write all of `bytes` to `fd`, ignoring errors (a closed pipe is not hermes's problem to
+/// report on the pipe itself).
+fn write_fd(fd: RawFd, bytes: &[u8]) {
+    let _ = try_write_fd(fd, bytes);
+}
+
+/// Write all of `bytes` to `fd`; the first failure is the error (a full disk, a closed pipe).
+fn try_write_fd(fd: RawFd, bytes: &[u8]) -> std::io::Result<()> {
+    let _g = WRITE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: writes from a valid slice to a descriptor this module owns.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        rest = &rest[n as usize..];
+    }
+    Ok(())
+}
+
+fn is_tty(fd: RawFd) -> bool {
+    // SAFETY: the descriptor stays open for the whole process (a duplicate or 0–2).
+    unsafe { BorrowedFd::borrow_raw(fd) }.is_terminal()
+}
+
+/// stdout (hermes's own) is a terminal.
+pub fn stdout_is_terminal() -> bool {
+    is_tty(out_fd())
+}
+/// stderr (hermes's own) is a terminal.
+pub fn stderr_is_terminal() -> bool {
+    is_tty(err_fd())
+}
 
 use crate::config::Env;
 
@@ -22,8 +140,8 @@ pub struct Output {
 impl Output {
     /// An output for this environment and these flags.
     pub fn new(env: &Env, verbose: u8, quiet: bool) -> Output {
-        let stdout_tty = std::io::stdout().is_terminal();
-        let stderr_tty = std::io::stderr().is_terminal();
+        let stdout_tty = stdout_is_terminal();
+        let stderr_tty = stderr_is_terminal();
         Output {
             verbose,
             quiet,
@@ -63,22 +181,17 @@ impl Output {
 
     /// A result line on stdout.
     pub fn result(&self, line: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        write_fd(out_fd(), format!("{line}\n").as_bytes());
     }
     /// A result line on stdout that must arrive: a failed write or flush (a full disk, a
     /// closed pipe) is an error, so a script never takes a missing token for success.
     pub fn result_checked(&self, line: &str) -> crate::Result<()> {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}")
-            .and_then(|()| out.flush())
+        try_write_fd(out_fd(), format!("{line}\n").as_bytes())
             .map_err(|e| crate::Error::io("cannot write to stdout", e))
     }
     /// Raw text on stdout, flushed (streamed output).
     pub fn result_raw(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        write_fd(out_fd(), text.as_bytes());
     }
     /// A JSON document on stdout.
     pub fn json(&self, value: &serde_json::Value) {
@@ -88,50 +201,55 @@ impl Output {
     /// Prose on stderr (suppressed by `--quiet`).
     pub fn info(&self, line: &str) {
         if !self.quiet {
-            eprintln!("{line}");
+            self.stderr(line);
         }
     }
     /// Prose on stderr that `--quiet` does not hide (sign-in codes and URLs).
     pub fn notice(&self, line: &str) {
-        eprintln!("{line}");
+        self.stderr(line);
     }
     /// A warning on stderr. Warnings quote servers and plugins, so the text is made
     /// terminal-safe here.
     pub fn warn(&self, line: &str) {
-        eprintln!(
+        self.stderr(&format!(
             "{} {}",
             self.paint("warning:", "33"),
             crate::text::line(line, MAX_MESSAGE_CHARS)
-        );
+        ));
     }
     /// A log line, shown when `-v` was given `level` times or more.
     pub fn log(&self, level: u8, line: &str) {
         if self.verbose >= level {
-            eprintln!("{} {line}", self.paint("debug:", "2"));
+            self.stderr(&format!("{} {line}", self.paint("debug:", "2")));
         }
     }
     /// An error with its `help:` line and, at `-v`, its detail.
     /// Errors quote servers and plugins, so their text is made terminal-safe here.
     pub fn error(&self, err: &crate::Error) {
-        eprintln!(
+        self.stderr(&format!(
             "{} {}",
             self.paint("error:", "31"),
             crate::text::line(err.message(), MAX_MESSAGE_CHARS)
-        );
+        ));
         if let Some(h) = err.help() {
-            eprintln!(
+            self.stderr(&format!(
                 "{} {}",
                 self.paint("help:", "36"),
                 crate::text::line(h, MAX_MESSAGE_CHARS)
-            );
+            ));
         }
         if let Some(d) = err.detail() {
             if self.verbose > 0 {
-                eprintln!("{}", crate::text::text(d));
+                self.stderr(&crate::text::text(d));
             } else {
-                eprintln!("(run with -v for details)");
+                self.stderr("(run with -v for details)");
             }
         }
+    }
+
+    /// A line on hermes's stderr.
+    fn stderr(&self, line: &str) {
+        write_fd(err_fd(), format!("{line}\n").as_bytes());
     }
 
     /// `✓` in green.

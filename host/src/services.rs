@@ -106,6 +106,36 @@ fn client_builder() -> reqwest::ClientBuilder {
 }
 
 static NET: OnceLock<Net> = OnceLock::new();
+static PROXIES: OnceLock<crate::config::Proxies> = OnceLock::new();
+
+/// Use these proxy settings (read from the environment at start) for every remote request of
+/// this process. Without a call, no proxy is used: the process environment is never read
+/// later, when a plugin may have changed it.
+pub fn set_proxies(proxies: crate::config::Proxies) {
+    let _ = PROXIES.set(proxies);
+}
+
+fn proxied_client() -> reqwest::Client {
+    let mut b = client_builder().no_proxy();
+    if let Some(p) = PROXIES.get() {
+        let no = p
+            .no_proxy
+            .as_deref()
+            .and_then(reqwest::NoProxy::from_string);
+        let add = |b: reqwest::ClientBuilder,
+                   url: &Option<String>,
+                   make: fn(&str) -> reqwest::Result<reqwest::Proxy>| {
+            match url.as_deref().map(make) {
+                Some(Ok(proxy)) => b.proxy(proxy.no_proxy(no.clone())),
+                _ => b,
+            }
+        };
+        b = add(b, &p.https, |u| reqwest::Proxy::https(u));
+        b = add(b, &p.http, |u| reqwest::Proxy::http(u));
+        b = add(b, &p.all, |u| reqwest::Proxy::all(u));
+    }
+    b.build().expect("cannot build the HTTP client")
+}
 
 impl Net {
     /// The process-wide instance.
@@ -138,11 +168,7 @@ impl Net {
         if is_loopback(url) {
             &self.direct
         } else {
-            self.proxied.get_or_init(|| {
-                client_builder()
-                    .build()
-                    .expect("cannot build the HTTP client")
-            })
+            self.proxied.get_or_init(proxied_client)
         }
     }
 }
@@ -282,6 +308,8 @@ fn classify(e: &reqwest::Error, host: &str) -> PluginError {
 /// Make a request under `policy`. Used for plugin requests; blocks the calling thread, so it
 /// must not be called from inside an async task.
 pub fn http_blocking(policy: &Policy, req: HttpRequest) -> Result<HttpResponse, PluginError> {
+    // The plugin ran before this call: the connection must not take a closed fd 0–2.
+    crate::output::restore_stdio();
     let net = Net::get();
     net.runtime().block_on(http(net, policy, req))
 }
@@ -472,7 +500,11 @@ impl ProviderServices {
 impl HostServices for ProviderServices {
     fn http(&self, mut request: HttpRequest) -> RResult<HttpResponse, PluginError> {
         request.timeout_ms = effective_timeout_ms(request.timeout_ms, self.interactive_timeout);
-        let what = format!("{} {}", request.method, request.url);
+        let what = format!(
+            "{} {}",
+            crate::text::line(request.method.as_str(), 16),
+            crate::text::line(request.url.as_str(), 300)
+        );
         self.out
             .log(2, &format!("[{}] {what}", self.policy.provider));
         let r = self.guard(
@@ -511,7 +543,11 @@ impl HostServices for ProviderServices {
         buf.into()
     }
     fn log(&self, level: u32, message: RStr<'_>) {
-        let msg = format!("[{}] {}", self.policy.provider, message.as_str());
+        let msg = format!(
+            "[{}] {}",
+            self.policy.provider,
+            crate::text::line(message.as_str(), 500)
+        );
         match level {
             log_level::ERROR | log_level::WARN => self.out.log(1, &msg),
             log_level::INFO => self.out.log(1, &msg),

@@ -3,15 +3,16 @@
 //! save the result exactly one way.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use abi_stable::std_types::RResult;
 use hermes_plugin_api::{poll_status, Challenge, Credential};
 
 use super::pool::{self, Slot};
 use super::store::Store;
 use crate::error::{Error, Result};
 use crate::plugins::runtime::Provider;
+use crate::plugins::{boundary, deadline};
 use crate::timefmt::now_ms;
 
 /// A finished sign-in.
@@ -24,18 +25,34 @@ pub struct Approved {
 }
 
 /// Start a sign-in.
-pub fn start(provider: &Provider, region: Option<&str>, options: &str) -> Result<Challenge> {
-    let Some(flow) = provider.handle.auth_flow.as_ref().into_option() else {
+pub fn start(provider: &Arc<Provider>, region: Option<&str>, options: &str) -> Result<Challenge> {
+    if provider.handle.auth_flow.is_none() {
         return Err(Error::msg(format!(
             "{} has no sign-in flow",
             provider.desc.display_name
         )));
-    };
-    match flow.start(region.unwrap_or("").into(), options.into()) {
-        RResult::ROk(c) => Ok(c),
-        // The options may carry a key (api-key flows) that a server can echo back.
-        RResult::RErr(e) => Err(Error::msg(scrub(&e.message, &json_strings(options, "")))),
     }
+    let options_copy = options.to_string();
+    let (p, region, options) = (
+        Arc::clone(provider),
+        region.unwrap_or("").to_string(),
+        options.to_string(),
+    );
+    let started = deadline::call(deadline::of(deadline::NETWORK), None, move || {
+        p.handle
+            .auth_flow
+            .as_ref()
+            .into_option()
+            .map(|f| f.start(region.as_str().into(), options.as_str().into()))
+    })
+    .map_err(|s| s.error(&provider.plugin_id, "AuthFlow::start"))?
+    .ok_or_else(|| Error::msg("no sign-in flow"))?
+    .into_result()
+    .map_err(boundary::error)
+    .and_then(boundary::challenge);
+    crate::output::restore_stdio();
+    // The options may carry a key (api-key flows) that a server can echo back.
+    started.map_err(|e| Error::msg(scrub(&e.message, &json_strings(&options_copy, ""))))
 }
 
 /// The string values of a JSON document the host holds for a plugin (sign-in options, the
@@ -100,7 +117,7 @@ pub struct NotApproved {
 /// Poll until done. `deadline_ms` caps the wait (the challenge's own expiry also applies);
 /// `cancel` stops it between polls; `tick` is called about every 100 ms.
 pub fn wait(
-    provider: &Provider,
+    provider: &Arc<Provider>,
     challenge: &Challenge,
     deadline_ms: i64,
     cancel: &AtomicBool,
@@ -111,7 +128,7 @@ pub fn wait(
 
 /// [`wait`], saying how a sign-in that did not succeed ended.
 pub fn wait_ending(
-    provider: &Provider,
+    provider: &Arc<Provider>,
     challenge: &Challenge,
     deadline_ms: i64,
     cancel: &AtomicBool,
@@ -122,12 +139,12 @@ pub fn wait_ending(
         ending,
         error: Error::msg(scrub(&message, &secrets)),
     };
-    let Some(flow) = provider.handle.auth_flow.as_ref().into_option() else {
+    if provider.handle.auth_flow.is_none() {
         return Err(end(
             Ending::Failed,
             format!("{} has no sign-in flow", provider.desc.display_name),
         ));
-    };
+    }
     let mut interval = challenge.interval_ms.max(1);
     let hard_deadline = deadline_ms.min(challenge.expires_at_ms.max(now_ms()));
     loop {
@@ -137,14 +154,52 @@ pub fn wait_ending(
                 "sign-in cancelled; nothing was saved".into(),
             ));
         }
-        let outcome = match flow.poll(challenge.session.as_str().into()) {
-            RResult::ROk(o) => o,
+        let (p, session) = (Arc::clone(provider), challenge.session.clone());
+        // A hanging poll is bounded by the call deadline, the --timeout deadline and Ctrl-C.
+        let left = Duration::from_millis((deadline_ms - now_ms()).max(1) as u64);
+        let polled = match deadline::call(
+            deadline::of(deadline::NETWORK).min(left.max(Duration::from_secs(1))),
+            Some(cancel),
+            move || {
+                p.handle
+                    .auth_flow
+                    .as_ref()
+                    .into_option()
+                    .map(|f| f.poll(session.as_str().into()))
+            },
+        ) {
+            Ok(Some(r)) => r.into_result().map_err(boundary::error),
+            Ok(None) => return Err(end(Ending::Failed, "no sign-in flow".into())),
+            Err(deadline::Stopped::Cancelled) => {
+                return Err(end(
+                    Ending::Cancelled,
+                    "sign-in cancelled; nothing was saved".into(),
+                ))
+            }
+            Err(deadline::Stopped::TimedOut(_)) if now_ms() >= deadline_ms => {
+                return Err(end(
+                    Ending::GaveUp,
+                    format!(
+                        "gave up waiting for approval (plugin {} did not answer in AuthFlow::poll); nothing was saved",
+                        provider.plugin_id
+                    ),
+                ))
+            }
+            Err(stop) => {
+                return Err(NotApproved {
+                    ending: Ending::Failed,
+                    error: stop.error(&provider.plugin_id, "AuthFlow::poll"),
+                })
+            }
+        };
+        let outcome = match polled {
+            Ok(o) => o,
             // A passing server problem (429, 5xx) must not end a sign-in the user may be
             // approving right now: keep polling; the deadline decides.
-            RResult::RErr(e) if e.is_transient() && now_ms() < hard_deadline => {
+            Err(e) if e.is_transient() && now_ms() < hard_deadline => {
                 hermes_plugin_api::PollOutcome::pending()
             }
-            RResult::RErr(e) => {
+            Err(e) => {
                 // A provider that reports its own timeout does so once its code is dead.
                 let ending = if now_ms() >= challenge.expires_at_ms {
                     Ending::Expired
@@ -165,11 +220,18 @@ pub fn wait_ending(
                         "the provider approved the sign-in but sent no credential".into(),
                     ));
                 };
+                let credential = match boundary::credential(credential) {
+                    Ok(c) => c,
+                    Err(e) => return Err(end(Ending::Failed, e.message.to_string())),
+                };
                 let mut known = secrets.clone();
                 known.push(credential.access_token.to_string());
                 known.push(credential.refresh_token.to_string());
                 return Ok(Approved {
-                    message: scrub(&outcome.message, &known),
+                    message: crate::text::line(
+                        &scrub(&outcome.message, &known),
+                        boundary::MAX_LINE,
+                    ),
                     credential,
                 });
             }
@@ -177,7 +239,10 @@ pub fn wait_ending(
                 let why = if outcome.message.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", outcome.message)
+                    format!(
+                        ": {}",
+                        crate::text::line(&outcome.message, boundary::MAX_LINE)
+                    )
                 };
                 return Err(end(Ending::Denied, format!("sign-in was denied{why}")));
             }

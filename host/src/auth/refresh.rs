@@ -22,14 +22,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use abi_stable::std_types::{RResult, Tuple2};
-use hermes_plugin_api::{auth_scheme, Credential, PluginError};
+use abi_stable::std_types::{RBox, Tuple2};
+use hermes_plugin_api::{auth_scheme, Credential, PluginError, RuntimeCredential_TO};
 
 use super::pool::EntryView;
 use super::store::Store;
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::plugins::runtime::Provider;
+use crate::plugins::{boundary, deadline};
 use crate::secret::Secret;
 
 /// A token ready for a request.
@@ -196,22 +197,31 @@ impl TokenSource {
             }
         }
         let id = &self.provider.desc.id;
-        let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
+        if self.provider.handle.runtime.is_none() {
             return Err(Error::msg(format!(
                 "provider {id} does not provide runtime credentials"
             )));
-        };
+        }
         let file = self.store.read()?;
         let entries = file.entries(id);
         let (entry, reason) = self.pick(&entries)?;
         if entry.credential.access_token.is_empty() && entry.credential.refresh_token.is_empty() {
             return Err(self.relogin_or_absent(&entry));
         }
-        let due = |c: &Credential| match rejected {
-            Some(r) => c.access_token.as_str() == r.expose(),
-            None => c.access_token.is_empty() || rt.needs_refresh(c, self.now()),
+        let due = |c: &Credential| -> Result<bool> {
+            match rejected {
+                Some(r) => Ok(c.access_token.as_str() == r.expose()),
+                None => Ok(c.access_token.is_empty() || {
+                    let (c, now) = (c.clone(), self.now());
+                    self.plugin_call(
+                        "RuntimeCredential::needs_refresh",
+                        deadline::LOCAL,
+                        move |rt| rt.needs_refresh(&c, now),
+                    )?
+                }),
+            }
         };
-        if !due(&entry.credential) {
+        if !due(&entry.credential)? {
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
 
@@ -242,23 +252,31 @@ impl TokenSource {
         if !entry.usable() {
             return Err(self.relogin_or_absent(&entry));
         }
-        if !due(&entry.credential) {
+        if !due(&entry.credential)? {
             drop(flight);
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
         self.out.log(1, &format!("refreshing {what}"));
-        // What the server says is stored and printed: never with a token in it.
+        // What the plugin returns is bounded, and what the server says is never stored or
+        // printed with a token in it.
         let secrets = [
-            entry.credential.access_token.as_str(),
-            entry.credential.refresh_token.as_str(),
+            entry.credential.access_token.to_string(),
+            entry.credential.refresh_token.to_string(),
         ];
-        let answer = {
-            let _scope = crate::services::RefreshScope::enter();
-            rt.refresh(&entry.credential).map_err(|mut e| {
+        let cred = entry.credential.clone();
+        let answer = self
+            .plugin_call("RuntimeCredential::refresh", deadline::NETWORK, move |rt| {
+                // The plugin's requests run on this thread: they get the refresh deadline.
+                let _scope = crate::services::RefreshScope::enter();
+                rt.refresh(&cred)
+            })?
+            .into_result()
+            .map_err(|mut e| {
+                let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
                 e.message = crate::secret::redact(&e.message, &secrets).into();
-                e
+                boundary::error(e)
             })
-        };
+            .and_then(boundary::credential);
         // Whatever the answer, the store is changed under its lock against a fresh read, and
         // only if the login still holds the refresh token that was presented (a sign-in may
         // have replaced it meanwhile).
@@ -269,7 +287,7 @@ impl TokenSource {
                 .any(|e| e.slot == entry.slot && e.credential.refresh_token.as_str() == presented)
         };
         match answer {
-            RResult::ROk(new) => {
+            Ok(new) => {
                 // The server has rotated the pair: the answer is the only copy of the new
                 // refresh token. Saving it is the first thing done.
                 let locked = self.store.lock()?;
@@ -284,7 +302,7 @@ impl TokenSource {
                 let stored = file.credential(id, &entry.slot).unwrap_or(new);
                 self.finish(&entry, stored, &reason, true)
             }
-            RResult::RErr(e) if e.relogin_required => {
+            Err(e) if e.relogin_required => {
                 let locked = self.store.lock()?;
                 let mut file = locked.read()?;
                 if still_ours(&file) {
@@ -297,7 +315,7 @@ impl TokenSource {
                 ))
                 .with_help(format!("run `{}`", self.provider.desc.login_command())))
             }
-            RResult::RErr(e) if !e.is_transient() => {
+            Err(e) if !e.is_transient() => {
                 // Terminal but not a dead login (say, a key the server refuses): nothing to
                 // quarantine and nothing to retry; the stored credential stays as it is.
                 Err(Error::msg(e.message.to_string()).with_help(format!(
@@ -305,7 +323,7 @@ impl TokenSource {
                     self.provider.desc.login_command()
                 )))
             }
-            RResult::RErr(e) => {
+            Err(e) => {
                 // Best effort: the note is for doctor; failing to write it changes nothing else.
                 if let Ok(locked) = self.store.lock() {
                     if let Ok(mut file) = locked.read() {
@@ -331,6 +349,22 @@ impl TokenSource {
         }
     }
 
+    /// Call the provider's runtime capability on a thread of its own, within the deadline
+    /// for calls of this kind; on expiry the error names the plugin and the call.
+    fn plugin_call<T: Send + 'static>(
+        &self,
+        call: &str,
+        kind: std::time::Duration,
+        f: impl FnOnce(&RuntimeCredential_TO<'static, RBox<()>>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let p = Arc::clone(&self.provider);
+        deadline::call(deadline::of(kind), None, move || {
+            p.handle.runtime.as_ref().into_option().map(f)
+        })
+        .map_err(|s| s.error(&self.provider.plugin_id, call))?
+        .ok_or_else(|| Error::msg("no runtime capability"))
+    }
+
     fn relogin_or_absent(&self, e: &EntryView) -> Error {
         if e.last_error.is_some() {
             self.relogin(e)
@@ -346,13 +380,18 @@ impl TokenSource {
         reason: &str,
         refreshed: bool,
     ) -> Result<Arc<Resolved>> {
-        let Some(rt) = self.provider.handle.runtime.as_ref().into_option() else {
-            return Err(Error::msg("no runtime capability"));
-        };
-        let runtime = match rt.runtime(&cred) {
-            RResult::ROk(r) => r,
-            RResult::RErr(e) if e.relogin_required => return Err(self.relogin(entry)),
-            RResult::RErr(e) => {
+        let c = cred.clone();
+        let runtime = match self
+            .plugin_call("RuntimeCredential::runtime", deadline::LOCAL, move |rt| {
+                rt.runtime(&c)
+            })?
+            .into_result()
+            .map_err(boundary::error)
+            .and_then(boundary::runtime)
+        {
+            Ok(r) => r,
+            Err(e) if e.relogin_required => return Err(self.relogin(entry)),
+            Err(e) => {
                 return Err(Error::msg(format!(
                     "{}: {}",
                     self.provider.desc.display_name, e.message

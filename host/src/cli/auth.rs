@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::plugins::registry::Entry;
 use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
+use crate::plugins::supervise::{self, Findings};
 use crate::services::Net;
 use crate::text;
 use crate::timefmt::{human_duration, iso_from_ms, now_ms};
@@ -306,14 +307,33 @@ fn short_name(display: &str) -> &str {
     display.split(" (").next().unwrap_or(display)
 }
 
-/// The providers a command reports on: one, or all.
-fn providers(ctx: &Ctx, name: Option<&str>) -> Result<(PluginSet, Vec<Entry>)> {
-    let set = PluginSet::load(&ctx.env.paths(), name.map_or(Scope::All, Scope::Provider))?;
+/// The providers a command reports on (one, or all) and their statuses from a supervised
+/// worker: these commands run no plugin code in this process.
+fn providers(ctx: &Ctx, name: Option<&str>) -> Result<(Vec<Entry>, Findings)> {
+    let (set, found) = supervise::diagnose(&ctx.env, name.map_or(Scope::All, Scope::Provider))?;
     let entries = match name {
         Some(n) => vec![set.resolve(n)?.clone()],
         None => set.registry.entries().to_vec(),
     };
-    Ok((set, entries))
+    if name.is_none() {
+        for f in found.failures.values() {
+            if f.call == supervise::call::DESCRIBE {
+                ctx.out.warn(&f.to_string());
+            }
+        }
+    }
+    Ok((entries, found))
+}
+
+/// A row standing for a provider whose plugin could not report its status.
+fn failed_row(entry: &Entry, line: &str) -> Value {
+    json!({
+        "provider": entry.provider.id,
+        "display_name": entry.provider.display_name,
+        "logged_in": false,
+        "state": "unavailable",
+        "error": line,
+    })
 }
 
 fn state_name(s: u32) -> &'static str {
@@ -346,28 +366,35 @@ fn entry_json(e: &EntryView, n: usize, report: &StatusReport) -> Value {
 }
 
 fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
-    let (set, entries) = providers(ctx, name)?;
-    let settings = Settings::load(&ctx.env.paths())?;
+    let (entries, found) = providers(ctx, name)?;
     let file = Store::new(&ctx.env.paths()).read()?;
-    let now = now_ms();
     let mut all = Vec::new();
     for entry in &entries {
-        let provider = open_entry(ctx, &settings, &set, entry)?;
-        let logins = file.entries(&entry.provider.id);
-        let rows: Vec<Value> = logins
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                entry_json(
-                    e,
-                    i + 1,
-                    &provider
-                        .handle
-                        .status
-                        .status(Some(&e.credential).into(), now),
-                )
-            })
-            .collect();
+        let (plugin, id) = (&entry.plugin_id, &entry.provider.id);
+        let logins = file.entries(id);
+        let mut failure = None;
+        let mut rows: Vec<Value> = Vec::new();
+        for (i, e) in logins.iter().enumerate() {
+            match found
+                .status(plugin, id, Some(&e.id))
+                .into_report(plugin, id)
+            {
+                Ok(report) => rows.push(entry_json(e, i + 1, &report)),
+                Err(line) => {
+                    failure = Some(line);
+                    break;
+                }
+            }
+        }
+        if let Some(line) = failure {
+            if !as_json {
+                ctx.out
+                    .result(&format!("{id} ({}):", entry.provider.display_name));
+                ctx.out.result(&format!("  {} {line}", ctx.out.bad_mark()));
+            }
+            all.push(failed_row(entry, &line));
+            continue;
+        }
         if !as_json {
             ctx.out.result(&format!(
                 "{} ({}):",
@@ -411,16 +438,14 @@ fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
 }
 
 fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
-    let (set, entries) = providers(ctx, name)?;
-    let settings = Settings::load(&ctx.env.paths())?;
+    let (entries, found) = providers(ctx, name)?;
     let file = Store::new(&ctx.env.paths()).read()?;
-    let now = now_ms();
+    let settings = crate::config::Settings::load(&ctx.env.paths())?;
     let mut any_logged_in = false;
     let mut all_logged_in = true;
     let mut out = Vec::new();
     for entry in &entries {
         let d = &entry.provider;
-        let provider = open_entry(ctx, &settings, &set, entry)?;
         let logins = file.entries(&d.id);
         let account = choice::account_choice(&ctx.env, &settings, &d.id, None);
         let picked = match choice::choose(&d.display_name, &d.id, &logins, &account) {
@@ -437,10 +462,22 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
             ctx.out.warn(note);
         }
         let chosen = picked.as_ref().map(|c| &c.entry);
-        let report = provider
-            .handle
-            .status
-            .status(chosen.map(|e| &e.credential).into(), now);
+        let report = match found
+            .status(&entry.plugin_id, &d.id, chosen.map(|e| e.id.as_str()))
+            .into_report(&entry.plugin_id, &d.id)
+        {
+            Ok(r) => r,
+            Err(line) => {
+                all_logged_in = false;
+                if as_json {
+                    out.push(failed_row(entry, &line));
+                } else {
+                    ctx.out.result(&format!("{} ({})", d.id, d.display_name));
+                    ctx.out.result(&format!("  {} {line}", ctx.out.bad_mark()));
+                }
+                continue;
+            }
+        };
         any_logged_in |= report.logged_in();
         all_logged_in &= report.logged_in();
         if as_json {
@@ -560,7 +597,10 @@ fn remove(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
         provider.desc.display_name
     ));
     if !plan.message.is_empty() {
-        ctx.out.info(plan.message.as_str());
+        ctx.out.info(&crate::text::line(
+            plan.message.as_str(),
+            crate::plugins::boundary::MAX_LINE,
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -73,11 +73,19 @@ pub struct Ctx {
 
 /// Run the command line; the exit code says how it went.
 pub fn main() -> ExitCode {
+    crate::output::protect_stdio();
     let mut args = std::env::args_os().skip(1);
     if args.next().as_deref() == Some(std::ffi::OsStr::new("__probe-plugin")) {
         return match args.next() {
             Some(path) => probe_plugin(&path),
             None => ExitCode::from(2),
+        };
+    }
+    if args_is(crate::plugins::supervise::WORKER_ARG) {
+        let ids: Vec<String> = std::env::args().skip(2).collect();
+        return match Env::from_process() {
+            Ok(env) => ExitCode::from(crate::plugins::supervise::worker(&env, &ids)),
+            Err(_) => ExitCode::from(2),
         };
     }
     let cli = match Cli::try_parse() {
@@ -94,6 +102,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    crate::services::set_proxies(env.proxies.clone());
+    crate::plugins::deadline::configure(env.plugin_timeout);
     let out = Output::new(&env, cli.verbose, cli.quiet);
     let ctx = Ctx {
         env,
@@ -106,6 +116,11 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// Whether the first argument is the private entry `name`.
+fn args_is(name: &str) -> bool {
+    std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(name))
 }
 
 fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use super::Ctx;
 use crate::auth::{choice, Store};
 use crate::error::Result;
-use crate::plugins::runtime::{PluginSet, Scope};
+use crate::plugins::runtime::Scope;
+use crate::plugins::supervise;
 use crate::text;
 
 #[derive(Debug, clap::Args)]
@@ -13,13 +14,12 @@ pub struct Args {}
 
 pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
-    let set = PluginSet::load(&paths, Scope::All)?;
+    let (set, found) = supervise::diagnose(&ctx.env, Scope::All)?;
     let file = Store::new(&paths).read()?;
     let settings = crate::config::Settings::load(&paths)?;
     let default = settings
         .model_provider()
         .and_then(|p| set.registry.resolve(&p).map(|e| e.provider.id.clone()));
-    let now = crate::timefmt::now_ms();
     ctx.out.result(&format!(
         "hermes {}  home {}",
         env!("CARGO_PKG_VERSION"),
@@ -29,10 +29,13 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         ctx.out
             .result("no providers installed (try `hermes plugins install minimax-oauth`)");
     }
+    for f in found.failures.values() {
+        if f.call == supervise::call::DESCRIBE {
+            ctx.out.result(&format!("{} {f}", ctx.out.bad_mark()));
+        }
+    }
     for entry in set.registry.entries() {
         let d = &entry.provider;
-        let provider =
-            crate::plugins::runtime::open_entry(&ctx.env, &settings, &set, entry, &ctx.out)?;
         let logins = file.entries(&d.id);
         let account = choice::account_choice(&ctx.env, &settings, &d.id, None);
         let picked = match choice::choose(&d.display_name, &d.id, &logins, &account) {
@@ -53,10 +56,20 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
             ctx.out.warn(note);
         }
         let chosen = picked.as_ref().map(|c| &c.entry);
-        let report = provider
-            .handle
-            .status
-            .status(chosen.map(|e| &e.credential).into(), now);
+        let report = match found
+            .status(&entry.plugin_id, &d.id, chosen.map(|e| e.id.as_str()))
+            .into_report(&entry.plugin_id, &d.id)
+        {
+            Ok(r) => r,
+            Err(line) => {
+                ctx.out.result(&format!(
+                    "{} {}  {line}",
+                    ctx.out.bad_mark(),
+                    d.display_name
+                ));
+                continue;
+            }
+        };
         let mark = if report.logged_in() {
             ctx.out.ok_mark()
         } else {

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// How long a plugin's status call (no network) may take in a diagnostics worker.
+pub const DIAGNOSTIC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The environment hermes runs in, read once at start-up.
 #[derive(Clone, Debug)]
 pub struct Env {
@@ -37,6 +40,12 @@ pub struct Env {
     /// writing its temp file and renaming it over `auth.json` (and says so on stderr), so a
     /// test can kill hermes inside that window. Unset in normal use.
     pub test_pause_before_rename: Option<std::time::Duration>,
+    /// `HERMES_PLUGIN_TIMEOUT_MS`: how long a plugin call may take before hermes gives up on
+    /// it (default: [`DIAGNOSTIC_TIMEOUT`] for status calls in diagnostics).
+    pub plugin_timeout: Option<std::time::Duration>,
+    /// Proxy settings as they were when hermes started (a plugin's `setenv` cannot change
+    /// where another provider's traffic goes).
+    pub proxies: Proxies,
     /// Every variable, for plugin URL overrides (only the names a plugin declares are read).
     vars: BTreeMap<String, String>,
 }
@@ -54,6 +63,10 @@ impl Env {
     pub fn from_vars(vars: BTreeMap<String, String>) -> Result<Env> {
         let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
         let home = match get("HERMES_HOME") {
+            // Made absolute once, so that nothing depends on the working directory later.
+            Some(h) if Path::new(&h).is_relative() => std::env::current_dir()
+                .map_err(|e| Error::io("cannot resolve the relative HERMES_HOME", e))?
+                .join(h),
             Some(h) => PathBuf::from(h),
             None => match get("HOME") {
                 Some(h) => Path::new(&h).join(".hermes"),
@@ -87,6 +100,11 @@ impl Env {
             test_pause_before_rename: get("HERMES_TEST_PAUSE_BEFORE_RENAME_MS")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(std::time::Duration::from_millis),
+            plugin_timeout: get("HERMES_PLUGIN_TIMEOUT_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&ms| ms > 0)
+                .map(std::time::Duration::from_millis),
+            proxies: Proxies::from_vars(&get),
             vars,
         })
     }
@@ -99,6 +117,11 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// The deadline of one status call in diagnostics.
+    pub fn diagnostic_timeout(&self) -> std::time::Duration {
+        self.plugin_timeout.unwrap_or(DIAGNOSTIC_TIMEOUT)
+    }
+
     /// The paths under `HERMES_HOME`.
     pub fn paths(&self) -> Paths {
         let mut p = Paths::new(&self.home);
@@ -107,6 +130,32 @@ impl Env {
         }
         p.test_pause_before_rename = self.test_pause_before_rename;
         p
+    }
+}
+
+/// The proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, upper or lower
+/// case, upper first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Proxies {
+    /// For https URLs.
+    pub https: Option<String>,
+    /// For http URLs.
+    pub http: Option<String>,
+    /// For both.
+    pub all: Option<String>,
+    /// Hosts that bypass the proxy.
+    pub no_proxy: Option<String>,
+}
+
+impl Proxies {
+    fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Proxies {
+        let either = |k: &str| get(k).or_else(|| get(&k.to_ascii_lowercase()));
+        Proxies {
+            https: either("HTTPS_PROXY"),
+            http: either("HTTP_PROXY"),
+            all: either("ALL_PROXY"),
+            no_proxy: either("NO_PROXY"),
+        }
     }
 }
 
@@ -161,5 +210,61 @@ impl Paths {
     pub fn ensure_home(&self) -> Result<()> {
         crate::fsutil::create_private_dir(&self.home)
             .map_err(|e| Error::io(format!("cannot create {}", self.home.display()), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_relative_hermes_home_is_made_absolute_at_start() {
+        let e = env(&[("HERMES_HOME", "some/dir")]);
+        assert!(e.home.is_absolute(), "{}", e.home.display());
+        assert!(e.home.ends_with("some/dir"));
+        assert_eq!(env(&[("HERMES_HOME", "/abs")]).home, PathBuf::from("/abs"));
+    }
+
+    #[test]
+    fn proxies_are_read_once_upper_case_first() {
+        let e = env(&[
+            ("HOME", "/h"),
+            ("HTTPS_PROXY", "http://upper:1"),
+            ("https_proxy", "http://lower:1"),
+            ("http_proxy", "http://lower:2"),
+            ("NO_PROXY", "example.com"),
+        ]);
+        assert_eq!(
+            e.proxies,
+            Proxies {
+                https: Some("http://upper:1".into()),
+                http: Some("http://lower:2".into()),
+                all: None,
+                no_proxy: Some("example.com".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn the_plugin_timeout_comes_from_the_environment() {
+        let e = env(&[("HOME", "/h"), ("HERMES_PLUGIN_TIMEOUT_MS", "1500")]);
+        assert_eq!(
+            e.diagnostic_timeout(),
+            std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(
+            env(&[("HOME", "/h")]).diagnostic_timeout(),
+            DIAGNOSTIC_TIMEOUT
+        );
     }
 }

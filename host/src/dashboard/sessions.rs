@@ -165,7 +165,7 @@ impl Session {
 
     /// Run the sign-in to its end: poll the provider through the host's driver, save on
     /// approval. Blocks for up to the session's life: call it on a blocking thread.
-    pub fn drive(&self, provider: &Provider, challenge: &Challenge, store: &Store) {
+    pub fn drive(&self, provider: &std::sync::Arc<Provider>, challenge: &Challenge, store: &Store) {
         let result = login::wait_ending(
             provider,
             challenge,

@@ -253,7 +253,9 @@ fn load_path(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError> {
         },
     }
     .map_err(layout_error)?;
-    let info = match (module.describe())() {
+    let described = (module.describe())();
+    crate::output::restore_stdio();
+    let info = match described {
         RResult::ROk(info) => info,
         RResult::RErr(e) => return Err(LoadError::Describe(one_line(&e.message))),
     };

@@ -75,25 +75,31 @@ impl PluginSet {
     /// Load the enabled plugins in `scope`.
     pub fn load(paths: &Paths, scope: Scope<'_>) -> Result<PluginSet> {
         let manifest = manifest::read(paths)?;
-        let only: Option<&str> = match scope {
-            // A canonical id recorded at install time needs only its own plugin; an alias
-            // needs every plugin, since conflicts decide who owns it.
-            Scope::Provider(name) => manifest
-                .plugins
-                .iter()
-                .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
-                .map(|r| r.id.as_str()),
-            Scope::All => None,
-        };
-        let installed = manifest
-            .plugins
-            .iter()
-            .filter(|r| only.is_none_or(|id| r.id == id))
-            .map(|r| load_record(&paths.home, r.clone()))
-            .collect();
-        let mut set = PluginSet::from_installed(installed);
+        let records = in_scope(&manifest, scope);
+        let mut set = PluginSet::from_records(paths, records, &Default::default());
         set.ignored = manifest.ignored;
         Ok(set)
+    }
+
+    /// Load `records`, except those in `failed` (plugin id → why it was not loaded), which are
+    /// recorded as failing to describe themselves.
+    pub fn from_records(
+        paths: &Paths,
+        records: Vec<Record>,
+        failed: &std::collections::BTreeMap<String, String>,
+    ) -> PluginSet {
+        let installed = records
+            .into_iter()
+            .map(|r| match failed.get(&r.id) {
+                Some(why) if r.enabled => Installed {
+                    record: r,
+                    loaded: Some(Err(LoadError::Describe(why.clone()))),
+                    problems: Vec::new(),
+                },
+                _ => load_record(&paths.home, r),
+            })
+            .collect();
+        PluginSet::from_installed(installed)
     }
 
     /// Build the registry over already loaded plugins.
@@ -113,6 +119,28 @@ impl PluginSet {
 
     /// The provider called `name`, or an error that lists what is installed.
     pub fn resolve(&self, name: &str) -> Result<&Entry> {
+        // A provider whose plugin is installed but failed to load: say so, not "unknown".
+        let failed = self.installed.iter().find(|i| {
+            i.record
+                .providers
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(name))
+                && matches!(i.loaded, Some(Err(_)))
+        });
+        if let (None, Some(i)) = (self.registry.resolve(name), failed) {
+            return Err(Error::msg(format!(
+                "provider {:?} is unavailable: plugin {} {} {}: {}",
+                descriptor::clip(name),
+                i.record.id,
+                i.record.version,
+                i.status(),
+                i.reason().unwrap_or_default()
+            ))
+            .with_help(format!(
+                "`hermes doctor` shows the details; `hermes plugins disable {}` takes it out of the way",
+                i.record.id
+            )));
+        }
         self.registry.resolve(name).ok_or_else(|| {
             // A provider whose plugin is installed but was not loaded: say why, not "unknown".
             if let Some(i) = self.installed.iter().find(|i| {
@@ -165,7 +193,15 @@ impl PluginSet {
         let plugin = self
             .plugin_of(entry)
             .ok_or_else(|| Error::msg(format!("plugin {} is not loaded", entry.plugin_id)))?;
-        match (plugin.module.provider())(entry.provider.id.as_str().into(), host) {
+        let module = plugin.module;
+        let id = entry.provider.id.clone();
+        let opened = super::deadline::call(
+            super::deadline::of(super::deadline::LOCAL),
+            None,
+            move || (module.provider())(id.as_str().into(), host),
+        )
+        .map_err(|s| s.error(&entry.plugin_id, "provider()"))?;
+        match opened {
             RResult::ROk(handle) => Ok(Provider {
                 desc: entry.provider.clone(),
                 plugin_id: entry.plugin_id.clone(),
@@ -178,6 +214,26 @@ impl PluginSet {
             ))),
         }
     }
+}
+
+/// The records a command in `scope` loads.
+pub fn in_scope(manifest: &manifest::Manifest, scope: Scope<'_>) -> Vec<Record> {
+    let only: Option<&str> = match scope {
+        // A canonical id recorded at install time needs only its own plugin; an alias
+        // needs every plugin, since conflicts decide who owns it.
+        Scope::Provider(name) => manifest
+            .plugins
+            .iter()
+            .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
+            .map(|r| r.id.as_str()),
+        Scope::All => None,
+    };
+    manifest
+        .plugins
+        .iter()
+        .filter(|r| only.is_none_or(|id| r.id == id))
+        .cloned()
+        .collect()
 }
 
 /// Load what is needed and open the provider called `name` with the host's services.
@@ -287,7 +343,8 @@ pub fn open_verified(
     Ok((lib, loader::Layout::Check))
 }
 
-fn load_record(home: &Path, record: Record) -> Installed {
+/// Load one installed plugin (nothing for a disabled one).
+pub fn load_record(home: &Path, record: Record) -> Installed {
     if !record.enabled {
         return Installed {
             record,
@@ -295,8 +352,23 @@ fn load_record(home: &Path, record: Record) -> Installed {
             problems: Vec::new(),
         };
     }
-    let loaded = open_verified(home, &record)
-        .and_then(|(lib, layout)| loader::load_file(lib.file, &lib.path, layout));
+    let timeout = super::deadline::of(super::deadline::LOCAL);
+    let loaded = open_verified(home, &record).and_then(|(lib, layout)| {
+        super::deadline::call(timeout, None, move || {
+            loader::load_file(lib.file, &lib.path, layout)
+        })
+        .unwrap_or_else(|s| {
+            Err(LoadError::Describe(format!(
+                "{}; disable it with `hermes plugins disable {}`",
+                match s {
+                    super::deadline::Stopped::TimedOut(d) =>
+                        format!("it did not answer within {}", super::supervise::seconds(d)),
+                    _ => "it ended without an answer".into(),
+                },
+                record.id
+            )))
+        })
+    });
     let problems = match &loaded {
         Ok(p) => {
             let mut problems = p.problems.clone();

@@ -14,6 +14,7 @@ mod chat;
 mod dashboard;
 mod dialects;
 mod getting_started;
+mod hostile;
 mod integrity;
 mod leaks;
 mod plugins;
