@@ -173,7 +173,9 @@ fn a_symlinked_plugin_folder_is_not_loaded_and_remove_leaves_its_target() {
     assert!(reason.contains("is a symbolic link"), "{reason}");
     let r = home.run(&["auth", "status", "minimax-oauth"]).code(1);
     assert!(
-        r.stderr.contains("plugin minimax-oauth was not loaded"),
+        r.stderr
+            .contains("is unavailable: plugin minimax-oauth 0.1.0 refused")
+            && r.stderr.contains("is a symbolic link"),
         "{}",
         r.stderr
     );

@@ -11,8 +11,11 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// SDK versions the tests were written against; pinned so a new release cannot change a result.
-const SDKS: &[&str] = &["anthropic==2.14.0", "openai==3.57.0"];
+/// The SDK versions the tests were written against, pinned so a new release cannot change a
+/// result (`.ci/run` installs the same file).
+fn requirements() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/serve/requirements.txt")
+}
 
 /// A Python with both SDKs: `HERMES_TEST_PYTHON`, else a virtualenv made once under the target
 /// directory (pip reaches the package registry; nothing else leaves the machine).
@@ -32,16 +35,17 @@ fn sdk_python() -> PathBuf {
                 .status()
                 .is_ok_and(|s| s.success())
                 && Command::new(venv.join("bin/pip"))
-                    .args(["install", "-q", "--disable-pip-version-check"])
-                    .args(SDKS)
+                    .args(["install", "-q", "--disable-pip-version-check", "-r"])
+                    .arg(requirements())
                     .status()
                     .is_ok_and(|s| s.success());
             assert!(
                 ok,
-                "could not make a virtualenv with {SDKS:?} in {}",
+                "could not make a virtualenv with the SDKs of {} in {}",
+                requirements().display(),
                 venv.display()
             );
-            std::fs::write(&ready, SDKS.join("\n")).unwrap();
+            std::fs::write(&ready, "").unwrap();
         }
         py
     })
