@@ -178,7 +178,7 @@ impl Dashboard {
             });
             let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
             let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                stop_signal().await;
+                crate::loopback::stop_signal().await;
                 let _ = stop_tx.send(true);
             });
             let grace = async move {
@@ -194,31 +194,6 @@ impl Dashboard {
         // Sign-in threads notice the cancel within 100 ms, unless a plugin request is in flight.
         rt.shutdown_timeout(Duration::from_secs(1));
         served.map_err(|e| Error::io("the dashboard server failed", e))
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM. A signal that cannot be watched never resolves (the process
-/// can still be killed), rather than stopping the server at once.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
 
@@ -297,7 +272,7 @@ fn check(state: &AppState, req: &Request) -> std::result::Result<(), api::ApiErr
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !host_allowed(host, state.port) {
+    if !crate::loopback::host_allowed(host, state.port) {
         return Err(forbidden(
             "this server answers only to 127.0.0.1 and localhost",
         ));
@@ -315,7 +290,7 @@ fn check(state: &AppState, req: &Request) -> std::result::Result<(), api::ApiErr
             .get(TOKEN_HEADER)
             .map(HeaderValue::as_bytes)
             .unwrap_or(b"");
-        if !constant_time_eq(given, state.token.as_bytes()) {
+        if !crate::loopback::constant_time_eq(given, state.token.as_bytes()) {
             return Err(api::ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -324,23 +299,6 @@ fn check(state: &AppState, req: &Request) -> std::result::Result<(), api::ApiErr
         }
     }
     Ok(())
-}
-
-/// Whether `host` (a `Host` header) names this server: `127.0.0.1:PORT` or `localhost:PORT`.
-fn host_allowed(host: &str, port: u16) -> bool {
-    let Some((name, p)) = host.rsplit_once(':') else {
-        return false;
-    };
-    p == port.to_string() && (name == "127.0.0.1" || name.eq_ignore_ascii_case("localhost"))
-}
-
-/// Compare without an early exit, so the time taken does not tell how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 /// `n` random bytes as hex, from the OS. Without an OS random source no secure token can be
@@ -355,27 +313,6 @@ fn random_hex(n: usize) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_loopback_names_with_our_port_are_accepted() {
-        assert!(host_allowed("127.0.0.1:8080", 8080));
-        assert!(host_allowed("localhost:8080", 8080));
-        assert!(host_allowed("LOCALHOST:8080", 8080));
-        assert!(!host_allowed("127.0.0.1:8081", 8080));
-        assert!(!host_allowed("127.0.0.1", 8080));
-        assert!(!host_allowed("evil.example:8080", 8080));
-        assert!(!host_allowed("127.0.0.1.evil.example:8080", 8080));
-        assert!(!host_allowed("[::1]:8080", 8080));
-        assert!(!host_allowed("", 8080));
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(!constant_time_eq(b"", b"abc"));
-    }
 
     #[test]
     fn blocking_threads_may_block_on_another_runtime() {

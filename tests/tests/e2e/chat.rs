@@ -115,12 +115,7 @@ fn regress_session_bearer_refreshed_after_server_side_expiry() {
 fn a_chat_whose_refresh_fails_terminally_quarantines_and_says_how_to_sign_in() {
     let (emu, home) = chatting();
     emu.expire_all_access_tokens();
-    let path = home.path().join("auth.json");
-    let rt = stored(&home)["refresh_token"].as_str().unwrap().to_string();
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(&rt, "mm-rt-revoked-0000000000000000000000");
-    std::fs::write(&path, text).unwrap();
+    revoke_refresh_token(&home);
     let r = home
         .run(&["chat", "-q", "hi", "--provider", "minimax-oauth"])
         .code(1);

@@ -233,12 +233,7 @@ fn a_401_upstream_is_answered_by_one_refresh_and_a_retry() {
 fn a_quarantined_login_is_a_401_that_says_how_to_sign_in() {
     let (emu, home) = signed_in();
     emu.expire_all_access_tokens();
-    let path = home.path().join("auth.json");
-    let rt = stored(&home)["refresh_token"].as_str().unwrap().to_string();
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(&rt, "mm-rt-revoked-0000000000000000000000");
-    std::fs::write(&path, text).unwrap();
+    revoke_refresh_token(&home);
     let gw = Gateway::start(&home, &[]);
     let r = gw.sdk("messages", &["MiniMax-M2.7"]);
     assert_eq!(r["error"], "AuthenticationError", "{r}");

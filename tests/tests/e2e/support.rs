@@ -321,3 +321,14 @@ impl Home {
         other
     }
 }
+
+/// Replace the stored refresh token of the main login with one the emulator never issued, so
+/// the next refresh is answered `invalid_grant` (a dead login).
+pub fn revoke_refresh_token(home: &Home) {
+    let path = home.path().join("auth.json");
+    let rt = stored(home)["refresh_token"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&rt, "mm-rt-revoked-0000000000000000000000");
+    std::fs::write(&path, text).unwrap();
+}
