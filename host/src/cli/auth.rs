@@ -325,6 +325,22 @@ fn providers(ctx: &Ctx, name: Option<&str>) -> Result<(Vec<Entry>, Findings)> {
     Ok((entries, found))
 }
 
+/// What to say when no provider is installed at all: what is missing and the next command.
+fn say_no_providers(ctx: &Ctx) {
+    let names = crate::plugins::index::available(&ctx.env);
+    let which = match names.as_slice() {
+        [one] => one.as_str(),
+        _ => "<name>",
+    };
+    ctx.out
+        .notice("no provider is installed, so there is nothing to sign in to");
+    let mut hint = format!("install one with `hermes plugins install {which}`");
+    if names.len() > 1 {
+        hint.push_str(&format!(" (available: {})", names.join(", ")));
+    }
+    ctx.out.notice(&hint);
+}
+
 /// A row standing for a provider whose plugin could not report its status.
 fn failed_row(entry: &Entry, line: &str) -> Value {
     json!({
@@ -367,6 +383,10 @@ fn entry_json(e: &EntryView, n: usize, report: &StatusReport) -> Value {
 
 fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let (entries, found) = providers(ctx, name)?;
+    if entries.is_empty() && !as_json {
+        say_no_providers(ctx);
+        return Ok(ExitCode::SUCCESS);
+    }
     let file = Store::new(&ctx.env.paths()).read()?;
     let mut all = Vec::new();
     for entry in &entries {
@@ -439,6 +459,10 @@ fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
 
 fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let (entries, found) = providers(ctx, name)?;
+    if entries.is_empty() && !as_json {
+        say_no_providers(ctx);
+        return Ok(ExitCode::FAILURE);
+    }
     let file = Store::new(&ctx.env.paths()).read()?;
     let settings = crate::config::Settings::load(&ctx.env.paths())?;
     let mut any_logged_in = false;
@@ -533,8 +557,10 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
         for p in report.problems.iter() {
             ctx.out.result(&format!("  - {}", text::line(p, 200)));
         }
-        if !report.logged_in() {
-            ctx.out.result(&format!("  - fix: {}", d.login_command()));
+        // The fix, unless a problem line already names that very command.
+        let fix = d.login_command();
+        if !report.logged_in() && !report.problems.iter().any(|p| p.contains(fix.as_str())) {
+            ctx.out.result(&format!("  - fix: {fix}"));
         }
     }
     if as_json {

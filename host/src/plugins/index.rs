@@ -99,6 +99,16 @@ fn from_dirs(dirs: &[PathBuf]) -> Vec<IndexEntry> {
     out
 }
 
+/// The names `hermes plugins install <name>` would find (the configured index, else the
+/// default one); empty when the index cannot be read.
+pub fn available(env: &crate::config::Env) -> Vec<String> {
+    let index = match &env.plugin_index {
+        Some(p) => from_file(p).unwrap_or_default(),
+        None => beside_binary(),
+    };
+    index.into_iter().map(|e| e.name).collect()
+}
+
 /// Read a JSON index file.
 pub fn from_file(path: &Path) -> Result<Vec<IndexEntry>> {
     let text = std::fs::read_to_string(path).map_err(|e| {

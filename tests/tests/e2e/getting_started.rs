@@ -62,3 +62,32 @@ fn the_plugin_index_never_offers_test_fixtures() {
     );
     assert!(r.stderr.contains("no plugin called"), "{}", r.stderr);
 }
+
+#[test]
+fn an_empty_home_says_what_is_missing_and_the_next_command() {
+    let home = Home::new();
+    let r = home.run(&["auth", "status"]).code(1);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("no provider is installed"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hermes plugins install"), "{}", r.stderr);
+    assert!(r.stderr.contains("minimax-oauth"), "{}", r.stderr);
+    let r = home.run(&["auth", "list"]).ok();
+    assert!(
+        r.stderr.contains("no provider is installed"),
+        "{}",
+        r.stderr
+    );
+    // Installed but not signed in: the fix is said once, not twice.
+    home.run(&["plugins", "install", "minimax-oauth"]).ok();
+    let r = home.run(&["auth", "status"]).code(1);
+    assert_eq!(
+        r.stdout.matches("hermes auth add minimax-oauth").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+}
