@@ -32,6 +32,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
     let mut settings = Settings::load(&paths)?;
     let set = PluginSet::load(&paths, Scope::All)?;
+    if let (None, Some(m)) = (&args.provider, args.model.as_deref()) {
+        refuse_unknown_prefix(&set, m)?;
+    }
     let target = match (
         &args.provider,
         args.model
@@ -120,6 +123,36 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A `prefix/model` whose prefix names no installed provider is a mistake, not a model id for
+/// the default provider: refuse it and say which providers exist. (A model id that itself
+/// contains `/` is given with `--provider`.)
+fn refuse_unknown_prefix(set: &PluginSet, model: &str) -> Result<()> {
+    let Some((prefix, rest)) = model.trim().split_once(['/', ':']) else {
+        return Ok(());
+    };
+    if rest.is_empty() || catalog::provider_of(&set.registry, model).is_some() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = set
+        .registry
+        .entries()
+        .iter()
+        .map(|e| e.provider.id.as_str())
+        .collect();
+    Err(Error::usage(
+        format!(
+            "no installed provider is called {:?} (installed: {})",
+            crate::text::line(prefix, 60),
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.join(", ")
+            }
+        ),
+        "write the model as <provider>/<model>, or pass --provider for a model id that contains `/`",
+    ))
+}
+
 /// The interactive picker over installed providers and their models. Signs in first when the
 /// chosen provider has no login.
 fn pick(ctx: &Ctx, set: &PluginSet, only: Option<&str>) -> Result<Option<(String, String)>> {
@@ -145,23 +178,33 @@ fn pick(ctx: &Ctx, set: &PluginSet, only: Option<&str>) -> Result<Option<(String
         return Err(Error::msg("no installed provider declares a model")
             .with_help("hermes plugins install minimax-oauth"));
     }
-    let _ = write!(stderr, "choose a model [1-{}]: ", choices.len());
-    let _ = stderr.flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::io("cannot read the choice", e))?;
-    let Some((p, m)) = line
-        .trim()
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|i| choices.get(i))
-        .cloned()
-    else {
-        ctx.out.info("nothing chosen");
-        return Ok(None);
+    // Ask until a listed number comes; an empty line or the end of input chooses nothing.
+    let (p, m) = loop {
+        let _ = write!(stderr, "choose a model [1-{}]: ", choices.len());
+        let _ = stderr.flush();
+        let mut line = String::new();
+        let read = std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("cannot read the choice", e))?;
+        if read == 0 || line.trim().is_empty() {
+            ctx.out.info("nothing chosen");
+            return Ok(None);
+        }
+        let picked = line
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| choices.get(i));
+        match picked {
+            Some(c) => break c.clone(),
+            None => ctx.out.info(&format!(
+                "{:?} is not one of the numbers above; type 1 to {}, or press Enter to cancel",
+                crate::text::line(line.trim(), 40),
+                choices.len()
+            )),
+        }
     };
     let file = Store::new(&ctx.env.paths()).read()?;
     if !file.entries(&p).iter().any(|e| e.usable()) {

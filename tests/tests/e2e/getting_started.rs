@@ -91,3 +91,56 @@ fn an_empty_home_says_what_is_missing_and_the_next_command() {
         r.stdout
     );
 }
+
+#[test]
+fn model_refuses_a_prefix_that_names_no_provider() {
+    let (_emu, home) = crate::support::minimax(crate::support::approving());
+    crate::support::login(&home);
+    home.run(&["model", "minimax-oauth/MiniMax-M2.7"]).ok();
+    let r = home.run(&["model", "openai/gpt-4"]).code(2);
+    assert!(
+        r.stderr
+            .contains("no installed provider is called \"openai\" (installed: minimax-oauth)"),
+        "{}",
+        r.stderr
+    );
+    // Nothing was saved.
+    let r = home.run(&["config", "get", "model.default"]).ok();
+    assert_eq!(r.stdout.trim(), "MiniMax-M2.7");
+}
+
+#[test]
+fn the_model_picker_asks_again_after_a_number_it_did_not_list() {
+    use std::io::Write;
+    let (_emu, home) = crate::support::minimax(crate::support::approving());
+    crate::support::login(&home);
+    // A real terminal: `script` runs hermes on a pseudo-terminal fed from this pipe.
+    let mut c = Command::new("script");
+    c.args([
+        "-qefc",
+        &format!("{} model", hermes_bin().display()),
+        "/dev/null",
+    ])
+    .env_clear()
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in home.command(&[]).get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    let mut child = c
+        .spawn()
+        .expect("script (util-linux) runs hermes on a pseudo-terminal");
+    child.stdin.take().unwrap().write_all(b"9\n2\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"9\" is not one of the numbers above"),
+        "{text}"
+    );
+    assert_eq!(text.matches("choose a model [1-2]").count(), 2, "{text}");
+    let r = home.run(&["config", "get", "model.default"]).ok();
+    assert_eq!(r.stdout.trim(), "MiniMax-M2.7-highspeed", "{text}");
+}
