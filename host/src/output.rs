@@ -132,7 +132,10 @@ const MAX_MESSAGE_CHARS: usize = 1 << 20;
 pub struct Output {
     verbose: u8,
     quiet: bool,
-    color: bool,
+    /// Colour on stdout (results, the ✓/✗ marks) and on stderr (labels), each decided by its
+    /// own stream: `hermes doctor > file` at a terminal writes no escape codes into the file.
+    color_out: bool,
+    color_err: bool,
     stdout_tty: bool,
     stderr_tty: bool,
 }
@@ -145,7 +148,8 @@ impl Output {
         Output {
             verbose,
             quiet,
-            color: !env.no_color && stderr_tty,
+            color_out: !env.no_color && stdout_tty,
+            color_err: !env.no_color && stderr_tty,
             stdout_tty,
             stderr_tty,
         }
@@ -156,7 +160,8 @@ impl Output {
         Output {
             verbose,
             quiet: false,
-            color: false,
+            color_out: false,
+            color_err: false,
             stdout_tty: false,
             stderr_tty: false,
         }
@@ -166,9 +171,10 @@ impl Output {
     pub fn verbose(&self) -> u8 {
         self.verbose
     }
-    /// Whether progress may be animated (stderr is a terminal, no `--quiet`, no `NO_COLOR`).
+    /// Whether progress may be animated (stderr is a terminal, no `--quiet`). `NO_COLOR` takes
+    /// the colour away, not the progress.
     pub fn animated(&self) -> bool {
-        self.stderr_tty && !self.quiet && self.color
+        self.stderr_tty && !self.quiet
     }
     /// Whether stdout is a terminal.
     pub fn stdout_is_tty(&self) -> bool {
@@ -254,22 +260,27 @@ impl Output {
 
     /// `✓` in green.
     pub fn ok_mark(&self) -> String {
-        self.paint("✓", "32")
+        paint(self.color_out, "✓", "32")
     }
     /// `✗` in red.
     pub fn bad_mark(&self) -> String {
-        self.paint("✗", "31")
+        paint(self.color_out, "✗", "31")
     }
     /// `!` in yellow.
     pub fn warn_mark(&self) -> String {
-        self.paint("!", "33")
+        paint(self.color_out, "!", "33")
     }
 
+    /// `text` in colour `code` for stderr.
     fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+        paint(self.color_err, text, code)
+    }
+}
+
+fn paint(color: bool, text: &str, code: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
     }
 }

@@ -243,6 +243,13 @@ fn add(
         }
         None => challenge.expires_at_ms,
     };
+    if !ctx.out.animated() {
+        // No terminal to animate: one plain line says what is happening and how to stop it.
+        ctx.out.info(&format!(
+            "waiting for approval; the code expires in {}; Ctrl-C to cancel",
+            human_duration(challenge.expires_at_ms - now_ms())
+        ));
+    }
     let spinner = ctx.out.animated().then(|| {
         let s = indicatif::ProgressBar::new_spinner();
         s.enable_steady_tick(Duration::from_millis(120));

@@ -19,7 +19,7 @@ pub const DIAGNOSTIC_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 pub struct Env {
     /// `HERMES_HOME`, or `~/.hermes`.
     pub home: PathBuf,
-    /// `NO_COLOR` is set.
+    /// `NO_COLOR` is set and not empty (no-color.org): no colour, progress still shown.
     pub no_color: bool,
     /// An SSH session (`SSH_CONNECTION`, `SSH_TTY` or `SSH_CLIENT`).
     pub ssh: bool,
@@ -80,7 +80,8 @@ impl Env {
         };
         Ok(Env {
             home,
-            no_color: vars.contains_key("NO_COLOR"),
+            // no-color.org: set and not empty.
+            no_color: vars.get("NO_COLOR").is_some_and(|v| !v.is_empty()),
             ssh: ["SSH_CONNECTION", "SSH_TTY", "SSH_CLIENT"]
                 .iter()
                 .any(|k| get(k).is_some()),

@@ -23,3 +23,4 @@ mod refresh;
 mod security;
 mod serve;
 mod store;
+mod terminal;
