@@ -233,8 +233,9 @@ fn add(
         ctx.out.notice("");
         let interactive = std::io::stdin().is_terminal() && ctx.out.stderr_is_tty();
         let wanted = (interactive && !ctx.env.ssh) || super::browser::explicit(&ctx.env);
-        if wanted && !no_browser {
-            super::browser::open_url(&ctx.env, challenge.verification_uri.as_str());
+        if wanted && !no_browser && super::browser::open_url(&ctx.env, &challenge.verification_uri)
+        {
+            ctx.out.info("Opening the link in your browser…");
         }
     }
     let deadline = match timeout {

@@ -29,13 +29,14 @@ pub fn explicit(env: &Env) -> bool {
     env.var("HERMES_BROWSER").is_some()
 }
 
-fn launch(env: &Env, arg: &str) {
-    let _ = std::process::Command::new(opener(env))
+fn launch(env: &Env, arg: &str) -> bool {
+    std::process::Command::new(opener(env))
         .arg(arg)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn();
+        .spawn()
+        .is_ok()
 }
 
 /// Whether a server-provided `url` may be handed to the opener: an absolute https URL (http
@@ -52,11 +53,10 @@ fn openable(url: &str) -> bool {
     }
 }
 
-/// Open a URL that holds no secret (a sign-in page of the provider).
-pub fn open_url(env: &Env, url: &str) {
-    if openable(url) {
-        launch(env, url);
-    }
+/// Open a URL that holds no secret (a sign-in page of the provider); whether an opener was
+/// started.
+pub fn open_url(env: &Env, url: &str) -> bool {
+    openable(url) && launch(env, url)
 }
 
 /// A page under `HERMES_HOME`, readable only by the user (0600, in the 0700 home), that sends
@@ -101,9 +101,10 @@ impl SecretPage {
         &self.path
     }
 
-    /// Open it in the browser: the opener's command line holds the file's path only.
-    pub fn open(&self, env: &Env) {
-        launch(env, &format!("file://{}", self.path.display()));
+    /// Open it in the browser: the opener's command line holds the file's path only. Whether
+    /// an opener was started.
+    pub fn open(&self, env: &Env) -> bool {
+        launch(env, &format!("file://{}", self.path.display()))
     }
 }
 

@@ -38,7 +38,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             1,
             &format!("opening the browser through {}", page.path().display()),
         );
-        page.open(&ctx.env);
+        if page.open(&ctx.env) {
+            ctx.out.info("Opening the dashboard in your browser…");
+        }
         Some(page)
     } else {
         None

@@ -80,3 +80,36 @@ fn without_a_terminal_sign_in_says_once_what_it_waits_for() {
     assert!(r.stderr.contains("Ctrl-C to cancel"), "{}", r.stderr);
     assert!(!r.stderr.contains('\x1b'), "{:?}", r.stderr);
 }
+
+#[test]
+fn opening_the_browser_is_announced() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_emu, mut home) = minimax(approving());
+    // A stand-in browser that records the URL it was given.
+    let opened = home.scratch().join("opened");
+    let opener = home.scratch().join("opener.sh");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    home.set_env("HERMES_BROWSER", opener.to_str().unwrap());
+    let r = home.run(&["auth", "add", "minimax-oauth"]).ok();
+    assert!(
+        r.stderr.contains("Opening the link in your browser…"),
+        "{}",
+        r.stderr
+    );
+    // With --no-browser nothing is opened and nothing is said about it.
+    let r = home
+        .run(&["auth", "add", "minimax-oauth", "--no-browser"])
+        .ok();
+    assert!(!r.stderr.contains("Opening the link"), "{}", r.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !opened.is_file() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = std::fs::read_to_string(&opened).unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+}
