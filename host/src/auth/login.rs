@@ -147,6 +147,19 @@ pub fn wait_ending(
     }
     let mut interval = challenge.interval_ms.max(1);
     let hard_deadline = deadline_ms.min(challenge.expires_at_ms.max(now_ms()));
+    // Polls the server failed (429, 5xx, dropped): said at the end, so a sign-in the user
+    // approved but the server never confirmed is not reported as a plain timeout.
+    let (mut polls, mut failed, mut last_failure) = (0u32, 0u32, String::new());
+    let failing = |polls: u32, failed: u32, last: &str| {
+        if failed == 0 {
+            String::new()
+        } else {
+            format!(
+                "; the server failed {failed} of {polls} polls (last: {})",
+                crate::text::line(last, 200)
+            )
+        }
+    };
     loop {
         if cancel.load(Ordering::SeqCst) {
             return Err(end(
@@ -192,11 +205,14 @@ pub fn wait_ending(
                 })
             }
         };
+        polls += 1;
         let outcome = match polled {
             Ok(o) => o,
             // A passing server problem (429, 5xx) must not end a sign-in the user may be
             // approving right now: keep polling; the deadline decides.
             Err(e) if e.is_transient() && now_ms() < hard_deadline => {
+                failed += 1;
+                last_failure = e.message.to_string();
                 hermes_plugin_api::PollOutcome::pending()
             }
             Err(e) => {
@@ -206,7 +222,10 @@ pub fn wait_ending(
                 } else {
                     Ending::Failed
                 };
-                return Err(end(ending, e.message.to_string()));
+                return Err(end(
+                    ending,
+                    format!("{}{}", e.message, failing(polls, failed, &last_failure)),
+                ));
             }
         };
         if outcome.interval_ms > 0 {
@@ -249,7 +268,10 @@ pub fn wait_ending(
             poll_status::EXPIRED => {
                 return Err(end(
                     Ending::Expired,
-                    "the sign-in code expired before it was approved".into(),
+                    format!(
+                        "the sign-in code expired before it was approved{}; nothing was saved",
+                        failing(polls, failed, &last_failure)
+                    ),
                 ))
             }
             _ => {}
@@ -260,7 +282,10 @@ pub fn wait_ending(
         if now >= deadline_ms && deadline_ms < challenge.expires_at_ms {
             return Err(end(
                 Ending::GaveUp,
-                "gave up waiting for approval (--timeout reached); nothing was saved".into(),
+                format!(
+                    "gave up waiting for approval (--timeout reached){}; nothing was saved",
+                    failing(polls, failed, &last_failure)
+                ),
             ));
         }
         // Still pending at the code's deadline: the provider had its poll to report its own
@@ -268,7 +293,10 @@ pub fn wait_ending(
         if now >= hard_deadline {
             return Err(end(
                 Ending::Expired,
-                "the sign-in code expired before it was approved".into(),
+                format!(
+                    "the sign-in code expired before it was approved{}; nothing was saved",
+                    failing(polls, failed, &last_failure)
+                ),
             ));
         }
         let wake = (now + interval as i64).min(hard_deadline.max(now));
@@ -290,7 +318,10 @@ pub fn wait_ending(
         if now_ms() >= deadline_ms && deadline_ms < challenge.expires_at_ms {
             return Err(end(
                 Ending::GaveUp,
-                "gave up waiting for approval (--timeout reached); nothing was saved".into(),
+                format!(
+                    "gave up waiting for approval (--timeout reached){}; nothing was saved",
+                    failing(polls, failed, &last_failure)
+                ),
             ));
         }
     }

@@ -184,7 +184,8 @@ pub fn poll(host: &Host, session: &str) -> Result<PollOutcome, PluginError> {
             kind_for_status(resp.status),
             "token_exchange_failed",
             format!(
-                "MiniMax OAuth error: {}",
+                "MiniMax OAuth error (HTTP {}): {}",
+                resp.status,
                 wire::describe_error_body(&resp, &secrets)
             ),
         ));

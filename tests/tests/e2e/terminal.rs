@@ -113,3 +113,27 @@ fn opening_the_browser_is_announced() {
     let url = std::fs::read_to_string(&opened).unwrap();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 }
+
+#[test]
+fn a_sign_in_whose_polls_all_fail_says_the_server_failed_not_just_timed_out() {
+    let (emu, home) = minimax(approving());
+    emu.inject("/oauth2/token", Fault::Status500, 1000);
+    let r = home
+        .run(&[
+            "auth",
+            "add",
+            "minimax-oauth",
+            "--no-browser",
+            "--timeout",
+            "3",
+        ])
+        .code(1);
+    assert!(
+        r.stderr.contains("gave up waiting for approval"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("the server failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("500"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was saved"), "{}", r.stderr);
+}

@@ -163,12 +163,15 @@ fn non_200_is_token_exchange_failed_never_pending() {
     assert_eq!(err.code.as_str(), "token_exchange_failed");
     assert_eq!(
         err.message.as_str(),
-        "MiniMax OAuth error: invalid user code"
+        "MiniMax OAuth error (HTTP 400): invalid user code"
     );
     assert_eq!(err.kind, kind::TERMINAL);
 
     let err = poll_once(|| Reply::json(502, "bad gateway")).2.unwrap_err();
-    assert_eq!(err.message.as_str(), "MiniMax OAuth error: bad gateway");
+    assert_eq!(
+        err.message.as_str(),
+        "MiniMax OAuth error (HTTP 502): bad gateway"
+    );
     assert_eq!(err.kind, kind::TRANSIENT);
 }
 
