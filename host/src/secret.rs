@@ -34,6 +34,15 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// `n` random bytes from the OS, as lower-case hex (tokens, keys, ids). Without an OS random
+/// source no secure value can be made, and there is nothing sensible to fall back to: an error.
+pub fn random_hex(n: usize) -> crate::Result<String> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf)
+        .map_err(|e| crate::Error::msg(format!("the OS random source failed: {e}")))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Secrets shorter than this are not searched for in text: masking a few common characters
 /// would garble the message without protecting anything a real token needs.
 const MIN_REDACTED_LEN: usize = 8;

@@ -51,6 +51,18 @@ pub struct Usage {
     pub output_tokens: u64,
 }
 
+impl Usage {
+    /// Take the non-zero counts of `later` (a stream may report them in several pieces).
+    pub fn merge(&mut self, later: Usage) {
+        if later.input_tokens > 0 {
+            self.input_tokens = later.input_tokens;
+        }
+        if later.output_tokens > 0 {
+            self.output_tokens = later.output_tokens;
+        }
+    }
+}
+
 /// Why an answer stopped, in no dialect. Shown (and in `--json`) by [`StopReason::as_str`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StopReason {

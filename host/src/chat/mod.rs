@@ -343,24 +343,12 @@ impl ChatClient {
                         StreamEvent::Stop(r) => {
                             reply.stop_reason = Some(text::line(r.as_str(), 64))
                         }
-                        StreamEvent::Usage(u) => {
-                            if u.input_tokens > 0 {
-                                reply.usage.input_tokens = u.input_tokens;
-                            }
-                            if u.output_tokens > 0 {
-                                reply.usage.output_tokens = u.output_tokens;
-                            }
-                        }
+                        StreamEvent::Usage(u) => reply.usage.merge(u),
                         StreamEvent::Finish { stop, usage } => {
                             if let Some(r) = stop {
                                 reply.stop_reason = Some(text::line(r.as_str(), 64));
                             }
-                            if usage.input_tokens > 0 {
-                                reply.usage.input_tokens = usage.input_tokens;
-                            }
-                            if usage.output_tokens > 0 {
-                                reply.usage.output_tokens = usage.output_tokens;
-                            }
+                            reply.usage.merge(usage);
                         }
                         StreamEvent::Done => return Ok(reply),
                         StreamEvent::Error(m) => {
@@ -414,7 +402,9 @@ fn network_error(e: &reqwest::Error, host: &str) -> String {
     }
 }
 
-async fn read_capped(
+/// Read an answer, keeping at most `cap` bytes; a stall longer than `idle` or a broken
+/// connection is an error.
+pub(crate) async fn read_capped(
     mut resp: reqwest::Response,
     cap: usize,
     idle: Duration,

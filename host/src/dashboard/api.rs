@@ -249,7 +249,7 @@ pub async fn start(
         started.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e.message()))?;
     let now = now_ms();
     let session = Arc::new(Session::new(
-        super::random_hex(16)?,
+        crate::secret::random_hex(16)?,
         entry.provider.id.clone(),
         now,
         challenge.expires_at_ms,

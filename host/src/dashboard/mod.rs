@@ -129,7 +129,7 @@ impl Dashboard {
                 .map_err(|e| Error::io("cannot set up the listening socket", e))?
         };
         let state = Arc::new(AppState {
-            token: random_hex(32)?,
+            token: crate::secret::random_hex(32)?,
             port,
             env: env.clone(),
             out: out.clone(),
@@ -299,15 +299,6 @@ fn check(state: &AppState, req: &Request) -> std::result::Result<(), api::ApiErr
         }
     }
     Ok(())
-}
-
-/// `n` random bytes as hex, from the OS. Without an OS random source no secure token can be
-/// made, and there is nothing sensible to fall back to: an error.
-fn random_hex(n: usize) -> Result<String> {
-    let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf)
-        .map_err(|e| Error::msg(format!("the OS random source failed: {e}")))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

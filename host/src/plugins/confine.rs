@@ -288,9 +288,8 @@ impl PluginsDir {
     /// Removed on drop unless placed.
     pub fn staging(&self, file_name: &OsStr) -> io::Result<Staging<'_>> {
         for _ in 0..8 {
-            let mut rnd = [0u8; 12];
-            getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
-            let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = crate::secret::random_hex(12)
+                .map_err(|e| io::Error::other(e.message().to_string()))?;
             match self.staging_named(OsStr::new(&format!(".staging-{hex}")), file_name) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 r => return r,

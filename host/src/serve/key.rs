@@ -25,19 +25,7 @@ pub fn load_or_create(paths: &Paths, rotate: bool) -> Result<Secret> {
     }
     fsutil::create_private_dir(&paths.home)
         .map_err(|e| Error::io(format!("cannot create {}", paths.home.display()), e))?;
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw)
-        .map_err(|e| Error::msg(format!("the OS random source failed: {e}")))?;
-    let key: String = PREFIX
-        .chars()
-        .chain(raw.iter().flat_map(|b| {
-            let hex = b"0123456789abcdef";
-            [
-                hex[(b >> 4) as usize] as char,
-                hex[(b & 15) as usize] as char,
-            ]
-        }))
-        .collect();
+    let key = format!("{PREFIX}{}", crate::secret::random_hex(32)?);
     fsutil::write_atomic(&path, format!("{key}\n").as_bytes(), 0o600)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     Ok(Secret::new(key))

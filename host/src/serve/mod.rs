@@ -64,10 +64,7 @@ pub enum Wire {
 impl Wire {
     /// The `api_mode` of this shape.
     pub fn api_mode(self) -> &'static str {
-        match self {
-            Wire::Anthropic => hermes_plugin_api::api_mode::ANTHROPIC_MESSAGES,
-            Wire::OpenAi => hermes_plugin_api::api_mode::CHAT_COMPLETIONS,
-        }
+        self.dialect().api_mode()
     }
 
     /// Its dialect.

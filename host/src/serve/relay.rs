@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::{route, translate, Gw, Wire};
 use crate::auth::{Resolved, TokenSource};
+use crate::chat::read_capped;
 use crate::output::Output;
 use crate::services::{Net, Policy, ERROR_BODY_CAP};
 
@@ -203,7 +204,7 @@ async fn forward(gw: Arc<Gw>, wire: Wire, headers: HeaderMap, body: Bytes) -> Re
                     Err((status, message)) => return fail(&mut access, status, &message),
                 };
             }
-            Ok(resp) if provider_wire == wire => return relay(resp, &token, access).await,
+            Ok(resp) if provider_wire == wire => return relay(resp, &token, access, wire).await,
             Ok(resp) => {
                 return relay_translated(
                     resp,
@@ -342,7 +343,12 @@ fn record_bytes(mut access: Access, bytes: usize) {
 /// The provider's answer, to the client, as it came except for any echo of the provider's token
 /// (masked): an error body capped; a whole answer with its length corrected; a stream chunk by
 /// chunk as the client takes it.
-async fn relay(mut resp: reqwest::Response, token: &Resolved, mut access: Access) -> Response {
+async fn relay(
+    resp: reqwest::Response,
+    token: &Resolved,
+    mut access: Access,
+    wire: Wire,
+) -> Response {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     access.status = status.as_u16();
     let mut headers = HeaderMap::new();
@@ -364,14 +370,16 @@ async fn relay(mut resp: reqwest::Response, token: &Resolved, mut access: Access
         } else {
             REPLY_CAP
         };
-        let mut buf = Vec::new();
-        while buf.len() < cap {
-            match tokio::time::timeout(IDLE, resp.chunk()).await {
-                Ok(Ok(Some(c))) => buf.extend_from_slice(&c),
-                _ => break,
+        let buf = match read_capped(resp, cap, IDLE).await {
+            Ok(b) => b,
+            Err(m) => {
+                access.status = 502;
+                return wire.error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the provider's answer: {m}"),
+                );
             }
-        }
-        buf.truncate(cap);
+        };
         let mut r = crate::secret::StreamRedactor::new(&[&secret]);
         let mut out = r.push(&buf);
         out.extend(r.finish());
@@ -416,27 +424,9 @@ async fn relay(mut resp: reqwest::Response, token: &Resolved, mut access: Access
     out
 }
 
-/// Read at most `cap` bytes of an answer.
-async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::new();
-    loop {
-        match tokio::time::timeout(IDLE, resp.chunk()).await {
-            Ok(Ok(Some(c))) => {
-                if buf.len() + c.len() > cap {
-                    return Err(format!("the provider's answer is larger than {cap} bytes"));
-                }
-                buf.extend_from_slice(&c);
-            }
-            Ok(Ok(None)) => return Ok(buf),
-            Ok(Err(_)) => return Err("the provider's answer broke off".into()),
-            Err(_) => return Err("the provider stalled".into()),
-        }
-    }
-}
-
 /// The provider's answer in its dialect, to a client that speaks the other one.
 async fn relay_translated(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     token: &Resolved,
     mut access: Access,
     provider: Wire,
@@ -454,11 +444,14 @@ async fn relay_translated(
         } else {
             REPLY_CAP
         };
-        let bytes = match read_capped(&mut resp, cap).await {
+        let bytes = match read_capped(resp, cap, IDLE).await {
             Ok(b) => b,
             Err(m) => {
                 access.status = 502;
-                return client.error(StatusCode::BAD_GATEWAY, &m);
+                return client.error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the provider's answer: {m}"),
+                );
             }
         };
         if status.as_u16() >= 400 {

@@ -93,22 +93,16 @@ pub fn answer(provider: &dyn Dialect, client: &dyn Dialect, body: &[u8]) -> Resu
     let mut v = client.write_answer(&a);
     if let Value::Object(o) = &mut v {
         let anthropic = client.api_mode() == hermes_plugin_api::api_mode::ANTHROPIC_MESSAGES;
+        let prefix = if anthropic { "msg_" } else { "chatcmpl-" };
+        let id = crate::secret::random_hex(12).map_err(|e| e.message().to_string())?;
         o.entry("id")
-            .or_insert_with(|| json!(new_id(if anthropic { "msg_" } else { "chatcmpl-" })));
+            .or_insert_with(|| json!(format!("{prefix}{id}")));
         if !anthropic {
             o.entry("created")
                 .or_insert_with(|| json!(crate::timefmt::now_ms() / 1000));
         }
     }
     Ok(v)
-}
-
-/// An id for an answer the gateway writes (`msg_…`, `chatcmpl-…`).
-fn new_id(prefix: &str) -> String {
-    let mut raw = [0u8; 12];
-    let _ = getrandom::fill(&mut raw);
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
 }
 
 /// A streamed answer in the provider's dialect, rewritten in the client's as it arrives.
@@ -202,23 +196,14 @@ impl Stream {
                     out.push_str(&self.client.write_stream_event(&StreamEvent::Text(t)));
                 }
                 StreamEvent::Stop(r) => self.stop = Some(r),
-                StreamEvent::Usage(u) => self.add_usage(u),
+                StreamEvent::Usage(u) => self.usage.merge(u),
                 StreamEvent::Finish { stop, usage } => {
                     self.stop = stop.or(self.stop.take());
-                    self.add_usage(usage);
+                    self.usage.merge(usage);
                 }
                 StreamEvent::Done => self.complete(out),
                 StreamEvent::Error(m) => self.fail(&redact(&m), out),
             }
-        }
-    }
-
-    fn add_usage(&mut self, u: Usage) {
-        if u.input_tokens > 0 {
-            self.usage.input_tokens = u.input_tokens;
-        }
-        if u.output_tokens > 0 {
-            self.usage.output_tokens = u.output_tokens;
         }
     }
 
