@@ -160,7 +160,7 @@ fn check_home(ctx: &Context<'_>) -> Vec<Finding> {
             Severity::Error,
             "hermes",
             e.message().to_string(),
-            e.help().map(String::from),
+            e.help(),
         ));
     }
     if let Err(e) = crate::config::Settings::load(ctx.paths) {
@@ -169,7 +169,7 @@ fn check_home(ctx: &Context<'_>) -> Vec<Finding> {
             Severity::Error,
             "hermes",
             e.message().to_string(),
-            Some(e.help().map(String::from).unwrap_or_else(|| {
+            Some(e.help().unwrap_or_else(|| {
                 format!("fix or move away {}", ctx.paths.config_yaml().display())
             })),
         ));

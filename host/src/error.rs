@@ -1,7 +1,13 @@
-//! The error type at the edge of the library: every variant says what happened and, where
-//! there is one, the command that fixes it.
+//! The error type at the edge of the library. Each layer says what went wrong in its own enum
+//! ([`StoreError`], [`AuthError`], [`PluginsError`], [`ConfigError`], [`ChatError`]);
+//! [`Error`] gathers them, and the exit code and the `help:` line are derived from the variant
+//! here, in one place.
 
-use std::fmt;
+pub use crate::auth::store::StoreError;
+pub use crate::auth::AuthError;
+pub use crate::chat::ChatError;
+pub use crate::config::ConfigError;
+pub use crate::plugins::PluginsError;
 
 /// A result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -17,73 +23,111 @@ pub enum ExitCode {
     Interrupted = 130,
 }
 
-/// An error reported to the user.
+/// An error reported to the user: its `Display` is the `error:` line.
 #[derive(Debug, thiserror::Error)]
-pub struct Error {
-    message: String,
-    help: Option<String>,
-    detail: Option<String>,
-    exit: ExitCode,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Plugins(#[from] PluginsError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    /// The command line asked for something that cannot be done as given (exit 2).
+    #[error("{message}")]
+    Usage { message: String, help: String },
+    /// Stopped with Ctrl-C (exit 130).
+    #[error("stopped with Ctrl-C")]
+    Interrupted,
+    /// An I/O failure while doing `what`.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+        help: Option<String>,
+    },
+    /// A failure of a command of its own (the gateway key, a scaffold, ...), said in words.
+    #[error("{message}")]
+    Other {
+        message: String,
+        help: Option<String>,
+    },
 }
 
 impl Error {
     /// A failure with a message.
     pub fn msg(message: impl Into<String>) -> Error {
-        Error {
+        Error::Other {
             message: message.into(),
             help: None,
-            detail: None,
-            exit: ExitCode::Failure,
         }
     }
     /// A usage error (exit 2) with the command that helps.
     pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Error {
-        Error {
-            exit: ExitCode::Usage,
-            ..Error::msg(message).with_help(help)
-        }
-    }
-    /// Stopped by the user (exit 130).
-    pub fn interrupted(message: impl Into<String>) -> Error {
-        Error {
-            exit: ExitCode::Interrupted,
-            ..Error::msg(message)
+        Error::Usage {
+            message: message.into(),
+            help: help.into(),
         }
     }
     /// An I/O failure while doing `what`.
     pub fn io(what: impl Into<String>, err: std::io::Error) -> Error {
-        Error::msg(format!("{}: {err}", what.into()))
+        Error::Io {
+            what: what.into(),
+            source: err,
+            help: None,
+        }
     }
-    /// Adds the `help:` line.
-    pub fn with_help(mut self, help: impl Into<String>) -> Error {
-        self.help = Some(help.into());
-        self
-    }
-    /// Adds detail shown only with `-v`.
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Error {
-        self.detail = Some(detail.into());
+    /// Adds the `help:` line to an error said in words ([`Error::msg`], [`Error::io`]);
+    /// the other variants derive theirs.
+    pub fn with_help(mut self, text: impl Into<String>) -> Error {
+        if let Error::Other { help, .. } | Error::Io { help, .. } = &mut self {
+            *help = Some(text.into());
+        }
         self
     }
     /// The one-line message.
-    pub fn message(&self) -> &str {
-        &self.message
+    pub fn message(&self) -> String {
+        self.to_string()
     }
-    /// The `help:` line.
-    pub fn help(&self) -> Option<&str> {
-        self.help.as_deref()
+    /// The `help:` line: the command or step that fixes it, where there is one.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            Error::Store(e) => e.help(),
+            Error::Auth(e) => e.help(),
+            Error::Plugins(e) => e.help(),
+            Error::Config(e) => e.help(),
+            Error::Chat(e) => e.help(),
+            Error::Usage { help, .. } => Some(help.clone()),
+            Error::Interrupted => None,
+            Error::Io { help, .. } | Error::Other { help, .. } => help.clone(),
+        }
     }
-    /// The verbose detail.
+    /// Detail shown only with `-v`.
     pub fn detail(&self) -> Option<&str> {
-        self.detail.as_deref()
+        match self {
+            Error::Plugins(e) => e.detail(),
+            _ => None,
+        }
     }
     /// The exit code.
     pub fn exit_code(&self) -> ExitCode {
-        self.exit
+        match self {
+            Error::Usage { .. } => ExitCode::Usage,
+            Error::Config(e) if e.is_usage() => ExitCode::Usage,
+            Error::Plugins(e) if e.is_usage() => ExitCode::Usage,
+            Error::Interrupted => ExitCode::Interrupted,
+            _ => ExitCode::Failure,
+        }
+    }
+    /// Whether a new sign-in is what fixes it (the gateway answers such an error with a 401).
+    pub fn needs_sign_in(&self) -> bool {
+        match self {
+            Error::Auth(e) => e.needs_sign_in(),
+            Error::Chat(e) => matches!(e, ChatError::RejectedAgain { .. }),
+            _ => false,
+        }
     }
 }

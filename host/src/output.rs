@@ -235,13 +235,13 @@ impl Output {
         self.stderr(&format!(
             "{} {}",
             self.paint("error:", "31"),
-            crate::text::line(err.message(), MAX_MESSAGE_CHARS)
+            crate::text::line(&err.message(), MAX_MESSAGE_CHARS)
         ));
         if let Some(h) = err.help() {
             self.stderr(&format!(
                 "{} {}",
                 self.paint("help:", "36"),
-                crate::text::line(h, MAX_MESSAGE_CHARS)
+                crate::text::line(&h, MAX_MESSAGE_CHARS)
             ));
         }
         if let Some(d) = err.detail() {

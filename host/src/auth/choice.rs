@@ -9,8 +9,9 @@
 //! quarantined main login never silently becomes a token of another account or region.
 
 use super::pool::{self, EntryView, Lookup};
+use super::AuthError;
 use crate::config::{Env, Settings};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Where the account name came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,22 +77,21 @@ pub fn choose(
                 reason: choice.source.clone(),
                 fallback: None,
             })),
-            Lookup::Ambiguous(ids) => Err(Error::msg(format!(
-                "{} logins of {display} are called {:?} ({}, {})",
-                ids.len(),
-                crate::text::line(key, 64),
-                choice.source,
-                ids.join(", ")
-            ))
-            .with_help(format!(
-                "name one by its id, or remove the extra ones with `hermes auth remove {provider} <id>`"
-            ))),
-            Lookup::Missing => Err(Error::msg(format!(
-                "no login of {display} is called {:?} ({})",
-                crate::text::line(key, 64),
-                choice.source
-            ))
-            .with_help(format!("see them with `hermes auth list {provider}`"))),
+            Lookup::Ambiguous(ids) => Err(AuthError::AmbiguousAccount {
+                display: display.to_string(),
+                provider: provider.to_string(),
+                key: key.clone(),
+                source_: choice.source.clone(),
+                ids: ids.into(),
+            }
+            .into()),
+            Lookup::Missing => Err(AuthError::UnknownAccount {
+                display: display.to_string(),
+                provider: provider.to_string(),
+                key: key.clone(),
+                source_: choice.source.clone(),
+            }
+            .into()),
         };
     }
     let Some(preferred) = entries.first() else {

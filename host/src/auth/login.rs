@@ -10,6 +10,7 @@ use hermes_plugin_api::{poll_status, Challenge, Credential};
 
 use super::pool::{self, Slot};
 use super::store::Store;
+use super::AuthError;
 use crate::error::{Error, Result};
 use crate::plugins::runtime::Provider;
 use crate::plugins::{boundary, deadline};
@@ -27,10 +28,10 @@ pub struct Approved {
 /// Start a sign-in.
 pub fn start(provider: &Arc<Provider>, region: Option<&str>, options: &str) -> Result<Challenge> {
     if provider.handle.auth_flow.is_none() {
-        return Err(Error::msg(format!(
-            "{} has no sign-in flow",
-            provider.desc.display_name
-        )));
+        return Err(AuthError::NoSignInFlow {
+            provider: provider.desc.display_name.clone(),
+        }
+        .into());
     }
     let options_copy = options.to_string();
     let (p, region, options) = (
@@ -46,13 +47,16 @@ pub fn start(provider: &Arc<Provider>, region: Option<&str>, options: &str) -> R
             .map(|f| f.start(region.as_str().into(), options.as_str().into()))
     })
     .map_err(|s| s.error(&provider.plugin_id, "AuthFlow::start"))?
-    .ok_or_else(|| Error::msg("no sign-in flow"))?
+    .ok_or_else(|| AuthError::NoSignInFlow {
+        provider: provider.desc.display_name.clone(),
+    })?
     .into_result()
     .map_err(boundary::error)
     .and_then(boundary::challenge);
     crate::output::restore_stdio();
     // The options may carry a key (api-key flows) that a server can echo back.
-    started.map_err(|e| Error::msg(scrub(&e.message, &json_strings(&options_copy, ""))))
+    started
+        .map_err(|e| AuthError::SignIn(scrub(&e.message, &json_strings(&options_copy, ""))).into())
 }
 
 /// The string values of a JSON document the host holds for a plugin (sign-in options, the
@@ -137,7 +141,7 @@ pub fn wait_ending(
     let secrets = json_strings(challenge.session.as_str(), challenge.user_code.as_str());
     let end = |ending: Ending, message: String| NotApproved {
         ending,
-        error: Error::msg(scrub(&message, &secrets)),
+        error: AuthError::SignIn(scrub(&message, &secrets)).into(),
     };
     if provider.handle.auth_flow.is_none() {
         return Err(end(

@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::store::AuthFile;
-use crate::error::{Error, Result};
+use super::AuthError;
+use crate::error::Result;
 use crate::timefmt;
 
 /// The pool source of the singleton login.
@@ -355,11 +356,11 @@ impl AuthFile {
                 .unwrap_or_default();
             self.normalize(provider, &current);
         }
-        let m = self.slot_map_mut(provider, slot).ok_or_else(|| {
-            Error::msg(format!(
-                "the login of {provider} was removed while it was being refreshed"
-            ))
-        })?;
+        let m =
+            self.slot_map_mut(provider, slot)
+                .ok_or_else(|| AuthError::RemovedDuringRefresh {
+                    provider: provider.to_string(),
+                })?;
         apply(m, cred, layout_of(slot));
         Ok(())
     }
@@ -410,7 +411,10 @@ impl AuthFile {
         let slot = Slot::Pool(id.to_string());
         let m = self
             .slot_map_mut(provider, &slot)
-            .ok_or_else(|| Error::msg(format!("the login {id} of {provider} is gone")))?;
+            .ok_or_else(|| AuthError::LoginGone {
+                provider: provider.to_string(),
+                id: id.to_string(),
+            })?;
         let keep: Vec<(String, Value)> = ["id", "priority", "auth_type", "source"]
             .iter()
             .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone())))

@@ -27,6 +27,7 @@ use hermes_plugin_api::{auth_scheme, Credential, PluginError, RuntimeCredential_
 
 use super::pool::EntryView;
 use super::store::Store;
+use super::AuthError;
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::plugins::runtime::Provider;
@@ -149,23 +150,22 @@ impl TokenSource {
 
     fn not_logged_in(&self) -> Error {
         let d = &self.provider.desc;
-        Error::msg(format!("not signed in to {}", d.display_name))
-            .with_help(format!("run `{}`", d.login_command()))
+        AuthError::NotSignedIn {
+            provider: d.display_name.clone(),
+            login: d.login_command(),
+        }
+        .into()
     }
 
     fn relogin(&self, e: &EntryView) -> Error {
         let d = &self.provider.desc;
-        let why = e
-            .last_error
-            .as_ref()
-            .map(|le| format!(": {}", le.message))
-            .unwrap_or_default();
-        Error::msg(format!(
-            "sign-in required for {} ({}){why}",
-            d.display_name,
-            e.name()
-        ))
-        .with_help(format!("run `{}` to sign in again", d.login_command()))
+        AuthError::ReloginRequired {
+            provider: d.display_name.clone(),
+            account: e.name().to_string(),
+            why: e.last_error.as_ref().map(|le| le.message.clone()),
+            login: d.login_command(),
+        }
+        .into()
     }
 
     fn pick(&self, entries: &[EntryView]) -> Result<(EntryView, String)> {
@@ -198,9 +198,7 @@ impl TokenSource {
         }
         let id = &self.provider.desc.id;
         if self.provider.handle.runtime.is_none() {
-            return Err(Error::msg(format!(
-                "provider {id} does not provide runtime credentials"
-            )));
+            return Err(AuthError::NoRuntime { id: id.clone() }.into());
         }
         let file = self.store.read()?;
         let entries = file.entries(id);
@@ -309,19 +307,21 @@ impl TokenSource {
                     file.quarantine(id, &entry.slot, &e, self.now());
                     locked.write(&mut file)?;
                 }
-                Err(Error::msg(format!(
-                    "{}: {}",
-                    self.provider.desc.display_name, e.message
-                ))
-                .with_help(format!("run `{}`", self.provider.desc.login_command())))
+                Err(AuthError::RefreshRejected {
+                    provider: self.provider.desc.display_name.clone(),
+                    message: e.message.to_string(),
+                    login: self.provider.desc.login_command(),
+                }
+                .into())
             }
             Err(e) if !e.is_transient() => {
                 // Terminal but not a dead login (say, a key the server refuses): nothing to
                 // quarantine and nothing to retry; the stored credential stays as it is.
-                Err(Error::msg(e.message.to_string()).with_help(format!(
-                    "`{}` replaces the login",
-                    self.provider.desc.login_command()
-                )))
+                Err(AuthError::CredentialRefused {
+                    message: e.message.to_string(),
+                    login: self.provider.desc.login_command(),
+                }
+                .into())
             }
             Err(e) => {
                 // Best effort: the note is for doctor; failing to write it changes nothing else.
@@ -362,7 +362,12 @@ impl TokenSource {
             p.handle.runtime.as_ref().into_option().map(f)
         })
         .map_err(|s| s.error(&self.provider.plugin_id, call))?
-        .ok_or_else(|| Error::msg("no runtime capability"))
+        .ok_or_else(|| {
+            AuthError::NoRuntime {
+                id: self.provider.desc.id.clone(),
+            }
+            .into()
+        })
     }
 
     fn relogin_or_absent(&self, e: &EntryView) -> Error {
@@ -392,10 +397,11 @@ impl TokenSource {
             Ok(r) => r,
             Err(e) if e.relogin_required => return Err(self.relogin(entry)),
             Err(e) => {
-                return Err(Error::msg(format!(
-                    "{}: {}",
-                    self.provider.desc.display_name, e.message
-                )))
+                return Err(AuthError::Runtime {
+                    provider: self.provider.desc.display_name.clone(),
+                    message: e.message.to_string(),
+                }
+                .into())
             }
         };
         let resolved = Arc::new(Resolved {
@@ -421,8 +427,10 @@ impl TokenSource {
 }
 
 fn transient_error(e: &PluginError) -> Error {
-    Error::msg(format!("{} (your login is kept)", e.message))
-        .with_help("this is usually temporary; try again in a moment, or run `hermes doctor`")
+    AuthError::Transient {
+        message: e.message.to_string(),
+    }
+    .into()
 }
 
 #[cfg(test)]

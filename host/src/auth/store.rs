@@ -14,8 +14,114 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::config::Paths;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsutil::{self, FileLock, ReadError};
+
+/// What can go wrong with the credential store. Each says which file, and [`StoreError::help`]
+/// the way out; none of them ever overwrites the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `auth.json` is a symbolic link whose target cannot be resolved.
+    #[error("{} is a symbolic link to {to}, which cannot be followed: {why}", path.display())]
+    BrokenLink {
+        path: PathBuf,
+        to: String,
+        why: String,
+    },
+    /// The file exists but cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not a regular file of a credential store's size.
+    #[error("refusing to read {}: {why}", path.display())]
+    Refused { path: PathBuf, why: String },
+    /// The file does not parse; `copy` is where a copy of it was kept.
+    #[error("{} is corrupt ({why}); hermes left it untouched{}", path.display(),
+        copy.as_ref().map(|c| format!("; a copy is kept at {}", c.display())).unwrap_or_default())]
+    Corrupt {
+        path: PathBuf,
+        why: String,
+        copy: Option<PathBuf>,
+    },
+    /// Another process held the lock for longer than the lock timeout.
+    #[error("cannot lock the credential store: {source}")]
+    Locked {
+        lock: PathBuf,
+        source: std::io::Error,
+    },
+    /// The lock file cannot be made.
+    #[error("cannot lock the credential store: {source}")]
+    CannotLock {
+        lock: PathBuf,
+        source: std::io::Error,
+    },
+    /// The folder of the store is not writable.
+    #[error("cannot write in {}: {why}", dir.display())]
+    NotWritable { dir: PathBuf, why: String },
+    /// A write failed; the previous file is unchanged.
+    #[error("cannot write {}: {why}", path.display())]
+    Write { path: PathBuf, why: String },
+    /// The file could not be encoded.
+    #[error("cannot encode auth.json: {0}")]
+    Encode(serde_json::Error),
+    /// The write a killed process left complete could not be renamed in.
+    #[error("cannot finish an interrupted write of {} from {}: {source}", target.display(), from.display())]
+    Recover {
+        target: PathBuf,
+        from: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// The `help:` line.
+    pub fn help(&self) -> Option<String> {
+        let move_away = |p: &Path| {
+            format!(
+                "move it away (mv {0} {0}.bak) and sign in again with `hermes auth add <provider>`",
+                p.display()
+            )
+        };
+        let writable = |dir: &Path| {
+            format!(
+                "make it writable (chmod u+w {}) or point HERMES_HOME at a writable folder",
+                dir.display()
+            )
+        };
+        Some(match self {
+            StoreError::BrokenLink { path, .. } => format!(
+                "restore the file it points to, or remove the link (rm {}) and sign in again",
+                path.display()
+            ),
+            StoreError::Unreadable { path, .. } => {
+                format!("check the permissions of {}", path.display())
+            }
+            StoreError::Refused { path, .. } => move_away(path),
+            StoreError::Corrupt { path, .. } => format!("repair the file, or {}", move_away(path)),
+            StoreError::Locked { lock, .. } => format!(
+                "if no other hermes is running, a stuck process holds {}; find it with `fuser {}`",
+                lock.display(),
+                lock.display()
+            ),
+            StoreError::CannotLock { lock, .. } => {
+                let dir = lock.parent().unwrap_or(Path::new("."));
+                format!(
+                    "hermes needs to write in {}: {}",
+                    dir.display(),
+                    writable(dir)
+                )
+            }
+            StoreError::NotWritable { dir, .. } => writable(dir),
+            StoreError::Write { .. } => {
+                "the previous auth.json is unchanged; free some space or fix permissions and retry"
+                    .into()
+            }
+            StoreError::Encode(_) | StoreError::Recover { .. } => return None,
+        })
+    }
+}
 
 /// The largest `auth.json` hermes reads. A real one is a few KiB; anything this large is not
 /// a credential store (a link to a device, a runaway file) and is refused, not read.
@@ -77,15 +183,12 @@ impl Store {
                 let to = std::fs::read_link(&self.path)
                     .map(|t| t.display().to_string())
                     .unwrap_or_else(|_| "?".into());
-                Error::msg(format!(
-                    "{} is a symbolic link to {to}, which cannot be followed: {}",
-                    self.path.display(),
-                    fsutil::describe_io(&e)
-                ))
-                .with_help(format!(
-                    "restore the file it points to, or remove the link (rm {}) and sign in again",
-                    self.path.display()
-                ))
+                StoreError::BrokenLink {
+                    path: self.path.clone(),
+                    to,
+                    why: fsutil::describe_io(&e),
+                }
+                .into()
             }),
             _ => Ok(self.path.clone()),
         }
@@ -96,62 +199,45 @@ impl Store {
         let bytes = match fsutil::read_regular(&self.path, MAX_AUTH_JSON) {
             Ok(Some(b)) => b,
             Ok(None) => return Ok(AuthFile::empty()),
-            Err(ReadError::Io(e)) => {
-                return Err(Error::io(format!("cannot read {}", self.path.display()), e)
-                    .with_help(format!("check the permissions of {}", self.path.display())))
+            Err(ReadError::Io(source)) => {
+                return Err(StoreError::Unreadable {
+                    path: self.path.clone(),
+                    source,
+                }
+                .into())
             }
             Err(e) => {
-                return Err(
-                    Error::msg(format!("refusing to read {}: {e}", self.path.display())).with_help(
-                        format!(
-                "move it away (mv {0} {0}.bak) and sign in again with `hermes auth add <provider>`",
-                self.path.display()
-            ),
-                    ),
-                )
+                return Err(StoreError::Refused {
+                    path: self.path.clone(),
+                    why: e.to_string(),
+                }
+                .into())
             }
         };
-        AuthFile::parse(&bytes).map_err(|why| self.corrupt(&bytes, &why))
+        Ok(AuthFile::parse(&bytes).map_err(|why| self.corrupt(&bytes, &why))?)
     }
 
-    fn corrupt(&self, bytes: &[u8], why: &str) -> Error {
+    fn corrupt(&self, bytes: &[u8], why: &str) -> StoreError {
         // Keep a copy so that whatever the user does next cannot lose the original.
         let copy = self.path.with_file_name("auth.json.corrupt");
         let kept = match std::fs::read(&copy) {
             Ok(existing) if existing == bytes => true,
             _ => fsutil::write_atomic(&copy, bytes, 0o600).is_ok(),
         };
-        let copy_note = if kept {
-            format!("; a copy is kept at {}", copy.display())
-        } else {
-            String::new()
-        };
-        Error::msg(format!(
-            "{} is corrupt ({why}); hermes left it untouched{copy_note}",
-            self.path.display()
-        ))
-        .with_help(format!(
-            "repair the file, or move it away (mv {0} {0}.bak) and sign in again with `hermes auth add <provider>`",
-            self.path.display()
-        ))
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            why: why.to_string(),
+            copy: kept.then_some(copy),
+        }
     }
 
-    fn lock_error(&self, lock_path: &Path, e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::TimedOut {
-            return Error::msg(format!("cannot lock the credential store: {e}")).with_help(
-                format!(
-                "if no other hermes is running, a stuck process holds {}; find it with `fuser {}`",
-                lock_path.display(),
-                lock_path.display()
-            ),
-            );
+    fn lock_error(&self, lock_path: &Path, source: std::io::Error) -> StoreError {
+        let lock = lock_path.to_path_buf();
+        if source.kind() == std::io::ErrorKind::TimedOut {
+            StoreError::Locked { lock, source }
+        } else {
+            StoreError::CannotLock { lock, source }
         }
-        let dir = lock_path.parent().unwrap_or(Path::new("."));
-        Error::msg(format!("cannot lock the credential store: {e}")).with_help(format!(
-            "hermes needs to write in {}: make it writable (chmod u+w {}) or point HERMES_HOME at a writable folder",
-            dir.display(),
-            dir.display()
-        ))
     }
 
     /// Take the exclusive lock, then finish any write a killed process left half done.
@@ -220,16 +306,9 @@ impl Store {
         let locked = self.lock()?;
         locked.read()?;
         let dir = locked.target.parent().unwrap_or(Path::new("."));
-        fsutil::write_temp(&locked.target, b"{}", 0o600).map_err(|e| {
-            Error::msg(format!(
-                "cannot write in {}: {}",
-                dir.display(),
-                fsutil::describe_io(&e)
-            ))
-            .with_help(format!(
-                "make it writable (chmod u+w {}) or point HERMES_HOME at a writable folder",
-                dir.display()
-            ))
+        fsutil::write_temp(&locked.target, b"{}", 0o600).map_err(|e| StoreError::NotWritable {
+            dir: dir.to_path_buf(),
+            why: fsutil::describe_io(&e),
         })?;
         Ok(())
     }
@@ -304,15 +383,10 @@ impl Locked<'_> {
         let mut changed = !stale.is_empty();
         if let Some((_, newest)) = complete.pop() {
             changed = true;
-            std::fs::rename(&newest, &self.target).map_err(|e| {
-                Error::io(
-                    format!(
-                        "cannot finish an interrupted write of {} from {}",
-                        self.target.display(),
-                        newest.display()
-                    ),
-                    e,
-                )
+            std::fs::rename(&newest, &self.target).map_err(|source| StoreError::Recover {
+                target: self.target.clone(),
+                from: newest.clone(),
+                source,
             })?;
             stale.extend(complete.into_iter().map(|(_, p)| p));
         }
@@ -332,22 +406,16 @@ impl Locked<'_> {
         let now = crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default();
         file.root.insert("updated_at".into(), Value::String(now));
         let text = serde_json::to_string_pretty(&Value::Object(file.root.clone()))
-            .map_err(|e| Error::msg(format!("cannot encode auth.json: {e}")))?;
-        let failed = |e: std::io::Error| {
-            Error::msg(format!(
-                "cannot write {}: {}",
-                self.target.display(),
-                fsutil::describe_io(&e)
-            ))
-            .with_help(
-                "the previous auth.json is unchanged; free some space or fix permissions and retry",
-            )
+            .map_err(StoreError::Encode)?;
+        let failed = |e: std::io::Error| StoreError::Write {
+            path: self.target.clone(),
+            why: fsutil::describe_io(&e),
         };
         let tmp = fsutil::write_temp(&self.target, text.as_bytes(), 0o600).map_err(failed)?;
         if let Some(pause) = self.store.home.test_pause_before_rename {
             pause_before_rename(tmp.path(), pause);
         }
-        fsutil::persist(tmp, &self.target).map_err(failed)
+        Ok(fsutil::persist(tmp, &self.target).map_err(failed)?)
     }
 }
 
@@ -558,9 +626,9 @@ mod tests {
         });
         let e = err.unwrap_err();
         assert!(
-            e.message().contains("is corrupt (invalid JSON at line 1"),
-            "{}",
-            e.message()
+            matches!(&e, crate::Error::Store(StoreError::Corrupt { why, copy: Some(_), .. })
+                if why.starts_with("invalid JSON at line 1")),
+            "{e:?}"
         );
         assert!(e.help().unwrap().contains("mv "), "{:?}", e.help());
         assert_eq!(

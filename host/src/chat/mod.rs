@@ -23,6 +23,81 @@ pub use dialect::{ChatRequest, Dialect, Message, StopReason, StreamEvent, Usage}
 
 use crate::auth::{Resolved, TokenSource};
 use crate::error::{Error, Result};
+
+/// What can go wrong with a chat request. Every text from a server in here is already
+/// masked and clipped.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The provider's API mode is not one hermes speaks.
+    #[error(
+        "{provider} uses the {api_mode} API, which this hermes cannot chat in (it speaks {spoken})"
+    )]
+    UnsupportedDialect {
+        provider: String,
+        api_mode: String,
+        spoken: String,
+    },
+    /// The API refused the token again after a refresh.
+    #[error("{provider} rejected the access token again after a refresh (401)")]
+    RejectedAgain { provider: String, login: String },
+    /// The inference URL from the plugin does not parse.
+    #[error("the inference URL {url:?} is not valid: {why}")]
+    InvalidUrl { url: String, why: String },
+    /// The host's network rules refuse the URL.
+    #[error("{0}")]
+    Refused(String),
+    /// The plugin asks for a way of sending the credential hermes does not use.
+    #[error("{provider}: {why}; hermes sends credentials only as Bearer or x-api-key")]
+    AuthScheme { provider: String, why: String },
+    /// No answer in time, no connection, or the connection dropped before an answer.
+    #[error("{0}")]
+    Network(String),
+    /// The server answered with a redirect.
+    #[error(
+        "{host} answered {status} (a redirect); hermes does not follow redirects with credentials"
+    )]
+    Redirect { host: String, status: u16 },
+    /// The API said no (with its status, or as an error event in a stream).
+    #[error("{provider} API error{}: {message}", status.map(|s| format!(" {s}")).unwrap_or_default())]
+    Api {
+        provider: String,
+        status: Option<u16>,
+        message: String,
+    },
+    /// The answer could not be read as the dialect's answer.
+    #[error("{0}")]
+    BadAnswer(String),
+    /// The stream was not well-formed.
+    #[error(transparent)]
+    Stream(#[from] sse::SseError),
+    /// The stream sent nothing for the idle timeout.
+    #[error("the stream from {host} stalled: nothing for {secs} s after {chars} characters")]
+    Stalled {
+        host: String,
+        secs: f64,
+        chars: usize,
+    },
+    /// The connection broke during the stream.
+    #[error("the stream from {host} broke off after {chars} characters")]
+    BrokeOff { host: String, chars: usize },
+    /// The stream ended without saying the message was complete.
+    #[error("the stream from {host} ended before the message was complete ({chars} characters received)")]
+    Incomplete { host: String, chars: usize },
+}
+
+impl ChatError {
+    /// The `help:` line.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            ChatError::UnsupportedDialect { .. } => Some(
+                "a newer hermes may speak it: `hermes plugins check` lists what a plugin declares"
+                    .into(),
+            ),
+            ChatError::RejectedAgain { login, .. } => Some(format!("sign in again: `{login}`")),
+            _ => None,
+        }
+    }
+}
 use crate::services::{Net, Policy, ERROR_BODY_CAP};
 use crate::{secret, text};
 
@@ -93,15 +168,12 @@ impl ChatClient {
         let p = source.provider();
         let d = &p.desc;
         let Some(dialect) = dialect::for_mode(&d.api_mode) else {
-            return Err(Error::msg(format!(
-                "{} uses the {} API, which this hermes cannot chat in (it speaks {})",
-                d.display_name,
-                text::line(&d.api_mode, 64),
-                dialect::spoken().join(", ")
-            ))
-            .with_help(
-                "a newer hermes may speak it: `hermes plugins check` lists what a plugin declares",
-            ));
+            return Err(ChatError::UnsupportedDialect {
+                provider: d.display_name.clone(),
+                api_mode: text::line(&d.api_mode, 64),
+                spoken: dialect::spoken().join(", "),
+            }
+            .into());
         };
         let policy = p.policy.clone();
         Ok(ChatClient {
@@ -154,7 +226,7 @@ impl ChatClient {
                 if self.ctrl_c {
                     tokio::select! {
                         r = work => r,
-                        _ = tokio::signal::ctrl_c() => Err(Attempt::Failed(Error::interrupted("stopped with Ctrl-C"))),
+                        _ = tokio::signal::ctrl_c() => Err(Attempt::Failed(Error::Interrupted)),
                     }
                 } else {
                     work.await
@@ -173,11 +245,11 @@ impl ChatClient {
                 }
                 Err(Attempt::Unauthorized) => {
                     let d = &self.source.provider().desc;
-                    return Err(Error::msg(format!(
-                        "{} rejected the access token again after a refresh (401)",
-                        d.display_name
-                    ))
-                    .with_help(format!("sign in again: `{}`", d.login_command())));
+                    return Err(ChatError::RejectedAgain {
+                        provider: d.display_name.clone(),
+                        login: d.login_command(),
+                    }
+                    .into());
                 }
                 Err(Attempt::Failed(e)) => return Err(e),
             }
@@ -196,23 +268,23 @@ impl ChatClient {
         req: &ChatRequest,
         on_text: &mut dyn FnMut(&str),
     ) -> std::result::Result<ChatReply, Attempt> {
-        let fail = |m: String| Attempt::Failed(Error::msg(m));
+        let fail = |e: ChatError| Attempt::Failed(e.into());
         let url = self.dialect.url(&tok.base_url);
         let url = reqwest::Url::parse(&url).map_err(|e| {
-            fail(format!(
-                "the inference URL {:?} is not valid: {e}",
-                text::line(&url, 200)
-            ))
+            fail(ChatError::InvalidUrl {
+                url: text::line(&url, 200),
+                why: e.to_string(),
+            })
         })?;
         self.policy
             .check(&url)
-            .map_err(|e| fail(e.message.to_string()))?;
+            .map_err(|e| fail(ChatError::Refused(e.message.to_string())))?;
         let host = url.host_str().unwrap_or("").to_string();
         let (name, value) = tok.auth_header().map_err(|m| {
-            fail(format!(
-                "{}: {m}; hermes sends credentials only as Bearer or x-api-key",
-                self.display()
-            ))
+            fail(ChatError::AuthScheme {
+                provider: self.display().to_string(),
+                why: m.to_string(),
+            })
         })?;
         let body = self.dialect.request_body(req);
         let mut rb = net
@@ -235,29 +307,29 @@ impl ChatClient {
         let resp = tokio::time::timeout(self.idle, rb.send())
             .await
             .map_err(|_| {
-                fail(format!(
+                fail(ChatError::Network(format!(
                     "{host} did not answer within {} s",
                     self.idle.as_secs_f64()
-                ))
+                )))
             })?
-            .map_err(|e| fail(network_error(&e, &host)))?;
+            .map_err(|e| fail(ChatError::Network(network_error(&e, &host))))?;
         let status = resp.status().as_u16();
         if status == 401 {
             return Err(Attempt::Unauthorized);
         }
         if (300..400).contains(&status) {
-            return Err(fail(format!("{host} answered {status} (a redirect); hermes does not follow redirects with credentials")));
+            return Err(fail(ChatError::Redirect { host, status }));
         }
         if status >= 400 {
             let body = read_capped(resp, ERROR_BODY_CAP, self.idle)
                 .await
                 .unwrap_or_default();
             let raw = dialect::error_text(self.dialect, &body);
-            return Err(fail(format!(
-                "{} API error {status}: {}",
-                self.display(),
-                self.clean(&raw, tok)
-            )));
+            return Err(fail(ChatError::Api {
+                provider: self.display().to_string(),
+                status: Some(status),
+                message: self.clean(&raw, tok),
+            }));
         }
         if req.stream {
             self.read_stream(resp, &host, tok, on_text)
@@ -266,11 +338,14 @@ impl ChatClient {
         } else {
             let bytes = read_capped(resp, REPLY_CAP, self.idle)
                 .await
-                .map_err(|m| fail(format!("{m} from {host}")))?;
-            let a = self
-                .dialect
-                .parse_answer(&bytes)
-                .map_err(|m| fail(format!("{}: {}", self.display(), self.clean(&m, tok))))?;
+                .map_err(|m| fail(ChatError::Network(format!("{m} from {host}"))))?;
+            let a = self.dialect.parse_answer(&bytes).map_err(|m| {
+                fail(ChatError::BadAnswer(format!(
+                    "{}: {}",
+                    self.display(),
+                    self.clean(&m, tok)
+                )))
+            })?;
             let mut reply = ChatReply::empty();
             reply.text = text::text(&a.text).into_owned();
             reply.stop_reason = a.stop_reason.map(|r| r.as_str().to_string());
@@ -294,29 +369,27 @@ impl ChatClient {
         loop {
             let chunk = tokio::time::timeout(self.idle, resp.chunk())
                 .await
-                .map_err(|_| {
-                    Error::msg(format!(
-                        "the stream from {host} stalled: nothing for {} s after {chars} characters",
-                        self.idle.as_secs_f64()
-                    ))
+                .map_err(|_| ChatError::Stalled {
+                    host: host.to_string(),
+                    secs: self.idle.as_secs_f64(),
+                    chars,
                 })?
-                .map_err(|_| {
-                    Error::msg(format!(
-                        "the stream from {host} broke off after {chars} characters"
-                    ))
+                .map_err(|_| ChatError::BrokeOff {
+                    host: host.to_string(),
+                    chars,
                 })?;
             let ended = chunk.is_none();
             let events = match chunk {
-                Some(bytes) => parser.push(&bytes).map_err(|e| Error::msg(e.to_string()))?,
+                Some(bytes) => parser.push(&bytes).map_err(ChatError::from)?,
                 None => parser
                     .finish()
-                    .map_err(|e| Error::msg(e.to_string()))?
+                    .map_err(ChatError::from)?
                     .into_iter()
                     .collect(),
             };
             for ev in events {
                 let parsed = self.dialect.stream_event(&ev).map_err(|m| {
-                    Error::msg(format!(
+                    ChatError::BadAnswer(format!(
                         "{}: {} ({})",
                         self.display(),
                         m,
@@ -352,11 +425,12 @@ impl ChatClient {
                         }
                         StreamEvent::Done => return Ok(reply),
                         StreamEvent::Error(m) => {
-                            return Err(Error::msg(format!(
-                                "{} API error: {}",
-                                self.display(),
-                                self.clean(&m, tok)
-                            )))
+                            return Err(ChatError::Api {
+                                provider: self.display().to_string(),
+                                status: None,
+                                message: self.clean(&m, tok),
+                            }
+                            .into())
                         }
                     }
                 }
@@ -366,9 +440,11 @@ impl ChatClient {
                 if reply.stop_reason.is_some() {
                     return Ok(reply);
                 }
-                return Err(Error::msg(format!(
-                    "the stream from {host} ended before the message was complete ({chars} characters received)"
-                )));
+                return Err(ChatError::Incomplete {
+                    host: host.to_string(),
+                    chars,
+                }
+                .into());
             }
         }
     }

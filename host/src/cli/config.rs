@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::Ctx;
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
@@ -42,7 +42,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
                     let text = match v {
                         serde_yaml_ng::Value::String(s) => s.clone(),
                         other => serde_yaml_ng::to_string(other)
-                            .map_err(|e| Error::msg(e.to_string()))?
+                            .map_err(|e| crate::config::ConfigError::Encode(e.to_string()))?
                             .trim_end()
                             .to_string(),
                     };

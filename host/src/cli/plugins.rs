@@ -383,7 +383,7 @@ fn info(ctx: &Ctx, name: &str, as_json: bool) -> Result<ExitCode> {
         None => set.resolve(name)?.plugin_id.clone(),
     };
     let Some(i) = set.installed.iter().find(|i| i.record.id == plugin_id) else {
-        return Err(Error::msg(format!("plugin {plugin_id} is not installed")));
+        return Err(crate::plugins::PluginsError::NotInstalled { id: plugin_id }.into());
     };
     let v = plugin_json(i, &set);
     if as_json {
@@ -465,8 +465,7 @@ fn remove(ctx: &Ctx, id: &str) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        None => Err(Error::msg(format!("plugin {id} is not installed"))
-            .with_help("see `hermes plugins list`")),
+        None => Err(crate::plugins::PluginsError::NotInstalled { id: id.into() }.into()),
     }
 }
 
@@ -482,10 +481,7 @@ fn set_enabled(ctx: &Ctx, id: &str, enabled: bool) -> Result<ExitCode> {
     match found {
         Some(true) => ctx.out.result(&format!("{id} {word}")),
         Some(false) => ctx.out.result(&format!("{id} was already {word}")),
-        None => {
-            return Err(Error::msg(format!("plugin {id} is not installed"))
-                .with_help("see `hermes plugins list`"))
-        }
+        None => return Err(crate::plugins::PluginsError::NotInstalled { id: id.into() }.into()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
                     "{} {}  {}",
                     ctx.out.bad_mark(),
                     d.display_name,
-                    text::line(e.message(), 300)
+                    text::line(&e.message(), 300)
                 ));
                 continue;
             }

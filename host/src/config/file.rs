@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::Paths;
-use crate::error::{Error, Result};
+use super::{ConfigError, Paths};
+use crate::error::Result;
 use crate::fsutil;
 
 /// The most levels a key given to `hermes config set` may have. Every key hermes reads has
@@ -31,7 +31,7 @@ impl Settings {
         match std::fs::read_to_string(&path) {
             Ok(text) => Settings::parse(&path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::empty(&path)),
-            Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
+            Err(source) => Err(ConfigError::Unreadable { path, source }.into()),
         }
     }
 
@@ -53,8 +53,11 @@ impl Settings {
                 .location()
                 .map(|l| format!(" at line {} column {}", l.line(), l.column()))
                 .unwrap_or_default();
-            Error::msg(format!("{} is not valid YAML{at}: {}", path.display(), first_clause(&e.to_string())))
-                .with_help("fix the file (`hermes config path` shows where it is); hermes will not overwrite it")
+            ConfigError::InvalidYaml {
+                path: path.to_path_buf(),
+                at,
+                why: first_clause(&e.to_string()),
+            }
         })?;
         match root {
             Value::Mapping(_) => Ok(Settings {
@@ -62,10 +65,10 @@ impl Settings {
                 root,
             }),
             Value::Null => Ok(Settings::empty(path)),
-            _ => Err(Error::msg(format!(
-                "{} must be a mapping of keys to values",
-                path.display()
-            ))),
+            _ => Err(ConfigError::NotMapping {
+                path: path.to_path_buf(),
+            }
+            .into()),
         }
     }
 
@@ -89,28 +92,23 @@ impl Settings {
     pub fn set(&mut self, key: &str, value: Value) -> Result<()> {
         let parts: Vec<&str> = key.split('.').collect();
         if parts.iter().any(|p| p.is_empty()) {
-            return Err(Error::usage(
-                format!("{key:?} is not a valid key"),
-                "use dotted keys such as model.default",
-            ));
+            return Err(ConfigError::InvalidKey { key: key.into() }.into());
         }
         if parts.len() > MAX_KEY_DEPTH {
-            return Err(Error::usage(
-                format!(
-                    "the key has {} levels; hermes keys have at most {MAX_KEY_DEPTH}",
-                    parts.len()
-                ),
-                "use keys such as model.default or providers.<id>.region",
-            ));
+            return Err(ConfigError::KeyTooDeep {
+                levels: parts.len(),
+            }
+            .into());
         }
         let mut cur = &mut self.root;
         for (i, part) in parts.iter().enumerate() {
             if !cur.is_mapping() {
                 let so_far = parts[..i].join(".");
-                return Err(Error::msg(format!(
-                    "{so_far} is not a mapping in {}",
-                    self.path.display()
-                )));
+                return Err(ConfigError::NotAMappingAt {
+                    key: so_far,
+                    path: self.path.clone(),
+                }
+                .into());
             }
             let map = cur.as_mapping_mut().expect("checked above");
             if i == parts.len() - 1 {
@@ -126,14 +124,21 @@ impl Settings {
 
     /// Write the file atomically (0600).
     pub fn save(&self) -> Result<()> {
-        let text = serde_yaml_ng::to_string(&self.root)
-            .map_err(|e| Error::msg(format!("cannot encode config.yaml: {e}")))?;
+        let text =
+            serde_yaml_ng::to_string(&self.root).map_err(|e| ConfigError::Encode(e.to_string()))?;
         if let Some(dir) = self.path.parent() {
-            fsutil::create_private_dir(dir)
-                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+            fsutil::create_private_dir(dir).map_err(|source| ConfigError::CreateDir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         }
-        fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)
-            .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
+        fsutil::write_atomic(&self.path, text.as_bytes(), 0o600).map_err(|source| {
+            ConfigError::Write {
+                path: self.path.clone(),
+                source,
+            }
+            .into()
+        })
     }
 
     /// The scalar settings of one provider (`providers.<id>.*`), as text.
@@ -226,13 +231,16 @@ mod tests {
     fn malformed_yaml_names_line_and_column() {
         let e = parse("model:\n  provider: [unclosed\n").unwrap_err();
         assert!(
-            e.message().contains("is not valid YAML at line"),
-            "{}",
-            e.message()
+            matches!(&e, crate::Error::Config(ConfigError::InvalidYaml { at, .. })
+                if at.starts_with(" at line ") && at.contains(" column ")),
+            "{e:?}"
         );
-        assert!(e.message().contains("column"), "{}", e.message());
+        assert!(e.message().contains("is not valid YAML at line"), "{e}");
         let e = parse("- a\n- b\n").unwrap_err();
-        assert!(e.message().contains("must be a mapping"), "{}", e.message());
+        assert!(
+            matches!(e, crate::Error::Config(ConfigError::NotMapping { .. })),
+            "{e:?}"
+        );
     }
 
     #[test]

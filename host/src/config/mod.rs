@@ -9,7 +9,87 @@ pub use file::{parse_value, Settings};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+/// What can go wrong with the home folder, the environment or `config.yaml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither `HERMES_HOME` nor `HOME` is set (exit 2).
+    #[error("cannot find a home directory: neither HERMES_HOME nor HOME is set")]
+    NoHome,
+    /// A relative `HERMES_HOME` cannot be made absolute.
+    #[error("cannot resolve the relative HERMES_HOME: {0}")]
+    RelativeHome(std::io::Error),
+    /// A folder hermes keeps its files in cannot be made.
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// `config.yaml` exists but cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `config.yaml` is not YAML; `at` is ` at line L column C` when known.
+    #[error("{} is not valid YAML{at}: {why}", path.display())]
+    InvalidYaml {
+        path: PathBuf,
+        at: String,
+        why: String,
+    },
+    /// `config.yaml` is YAML but not a mapping.
+    #[error("{} must be a mapping of keys to values", path.display())]
+    NotMapping { path: PathBuf },
+    /// A key given to `config set` has an empty part (exit 2).
+    #[error("{key:?} is not a valid key")]
+    InvalidKey { key: String },
+    /// A key given to `config set` is deeper than [`MAX_KEY_DEPTH`](file::MAX_KEY_DEPTH) (exit 2).
+    #[error(
+        "the key has {levels} levels; hermes keys have at most {}",
+        file::MAX_KEY_DEPTH
+    )]
+    KeyTooDeep { levels: usize },
+    /// A key would go below a value that is not a mapping.
+    #[error("{key} is not a mapping in {}", path.display())]
+    NotAMappingAt { key: String, path: PathBuf },
+    /// A value could not be written as YAML.
+    #[error("cannot encode config.yaml: {0}")]
+    Encode(String),
+    /// `config.yaml` cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    /// The `help:` line.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            ConfigError::NoHome => "set HERMES_HOME to the directory hermes should use".into(),
+            ConfigError::InvalidYaml { .. } => {
+                "fix the file (`hermes config path` shows where it is); hermes will not overwrite it"
+                    .into()
+            }
+            ConfigError::InvalidKey { .. } => "use dotted keys such as model.default".into(),
+            ConfigError::KeyTooDeep { .. } => {
+                "use keys such as model.default or providers.<id>.region".into()
+            }
+            _ => return None,
+        })
+    }
+
+    /// Whether the command line asked for it (exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ConfigError::NoHome | ConfigError::InvalidKey { .. } | ConfigError::KeyTooDeep { .. }
+        )
+    }
+}
 
 /// How long a plugin's status call (no network) may take in a diagnostics worker.
 pub const DIAGNOSTIC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -65,17 +145,12 @@ impl Env {
         let home = match get("HERMES_HOME") {
             // Made absolute once, so that nothing depends on the working directory later.
             Some(h) if Path::new(&h).is_relative() => std::env::current_dir()
-                .map_err(|e| Error::io("cannot resolve the relative HERMES_HOME", e))?
+                .map_err(ConfigError::RelativeHome)?
                 .join(h),
             Some(h) => PathBuf::from(h),
             None => match get("HOME") {
                 Some(h) => Path::new(&h).join(".hermes"),
-                None => {
-                    return Err(Error::usage(
-                        "cannot find a home directory: neither HERMES_HOME nor HOME is set",
-                        "set HERMES_HOME to the directory hermes should use",
-                    ))
-                }
+                None => return Err(ConfigError::NoHome.into()),
             },
         };
         Ok(Env {
@@ -209,8 +284,13 @@ impl Paths {
 
     /// Create `HERMES_HOME` (0700) if it does not exist.
     pub fn ensure_home(&self) -> Result<()> {
-        crate::fsutil::create_private_dir(&self.home)
-            .map_err(|e| Error::io(format!("cannot create {}", self.home.display()), e))
+        crate::fsutil::create_private_dir(&self.home).map_err(|source| {
+            ConfigError::CreateDir {
+                dir: self.home.clone(),
+                source,
+            }
+            .into()
+        })
     }
 }
 

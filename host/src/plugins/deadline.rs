@@ -54,9 +54,11 @@ impl Stopped {
             Stopped::Cancelled => format!("cancelled while plugin {plugin} was in {call}"),
             Stopped::Lost => format!("plugin {plugin} ended without an answer in {call}"),
         };
-        Error::msg(what).with_help(format!(
-            "if it keeps happening, disable it with `hermes plugins disable {plugin}`"
-        ))
+        super::PluginsError::NoAnswer {
+            plugin: plugin.to_string(),
+            message: what,
+        }
+        .into()
     }
 }
 

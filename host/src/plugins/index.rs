@@ -117,12 +117,11 @@ pub fn from_file(path: &Path) -> Result<Vec<IndexEntry>> {
             e,
         )
     })?;
-    let idx: IndexFile = serde_json::from_str(&text).map_err(|e| {
-        Error::msg(format!(
-            "the plugin index {} is not valid: {e}",
-            path.display()
-        ))
-    })?;
+    let idx: IndexFile =
+        serde_json::from_str(&text).map_err(|e| super::PluginsError::InvalidIndex {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     Ok(idx
         .plugins

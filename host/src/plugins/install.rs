@@ -20,6 +20,7 @@ use super::loader::{self, Layout};
 use super::manifest::{self, Record, Verified};
 use super::registry::{PluginProviders, Registry};
 use super::runtime::{PluginSet, Scope};
+use super::PluginsError;
 use crate::config::Env;
 use crate::error::{Error, Result};
 
@@ -129,11 +130,10 @@ pub fn probe_in_child(path: &Path) -> Result<ProbeReport> {
         if start.elapsed() > PROBE_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::msg(format!(
-                "{}: the library did not finish loading within {} s",
-                path.display(),
-                PROBE_TIMEOUT.as_secs()
-            )));
+            return Err(PluginsError::TrialTimeout {
+                path: path.to_path_buf(),
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -250,7 +250,7 @@ fn fetch(env: &Env, target: &str, sha256: Option<&str>) -> Result<Fetched> {
     if looks_like_path(target) {
         let p = PathBuf::from(target);
         if !p.is_file() {
-            return Err(Error::msg(format!("{target} is not a file")));
+            return Err(PluginsError::NotAFile(target.into()).into());
         }
         return Ok(Fetched {
             data: Data::File(p),
@@ -264,16 +264,11 @@ fn fetch(env: &Env, target: &str, sha256: Option<&str>) -> Result<Fetched> {
         None => index::beside_binary(),
     };
     let Some(entry) = index::lookup(&index, target) else {
-        let names: Vec<&str> = index.iter().map(|e| e.name.as_str()).collect();
-        return Err(Error::msg(format!(
-            "no plugin called {target:?} in the plugin index ({})",
-            if names.is_empty() {
-                "it is empty".to_string()
-            } else {
-                format!("it has {}", names.join(", "))
-            }
-        ))
-        .with_help("give a path to a .so file, or a URL with --sha256"));
+        return Err(PluginsError::NotInIndex {
+            name: target.into(),
+            names: index.iter().map(|e| e.name.clone()).collect(),
+        }
+        .into());
     };
     let expected = sha256.map(String::from).or_else(|| entry.sha256.clone());
     match (&entry.path, &entry.url) {
@@ -284,23 +279,17 @@ fn fetch(env: &Env, target: &str, sha256: Option<&str>) -> Result<Fetched> {
             expected,
         }),
         (None, Some(u)) => download(u, expected),
-        (None, None) => Err(Error::msg(format!(
-            "index entry {} has neither a path nor a URL",
-            entry.name
-        ))),
+        (None, None) => Err(PluginsError::EmptyIndexEntry(entry.name.clone()).into()),
     }
 }
 
 fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
     let Some(expected) = sha256 else {
-        return Err(Error::usage(
-            format!("refusing to install from {url} without a checksum"),
-            "pass --sha256 <hex> (or use an index entry that carries one)",
-        ));
+        return Err(PluginsError::NoChecksum { url: url.into() }.into());
     };
-    let parsed = reqwest::Url::parse(url).map_err(|e| Error::msg(format!("not a URL: {e}")))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| PluginsError::InvalidUrl(e.to_string()))?;
     if parsed.scheme() != "https" && !crate::services::is_loopback(&parsed) {
-        return Err(Error::msg("plugins are downloaded over https only"));
+        return Err(PluginsError::NotHttps.into());
     }
     let net = crate::services::Net::get();
     let bytes = net
@@ -321,8 +310,11 @@ fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
             }
             Ok::<_, reqwest::Error>(Some(buf))
         })
-        .map_err(|e| Error::msg(format!("cannot download {url}: {e}")))?
-        .ok_or_else(|| Error::msg(format!("{url} is larger than {} MiB", MAX_DOWNLOAD >> 20)))?;
+        .map_err(|e| PluginsError::Download {
+            url: url.into(),
+            why: e.to_string(),
+        })?
+        .ok_or_else(|| PluginsError::TooLarge { url: url.into() })?;
     Ok(Fetched {
         data: Data::Bytes(bytes),
         shown: url.into(),
@@ -332,7 +324,7 @@ fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
 }
 
 fn refused(e: confine::Refused) -> Error {
-    Error::msg(e.to_string())
+    PluginsError::Refused(e).into()
 }
 
 /// Copy the source into `staging`, reading it exactly once, and hash the bytes written.
@@ -391,10 +383,12 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     let sum = fill_staging(&fetched, &staging)?;
     if let Some(exp) = &fetched.expected {
         if !exp.eq_ignore_ascii_case(&sum) {
-            return Err(Error::msg(format!(
-                "checksum mismatch for {}: expected {exp}, got {sum}; nothing was installed",
-                fetched.source
-            )));
+            return Err(PluginsError::ChecksumMismatch {
+                source_: fetched.source.clone(),
+                expected: exp.clone(),
+                got: sum,
+            }
+            .into());
         }
     }
     let staged =
@@ -410,43 +404,39 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
         *text = text.replace(&staged_path, &shown);
     }
     if !report.ok {
-        let mut e = Error::msg(format!(
-            "cannot install {shown}: {}",
-            report.error.unwrap_or_else(|| "it failed to load".into())
-        ));
-        if let Some(d) = report.detail {
-            e = e.with_detail(d);
+        return Err(PluginsError::TrialFailed {
+            shown,
+            why: report.error.unwrap_or_else(|| "it failed to load".into()),
+            detail: report.detail,
         }
-        return Err(e);
+        .into());
     }
     if report.identity != Some(staged) {
-        return Err(Error::msg(format!(
-            "cannot install {shown}: the staging copy changed during the trial load; nothing was installed"
-        )));
+        return Err(PluginsError::Changed {
+            shown,
+            what: "staging copy",
+            when: "during the trial load; nothing was installed",
+        }
+        .into());
     }
     let failures = report.check_failures();
     let (Some(desc), Some(api_version)) = (report.desc, report.api_version) else {
-        return Err(Error::msg(format!(
-            "cannot install {shown}: the trial load returned no descriptor"
-        )));
+        return Err(PluginsError::NoDescriptor { shown }.into());
     };
     if !report.problems.is_empty() {
-        return Err(Error::msg(format!(
-            "cannot install {shown}: its descriptor is invalid: {}",
-            report.problems.join("; ")
-        )));
+        return Err(PluginsError::InvalidDescriptor {
+            shown,
+            problems: report.problems,
+        }
+        .into());
     }
     if let Some(first) = failures.first() {
-        let more = match failures.len() {
-            1 => String::new(),
-            n => format!(" (and {} more)", n - 1),
-        };
-        return Err(Error::msg(format!(
-            "cannot install {shown}: it fails the plugin checks: {first}{more}"
-        ))
-        .with_help(format!(
-            "see every finding with `hermes plugins check {shown}`"
-        )));
+        return Err(PluginsError::FailsChecks {
+            shown,
+            first: first.to_string(),
+            more: failures.len() - 1,
+        }
+        .into());
     }
     let rel = PathBuf::from("plugins")
         .join(&desc.id)
@@ -484,14 +474,12 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             );
             for c in reg.conflicts_of(&desc.id) {
                 if c.refused_plugin {
-                    return Err(
-                        Error::msg(format!("cannot install {}: {}", desc.id, c.message)).with_help(
-                            format!(
-                                "remove the other plugin first: `hermes plugins remove {}`",
-                                c.holder
-                            ),
-                        ),
-                    );
+                    return Err(PluginsError::Conflict {
+                        id: desc.id.clone(),
+                        message: c.message.clone(),
+                        holder: c.holder.clone(),
+                    }
+                    .into());
                 }
                 warnings.push(c.message.clone());
             }
@@ -511,11 +499,12 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             );
             if let (Ok(ov), Ok(nv)) = (ov, nv) {
                 if nv < ov && !force {
-                    return Err(Error::msg(format!(
-                        "{} {} is installed; refusing to downgrade to {}",
-                        desc.id, o.version, desc.version
-                    ))
-                    .with_help("pass --force to downgrade"));
+                    return Err(PluginsError::Downgrade {
+                        id: desc.id.clone(),
+                        installed: o.version.clone(),
+                        version: desc.version.clone(),
+                    }
+                    .into());
                 }
             }
         }
@@ -524,9 +513,12 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
         // size and mtime (the rename may only move the change time).
         let now = Identity::of(&placed).map_err(|e| Error::io("cannot read the new library", e))?;
         if !now.same_content(&staged) {
-            return Err(Error::msg(format!(
-                "cannot install {shown}: the new library changed while it was moved into place"
-            )));
+            return Err(PluginsError::Changed {
+                shown,
+                what: "new library",
+                when: "while it was moved into place",
+            }
+            .into());
         }
         let record = Record {
             id: desc.id.clone(),

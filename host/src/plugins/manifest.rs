@@ -172,19 +172,17 @@ pub fn read(paths: &Paths) -> Result<Manifest> {
 impl Manifest {
     /// Parse the text of `plugins.json` at `path` (for messages).
     pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
-        let mut m: Manifest = serde_json::from_str(text).map_err(|e| {
-            Error::msg(format!("{} is not valid: {e}", path.display())).with_help(format!(
-                "move it away (mv {0} {0}.bak) and reinstall your plugins with `hermes plugins install`",
-                path.display()
-            ))
-        })?;
+        let mut m: Manifest =
+            serde_json::from_str(text).map_err(|e| super::PluginsError::InvalidManifest {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            })?;
         if m.version != 1 {
-            return Err(Error::msg(format!(
-                "{} has format version {}, this hermes reads version 1",
-                path.display(),
-                m.version
-            ))
-            .with_help("upgrade hermes"));
+            return Err(super::PluginsError::ManifestVersion {
+                path: path.to_path_buf(),
+                version: m.version.into(),
+            }
+            .into());
         }
         // One record per id: the first wins (the order install keeps), later ones are ignored
         // so that no command acts on one copy while another reads the other.
@@ -207,7 +205,7 @@ pub fn update<T>(paths: &Paths, f: impl FnOnce(&mut Manifest) -> Result<T>) -> R
         .map_err(|e| Error::io("cannot lock plugins.json", e))?;
     let mut m = read(paths)?;
     let out = f(&mut m)?;
-    let text = serde_json::to_string_pretty(&m).map_err(|e| Error::msg(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&m).map_err(super::PluginsError::EncodeManifest)?;
     fsutil::write_atomic(&paths.plugins_json(), text.as_bytes(), 0o600)
         .map_err(|e| Error::io("cannot write plugins.json", e))?;
     Ok(out)

@@ -12,8 +12,9 @@ use super::descriptor::{self, ProviderDesc};
 use super::loader::{self, LoadError, LoadedPlugin};
 use super::manifest::{self, Record};
 use super::registry::{Entry, PluginProviders, Registry};
+use super::PluginsError;
 use crate::config::Paths;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// One installed plugin and what became of loading it.
 pub struct Installed {
@@ -128,55 +129,26 @@ impl PluginSet {
                 && matches!(i.loaded, Some(Err(_)))
         });
         if let (None, Some(i)) = (self.registry.resolve(name), failed) {
-            return Err(Error::msg(format!(
-                "provider {:?} is unavailable: plugin {} {} {}: {}",
-                descriptor::clip(name),
-                i.record.id,
-                i.record.version,
-                i.status(),
-                i.reason().unwrap_or_default()
-            ))
-            .with_help(format!(
-                "`hermes doctor` shows the details; `hermes plugins disable {}` takes it out of the way",
-                i.record.id
-            )));
+            return Err(PluginsError::Unavailable {
+                name: name.to_string(),
+                plugin: i.record.id.clone(),
+                state: format!(
+                    "{} {}: {}",
+                    i.record.version,
+                    i.status(),
+                    i.reason().unwrap_or_default()
+                ),
+            }
+            .into());
         }
         self.registry.resolve(name).ok_or_else(|| {
-            // A provider whose plugin is installed but was not loaded: say why, not "unknown".
-            if let Some(i) = self.installed.iter().find(|i| {
-                i.loaded.as_ref().is_some_and(|l| l.is_err())
-                    && i.record
-                        .providers
-                        .iter()
-                        .any(|p| p.eq_ignore_ascii_case(name))
-            }) {
-                return Error::msg(format!(
-                    "plugin {} was not loaded: {}",
-                    i.record.id,
-                    i.reason().unwrap_or_default()
-                ))
-                .with_help("run `hermes doctor` for the fix");
+            PluginsError::UnknownProvider {
+                name: name.to_string(),
+                known: (self.registry.entries().iter())
+                    .map(|e| e.provider.id.clone())
+                    .collect(),
             }
-            let known: Vec<&str> = self
-                .registry
-                .entries()
-                .iter()
-                .map(|e| e.provider.id.as_str())
-                .collect();
-            let list = if known.is_empty() {
-                "no provider is installed".to_string()
-            } else {
-                format!("installed providers: {}", known.join(", "))
-            };
-            Error::msg(format!(
-                "unknown provider {:?} ({list})",
-                descriptor::clip(name)
-            ))
-            .with_help(if known.is_empty() {
-                "install one, e.g. `hermes plugins install minimax-oauth`".to_string()
-            } else {
-                "run `hermes plugins list` to see providers and their aliases".to_string()
-            })
+            .into()
         })
     }
 
@@ -192,7 +164,9 @@ impl PluginSet {
     pub fn open(&self, entry: &Entry, host: HostBox) -> Result<Provider> {
         let plugin = self
             .plugin_of(entry)
-            .ok_or_else(|| Error::msg(format!("plugin {} is not loaded", entry.plugin_id)))?;
+            .ok_or_else(|| PluginsError::NotLoaded {
+                plugin: entry.plugin_id.clone(),
+            })?;
         let module = plugin.module;
         let id = entry.provider.id.clone();
         let opened = super::deadline::call(
@@ -208,10 +182,12 @@ impl PluginSet {
                 handle,
                 policy: crate::services::Policy::of(&entry.provider),
             }),
-            RResult::RErr(e) => Err(Error::msg(format!(
-                "plugin {} could not open provider {}: {}",
-                entry.plugin_id, entry.provider.id, e.message
-            ))),
+            RResult::RErr(e) => Err(PluginsError::OpenFailed {
+                plugin: entry.plugin_id.clone(),
+                provider: entry.provider.id.clone(),
+                message: e.message.to_string(),
+            }
+            .into()),
         }
     }
 }

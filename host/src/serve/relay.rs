@@ -243,8 +243,7 @@ async fn resolve(
     match got {
         Ok(Ok(t)) => Ok(t),
         Ok(Err(e)) => {
-            let sign_in = e.help().is_some_and(|h| h.contains("auth add"));
-            let status = if sign_in {
+            let status = if e.needs_sign_in() {
                 StatusCode::UNAUTHORIZED
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
