@@ -40,32 +40,17 @@ pub fn known<'a>(provider: &'a ProviderDesc, model: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::descriptor::{ModelDesc, RegionDesc};
+    use crate::plugins::descriptor::ModelDesc;
     use crate::plugins::registry::PluginProviders;
 
     fn registry() -> (Registry, Vec<ProviderDesc>) {
         let p = |id: &str, aliases: &[&str]| ProviderDesc {
-            id: id.into(),
-            display_name: id.into(),
-            aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            flow: "device_code".into(),
-            api_mode: "anthropic_messages".into(),
-            regions: vec![RegionDesc {
-                name: "global".into(),
-                portal_base_url: String::new(),
-                inference_base_url: String::new(),
-            }],
             models: vec![ModelDesc {
                 id: "MiniMax-M2.7".into(),
                 context_window: 200_000,
                 max_output: 131_072,
             }],
-            aux_model: None,
-            docs_url: String::new(),
-            allowed_hosts: vec![],
-            url_overrides: vec![],
-            refresh_skew_ms: 60_000,
-            credential_env: vec![],
+            ..ProviderDesc::for_test(id, aliases)
         };
         let a = vec![p("minimax-oauth", &["minimax-portal", "minimax_oauth"])];
         let b = vec![p("other", &[])];

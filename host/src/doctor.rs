@@ -33,7 +33,6 @@ pub enum Severity {
 pub struct Finding {
     /// The check that made it.
     pub check: &'static str,
-    /// Severity.
     pub severity: Severity,
     /// What it is about: a plugin id, a provider id, or `hermes`.
     pub subject: String,
@@ -54,7 +53,6 @@ pub struct ProviderStatus {
     pub state: &'static str,
     /// Logged in (possibly after a refresh).
     pub logged_in: bool,
-    /// Region.
     pub region: String,
     /// Expiry, unix ms (0: none).
     pub expires_at_ms: i64,
@@ -64,9 +62,7 @@ pub struct ProviderStatus {
 
 /// What checks look at.
 pub struct Context<'a> {
-    /// Paths.
     pub paths: &'a Paths,
-    /// Environment.
     pub env: &'a Env,
     /// The installed plugins.
     pub set: &'a PluginSet,
@@ -476,8 +472,8 @@ inventory::submit! { Check { name: "home", order: 10, run: check_home } }
 inventory::submit! { Check { name: "plugins", order: 20, run: check_plugins } }
 inventory::submit! { Check { name: "providers", order: 30, run: check_providers } }
 
-/// Whether the report needs action (any error; a warning about not being signed in does not
-/// count as broken only when `strict` is false).
+/// Whether nothing needs action: no finding is a warning or an error (`hermes doctor` exits 1
+/// otherwise).
 pub fn healthy(findings: &[Finding]) -> bool {
     findings.iter().all(|f| f.severity < Severity::Warning)
 }

@@ -112,7 +112,6 @@ impl Error {
             _ => None,
         }
     }
-    /// The exit code.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage { .. } => ExitCode::Usage,
@@ -129,5 +128,78 @@ impl Error {
             Error::Chat(e) => matches!(e, ChatError::RejectedAgain { .. }),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_code_comes_from_the_variant() {
+        let usage = [
+            Error::from(ConfigError::NoHome),
+            Error::from(ConfigError::InvalidKey { key: "a..b".into() }),
+            Error::from(ConfigError::KeyTooDeep { levels: 9 }),
+            Error::from(PluginsError::NoChecksum {
+                url: "https://example.com/x.so".into(),
+            }),
+            Error::usage("no provider chosen", "pass --provider"),
+        ];
+        for e in &usage {
+            assert_eq!(e.exit_code(), ExitCode::Usage, "{e:?}");
+            assert!(e.help().is_some(), "{e:?}");
+        }
+        assert_eq!(Error::Interrupted.exit_code(), ExitCode::Interrupted);
+        let failures = [
+            Error::from(ConfigError::NotMapping {
+                path: "/h/config.yaml".into(),
+            }),
+            Error::from(PluginsError::NotInstalled { id: "x".into() }),
+            Error::from(AuthError::Transient {
+                message: "503".into(),
+            }),
+            Error::from(StoreError::Encode(serde_json::Error::io(
+                std::io::Error::other("x"),
+            ))),
+        ];
+        for e in &failures {
+            assert_eq!(e.exit_code(), ExitCode::Failure, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn the_help_line_and_the_sign_in_hint_come_from_the_variant() {
+        let e = Error::from(AuthError::NotSignedIn {
+            provider: "MiniMax".into(),
+            login: "hermes auth add minimax-oauth".into(),
+        });
+        assert_eq!(e.to_string(), "not signed in to MiniMax");
+        assert_eq!(
+            e.help().as_deref(),
+            Some("run `hermes auth add minimax-oauth`")
+        );
+        assert!(e.needs_sign_in());
+        let transient = Error::from(AuthError::Transient {
+            message: "the server answered 503".into(),
+        });
+        assert_eq!(
+            transient.to_string(),
+            "the server answered 503 (your login is kept)"
+        );
+        assert!(!transient.needs_sign_in());
+        // Its help names `hermes auth add`, but a corrupt store is not fixed by signing in.
+        let corrupt = Error::from(StoreError::Corrupt {
+            path: "/h/auth.json".into(),
+            why: "invalid JSON".into(),
+            copy: None,
+        });
+        assert!(corrupt.help().unwrap().contains("hermes auth add"));
+        assert!(!corrupt.needs_sign_in());
+        let again = Error::from(ChatError::RejectedAgain {
+            provider: "MiniMax".into(),
+            login: "hermes auth add minimax-oauth".into(),
+        });
+        assert!(again.needs_sign_in());
     }
 }

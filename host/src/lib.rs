@@ -4,7 +4,9 @@
 //!   providers and aliases, and installs plugins under `HERMES_HOME`.
 //! * [`auth`] owns `auth.json`: the credential store, the pool, single-flight refresh across
 //!   threads and processes, and quarantine of dead logins.
-//! * [`services`] implements the services plugins call (HTTP under the host's rules, clock,
+//! * [`net`] is the network engine: the shared runtime and clients, and the rules every request
+//!   follows (https, allow-lists, redirects, timeouts, body caps), for chat, install and serve.
+//! * [`services`] implements the services plugins call (HTTP through [`net`], clock,
 //!   randomness, logging, configuration).
 //! * [`cli`] is one module per command group; [`output`] is the only place that prints.
 //! * [`config`] is the only module that reads the environment.
@@ -23,6 +25,7 @@ pub mod doctor;
 pub mod error;
 pub mod fsutil;
 pub mod loopback;
+pub mod net;
 pub mod output;
 pub mod plugins;
 #[cfg(test)]

@@ -11,11 +11,10 @@ use crate::auth::pool::{self, Slot};
 use crate::auth::AuthFile;
 use crate::chat::sse::{Event, Parser};
 use crate::config::Settings;
-use crate::plugins::descriptor::{
-    self, ModelDesc, PluginDesc, ProviderDesc, RegionDesc, UrlOverrideDesc,
-};
+use crate::plugins::descriptor::{self, PluginDesc};
 use crate::plugins::manifest::Manifest;
 use crate::plugins::registry::{PluginProviders, Registry};
+use hermes_plugin_api::{ModelInfo, PluginInfo, ProviderInfo, RegionInfo, UrlOverride};
 
 const CASES: u32 = 2_000;
 
@@ -172,23 +171,24 @@ proptest! {
         models in 0usize..3000,
         text in ".{0,2000}",
     ) {
-        let providers: Vec<ProviderDesc> = ids.iter().map(|id| ProviderDesc {
-            id: id.clone(),
-            display_name: text.clone(),
-            aliases: aliases.clone(),
-            flow: text.chars().take(12).collect(),
-            api_mode: "anthropic_messages".into(),
-            regions: vec![RegionDesc { name: id.clone(), portal_base_url: text.clone(), inference_base_url: "https://x".into() }],
-            models: (0..models).map(|i| ModelDesc { id: format!("m{i}"), context_window: u64::MAX, max_output: 0 }).collect(),
-            aux_model: Some(text.clone()),
-            docs_url: text.clone(),
-            allowed_hosts: aliases.clone(),
-            url_overrides: vec![UrlOverrideDesc { env: text.clone(), target: id.clone() }],
-            refresh_skew_ms: u64::MAX,
-            credential_env: aliases.clone(),
+        let infos: Vec<ProviderInfo> = ids.iter().map(|id| {
+            let flow: String = text.chars().take(12).collect();
+            let mut p = ProviderInfo::new(id, &text, &flow, "anthropic_messages");
+            p.aliases = aliases.iter().map(|a| a.as_str().into()).collect();
+            p.regions = vec![RegionInfo { name: id.as_str().into(), portal_base_url: text.as_str().into(), inference_base_url: "https://x".into() }].into();
+            p.models = (0..models).map(|i| ModelInfo { id: format!("m{i}").into(), context_window: u64::MAX, max_output: 0 }).collect();
+            p.aux_model = text.as_str().into();
+            p.docs_url = text.as_str().into();
+            p.allowed_hosts = aliases.iter().map(|a| a.as_str().into()).collect();
+            p.url_overrides = vec![UrlOverride { env: text.as_str().into(), target: id.as_str().into() }].into();
+            p.refresh_skew_ms = u64::MAX;
+            p.extension = serde_json::json!({ "credential_env": aliases }).to_string().into();
+            p
         }).collect();
-        let desc = PluginDesc { id: ids[0].clone(), version: text.clone(), description: text.clone(), providers: providers.clone() };
-        let problems = descriptor::validate(&desc);
+        let info = PluginInfo::new(&ids[0], &text, &text, infos);
+        let problems = hermes_plugin_api::sdk::validate::plugin_info(&info);
+        let desc = PluginDesc::from(&info);
+        let providers = desc.providers.clone();
         if models > descriptor::MAX_ITEMS {
             prop_assert!(problems.iter().any(|p| p.contains("more than")));
         }

@@ -40,7 +40,18 @@ pub fn random_hex(n: usize) -> crate::Result<String> {
     let mut buf = vec![0u8; n];
     getrandom::fill(&mut buf)
         .map_err(|e| crate::Error::msg(format!("the OS random source failed: {e}")))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&buf))
+}
+
+/// `bytes` as lower-case hex (checksums, ids).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Secrets shorter than this are not searched for in text: masking a few common characters

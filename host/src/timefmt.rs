@@ -20,7 +20,6 @@ pub fn ms_from_iso(s: &str) -> Option<i64> {
 /// A source of the current time in unix ms: the system clock, or a test's.
 pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// The system clock.
 pub fn system_clock() -> Clock {
     std::sync::Arc::new(now_ms)
 }

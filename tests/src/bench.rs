@@ -295,8 +295,15 @@ pub fn tokens(dir: &Path, table: &mut Table) {
     );
     let env = hermes::config::Env::from_vars(vars).expect("env");
     let out = hermes::output::Output::plain(0);
-    let provider =
-        hermes::plugins::runtime::open_provider(&env, "minimax-oauth", &out).expect("provider");
+    let provider = {
+        use hermes::plugins::runtime::{PluginSet, Scope};
+        let set = PluginSet::load(&env.paths(), Scope::Provider("minimax-oauth")).expect("plugins");
+        let settings = hermes::config::Settings::load(&env.paths()).expect("settings");
+        let entry = set.resolve("minimax-oauth").expect("provider");
+        let clock = hermes::timefmt::system_clock();
+        set.open(entry, &env, &settings, &out, clock)
+            .expect("provider")
+    };
 
     // Cold: a new token source reads the store and asks the plugin (no refresh needed).
     let n = 2_000;

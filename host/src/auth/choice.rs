@@ -53,7 +53,6 @@ pub fn account_choice(
 /// The login chosen.
 #[derive(Clone, Debug)]
 pub struct Chosen {
-    /// The login.
     pub entry: EntryView,
     /// Why this one, in words.
     pub reason: String,
@@ -149,4 +148,51 @@ pub fn choose(
         ),
         fallback: Some(note),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthFile;
+    use hermes_plugin_api::Credential;
+
+    fn named(key: &str) -> AccountChoice {
+        AccountChoice {
+            key: Some(key.into()),
+            source: "chosen with --account".into(),
+        }
+    }
+
+    #[test]
+    fn a_name_that_fits_two_logins_or_none_is_its_own_error() {
+        let mut f = AuthFile::empty();
+        let cred = |n: u32| Credential {
+            access_token: format!("at-{n}").into(),
+            refresh_token: format!("rt-{n}").into(),
+            ..Default::default()
+        };
+        f.save_singleton("p", &cred(1));
+        f.add_account("p", &cred(2), "work");
+        f.add_account("p", &cred(3), "work");
+        let es = f.entries("p");
+        let e = choose("P", "p", &es, &named("work")).unwrap_err();
+        assert!(
+            matches!(&e, crate::Error::Auth(AuthError::AmbiguousAccount { ids, provider, .. })
+                if ids.len() == 2 && provider == "p"),
+            "{e:?}"
+        );
+        assert!(e.help().unwrap().contains("hermes auth remove p <id>"));
+        let e = choose("P", "p", &es, &named("home")).unwrap_err();
+        assert!(
+            matches!(&e, crate::Error::Auth(AuthError::UnknownAccount { key, .. }) if key == "home"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "no login of P is called \"home\" (chosen with --account)"
+        );
+        assert!(!e.needs_sign_in());
+        let chosen = choose("P", "p", &es, &named("1")).unwrap().unwrap();
+        assert_eq!(chosen.entry.slot, pool::Slot::Singleton);
+    }
 }

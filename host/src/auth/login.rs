@@ -19,7 +19,6 @@ use crate::timefmt::now_ms;
 /// A finished sign-in.
 #[derive(Debug)]
 pub struct Approved {
-    /// The new credential.
     pub credential: Credential,
     /// A note from the provider (may be empty).
     pub message: String,
@@ -87,12 +86,6 @@ fn scrub(message: &str, secrets: &[String]) -> String {
     crate::secret::redact(message, &refs)
 }
 
-/// What happened while waiting.
-pub enum Tick {
-    /// Still waiting; ms left before the deadline.
-    Waiting(i64),
-}
-
 /// How a sign-in that did not succeed ended: the dashboard reports it as a status, the CLI
 /// only prints the error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,20 +105,20 @@ pub enum Ending {
 /// A sign-in that did not succeed.
 #[derive(Debug)]
 pub struct NotApproved {
-    /// How it ended.
     pub ending: Ending,
     /// What to tell the user.
     pub error: Error,
 }
 
 /// Poll until done. `deadline_ms` caps the wait (the challenge's own expiry also applies);
-/// `cancel` stops it between polls; `tick` is called about every 100 ms.
+/// `cancel` stops it between polls; `tick` is called about every 100 ms with the ms left
+/// before the deadline.
 pub fn wait(
     provider: &Arc<Provider>,
     challenge: &Challenge,
     deadline_ms: i64,
     cancel: &AtomicBool,
-    tick: &mut dyn FnMut(Tick),
+    tick: &mut dyn FnMut(i64),
 ) -> Result<Approved> {
     wait_ending(provider, challenge, deadline_ms, cancel, tick).map_err(|n| n.error)
 }
@@ -136,7 +129,7 @@ pub fn wait_ending(
     challenge: &Challenge,
     deadline_ms: i64,
     cancel: &AtomicBool,
-    tick: &mut dyn FnMut(Tick),
+    tick: &mut dyn FnMut(i64),
 ) -> std::result::Result<Approved, NotApproved> {
     let secrets = json_strings(challenge.session.as_str(), challenge.user_code.as_str());
     let end = |ending: Ending, message: String| NotApproved {
@@ -311,9 +304,7 @@ pub fn wait_ending(
                     "sign-in cancelled; nothing was saved".into(),
                 ));
             }
-            tick(Tick::Waiting(
-                challenge.expires_at_ms.min(deadline_ms) - now_ms(),
-            ));
+            tick(challenge.expires_at_ms.min(deadline_ms) - now_ms());
             std::thread::sleep(
                 Duration::from_millis(100)
                     .min(Duration::from_millis((wake - now_ms()).max(1) as u64)),
@@ -334,7 +325,6 @@ pub fn wait_ending(
 /// Where a sign-in was saved.
 #[derive(Clone, Debug)]
 pub struct Saved {
-    /// The slot.
     pub slot: Slot,
     /// Whether it became an extra account rather than the main login.
     pub extra_account: bool,

@@ -37,9 +37,7 @@ pub enum Slot {
 /// The last terminal error of a login, as written at quarantine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastError {
-    /// Error code.
     pub code: String,
-    /// Message.
     pub message: String,
     /// When, ISO-8601.
     pub at: String,
@@ -58,7 +56,6 @@ pub struct EntryView {
     pub priority: i64,
     /// Where it is stored.
     pub slot: Slot,
-    /// The credential.
     pub credential: Credential,
     /// The quarantine record, if any.
     pub last_error: Option<LastError>,
@@ -229,15 +226,11 @@ fn apply(m: &mut Map<String, Value>, cred: &Credential, layout: Layout) {
 
 fn short_id(seed: &str) -> String {
     let d = Sha256::digest(seed.as_bytes());
-    d.iter().take(3).map(|b| format!("{b:02x}")).collect()
+    crate::secret::hex(&d[..3])
 }
 
 fn random_id() -> String {
-    let mut b = [0u8; 3];
-    if getrandom::fill(&mut b).is_err() {
-        return short_id(&timefmt::now_ms().to_string());
-    }
-    b.iter().map(|b| format!("{b:02x}")).collect()
+    crate::secret::random_hex(3).unwrap_or_else(|_| short_id(&timefmt::now_ms().to_string()))
 }
 
 impl AuthFile {

@@ -122,7 +122,6 @@ impl TokenSource {
         (self.clock)()
     }
 
-    /// The provider.
     pub fn provider(&self) -> &Provider {
         &self.provider
     }
@@ -139,13 +138,13 @@ impl TokenSource {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        self.slow(None)
+        self.resolve(None)
     }
 
     /// After the API rejected `rejected` with a 401: refresh once, unless someone already
     /// replaced that token.
     pub fn after_unauthorized(&self, rejected: &Resolved) -> Result<Arc<Resolved>> {
-        self.slow(Some(&rejected.token))
+        self.resolve(Some(&rejected.token))
     }
 
     fn not_logged_in(&self) -> Error {
@@ -187,7 +186,9 @@ impl TokenSource {
         Ok((chosen.entry, chosen.reason))
     }
 
-    fn slow(&self, rejected: Option<&Secret>) -> Result<Arc<Resolved>> {
+    /// Without a usable cached token: read the store, choose the login, and refresh it when
+    /// it is due or was `rejected`, one thread and one process at a time.
+    fn resolve(&self, rejected: Option<&Secret>) -> Result<Arc<Resolved>> {
         let _flight = self.flight.lock().unwrap_or_else(|p| p.into_inner());
         // Another thread may have finished the work while we waited.
         if let Some(c) = self.cache.lock().ok().and_then(|g| g.clone()) {

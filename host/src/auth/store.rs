@@ -568,7 +568,6 @@ impl AuthFile {
         }
     }
 
-    /// `active_provider`.
     pub fn active_provider(&self) -> Option<&str> {
         self.root.get("active_provider").and_then(Value::as_str)
     }

@@ -19,14 +19,12 @@ use super::sse::Event;
 pub struct Message {
     /// `user` or `assistant`.
     pub role: String,
-    /// Text.
     pub content: String,
 }
 
 /// A request, in no dialect.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChatRequest {
-    /// Model id.
     pub model: String,
     /// Output cap.
     pub max_tokens: u64,
@@ -128,11 +126,8 @@ pub enum StreamEvent {
 /// A whole answer, in no dialect.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Answer {
-    /// The text.
     pub text: String,
-    /// Why it stopped.
     pub stop_reason: Option<StopReason>,
-    /// Token counts.
     pub usage: Usage,
     /// The model that answered.
     pub model: String,
@@ -148,7 +143,6 @@ pub trait Dialect: Send + Sync {
     fn url(&self, base_url: &str) -> String {
         format!("{}{}", base_url.trim_end_matches('/'), self.path())
     }
-    /// The request body.
     fn request_body(&self, req: &ChatRequest) -> Value;
     /// Read a request body written in this dialect (a gateway reading its client).
     fn parse_request(&self, body: &[u8]) -> Result<ChatRequest, String>;

@@ -98,7 +98,7 @@ impl ChatError {
         }
     }
 }
-use crate::services::{Net, Policy, ERROR_BODY_CAP};
+use crate::net::{Net, Policy, ERROR_BODY_CAP};
 use crate::{secret, text};
 
 /// Default longest wait for the next bytes of an answer.
@@ -119,7 +119,6 @@ pub struct ChatReply {
     pub text_clipped: bool,
     /// Why it stopped, in neutral words ([`StopReason::as_str`]).
     pub stop_reason: Option<String>,
-    /// Token counts.
     pub usage: Usage,
     /// The model that answered.
     pub model: String,

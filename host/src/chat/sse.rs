@@ -3,7 +3,6 @@
 /// One event: its `event:` name (default `message`) and its joined `data:` lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// The event name.
     pub event: String,
     /// The data, lines joined with `\n`.
     pub data: String,

@@ -6,20 +6,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermes_plugin_api::{flow, status_state, RemovalPlan, StatusReport};
+use hermes_plugin_api::{flow, RemovalPlan, StatusReport};
 use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::auth::choice;
-use crate::auth::login::{self, Tick};
+use crate::auth::login;
 use crate::auth::pool::{self, EntryView, Slot, SINGLETON_SOURCE};
 use crate::auth::{Store, TokenSource};
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::net::Net;
 use crate::plugins::registry::Entry;
 use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
 use crate::plugins::supervise::{self, Findings};
-use crate::services::Net;
 use crate::text;
 use crate::timefmt::{human_duration, iso_from_ms, now_ms};
 
@@ -110,9 +110,11 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
     }
 }
 
-/// Open the provider called `name`.
+/// Load what is needed and open the provider called `name`.
 pub fn open(ctx: &Ctx, name: &str) -> Result<Arc<Provider>> {
-    runtime::open_provider(&ctx.env, name, &ctx.out)
+    let set = PluginSet::load(&ctx.env.paths(), runtime::Scope::Provider(name))?;
+    let settings = Settings::load(&ctx.env.paths())?;
+    open_entry(ctx, &settings, &set, set.resolve(name)?)
 }
 
 fn open_entry(
@@ -121,7 +123,8 @@ fn open_entry(
     set: &PluginSet,
     entry: &Entry,
 ) -> Result<Arc<Provider>> {
-    runtime::open_entry(&ctx.env, settings, set, entry, &ctx.out)
+    let clock = crate::timefmt::system_clock();
+    set.open(entry, &ctx.env, settings, &ctx.out, clock)
 }
 
 /// Sign in to `provider` with the defaults (used by the model picker).
@@ -256,8 +259,7 @@ fn add(
         s.enable_steady_tick(Duration::from_millis(120));
         s
     });
-    let result = login::wait(&provider, &challenge, deadline, &cancel, &mut |t| {
-        let Tick::Waiting(left) = t;
+    let result = login::wait(&provider, &challenge, deadline, &cancel, &mut |left| {
         if let Some(s) = &spinner {
             s.set_message(format!(
                 "waiting for approval… {} left (Ctrl-C to cancel)",
@@ -360,15 +362,6 @@ fn failed_row(entry: &Entry, line: &str) -> Value {
     })
 }
 
-fn state_name(s: u32) -> &'static str {
-    match s {
-        status_state::VALID => "valid",
-        status_state::REFRESH_ON_NEXT_USE => "refresh_on_next_use",
-        status_state::RELOGIN_REQUIRED => "relogin_required",
-        _ => "not_logged_in",
-    }
-}
-
 fn entry_json(e: &EntryView, n: usize, report: &StatusReport) -> Value {
     json!({
         "number": n,
@@ -376,7 +369,7 @@ fn entry_json(e: &EntryView, n: usize, report: &StatusReport) -> Value {
         "label": e.label,
         "source": e.source,
         "priority": e.priority,
-        "state": state_name(report.state),
+        "state": crate::doctor::state_name(report.state),
         "logged_in": report.logged_in(),
         "summary": report.summary.as_str(),
         "region": report.region.as_str(),
@@ -478,26 +471,19 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
     let mut out = Vec::new();
     for entry in &entries {
         let d = &entry.provider;
-        let logins = file.entries(&d.id);
-        let account = choice::account_choice(&ctx.env, &settings, &d.id, None);
-        let picked = match choice::choose(&d.display_name, &d.id, &logins, &account) {
-            Ok(p) => p,
-            Err(e) if name.is_some() => return Err(e),
-            // With every provider listed, one misconfigured account does not hide the others.
-            Err(e) => {
-                ctx.out.error(&e);
-                all_logged_in = false;
-                continue;
-            }
-        };
-        if let Some(note) = picked.as_ref().and_then(|c| c.fallback.as_ref()) {
-            ctx.out.warn(note);
-        }
+        let (picked, report) =
+            match super::status::login_status(ctx, &settings, &file, &found, entry) {
+                Ok(p) => p,
+                Err(e) if name.is_some() => return Err(e),
+                // With every provider listed, one misconfigured account does not hide the others.
+                Err(e) => {
+                    ctx.out.error(&e);
+                    all_logged_in = false;
+                    continue;
+                }
+            };
         let chosen = picked.as_ref().map(|c| &c.entry);
-        let report = match found
-            .status(&entry.plugin_id, &d.id, chosen.map(|e| e.id.as_str()))
-            .into_report(&entry.plugin_id, &d.id)
-        {
+        let report = match report {
             Ok(r) => r,
             Err(line) => {
                 all_logged_in = false;
@@ -517,7 +503,7 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
                 "provider": d.id,
                 "display_name": d.display_name,
                 "logged_in": report.logged_in(),
-                "state": state_name(report.state),
+                "state": crate::doctor::state_name(report.state),
                 "summary": report.summary.as_str(),
                 "region": report.region.as_str(),
                 "problems": report.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>(),

@@ -46,7 +46,7 @@ fn openable(url: &str) -> bool {
     match reqwest::Url::parse(url) {
         Ok(u) => match u.scheme() {
             "https" => true,
-            "http" => crate::services::is_loopback(&u),
+            "http" => crate::net::is_loopback(&u),
             _ => false,
         },
         Err(_) => false,

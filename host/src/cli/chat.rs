@@ -12,7 +12,7 @@ use crate::catalog;
 use crate::chat::{ChatClient, ChatReply, ChatRequest, Message};
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::plugins::runtime::{self, PluginSet, Scope};
+use crate::plugins::runtime::{PluginSet, Scope};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -100,7 +100,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         ));
     }
     let max_tokens = args.max_tokens.unwrap_or(4096.min(max_output.max(1)));
-    let provider = runtime::open_entry(&ctx.env, &settings, &set, &entry, &ctx.out)?;
+    let clock = crate::timefmt::system_clock();
+    let provider = set.open(&entry, &ctx.env, &settings, &ctx.out, clock)?;
     let choice =
         crate::auth::choice::account_choice(&ctx.env, &settings, &d.id, args.account.clone());
     let source = Arc::new(TokenSource::new(

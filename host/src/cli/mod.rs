@@ -65,9 +65,7 @@ enum Command {
 
 /// What every command gets.
 pub struct Ctx {
-    /// The environment.
     pub env: Env,
-    /// Output.
     pub out: Output,
 }
 
@@ -102,7 +100,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    crate::services::set_proxies(env.proxies.clone());
+    crate::net::set_proxies(env.proxies.clone());
     crate::plugins::deadline::configure(env.plugin_timeout);
     let out = Output::new(&env, cli.verbose, cli.quiet);
     let ctx = Ctx {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::plugins::install::{self, Installed as Outcome};
+use crate::plugins::install::{self, Change};
 use crate::plugins::manifest;
 use crate::plugins::runtime::{Installed, PluginSet, Scope};
 
@@ -258,22 +258,22 @@ fn install_cmd(ctx: &Ctx, target: &str, sha256: Option<&str>, force: bool) -> Re
     for w in &outcome.warnings {
         ctx.out.warn(w);
     }
-    match outcome.installed {
-        Outcome::New(r) => ctx.out.result(&format!(
+    match outcome.change {
+        Change::New(r) => ctx.out.result(&format!(
             "installed {} {} (providers: {})",
             r.id,
             r.version,
             r.providers.join(", ")
         )),
-        Outcome::Replaced { old, new } if old.version == new.version => ctx.out.result(&format!(
+        Change::Replaced { old, new } if old.version == new.version => ctx.out.result(&format!(
             "reinstalled {} {} (the library changed)",
             new.id, new.version
         )),
-        Outcome::Replaced { old, new } => ctx.out.result(&format!(
+        Change::Replaced { old, new } => ctx.out.result(&format!(
             "replaced {} {} with {}",
             new.id, old.version, new.version
         )),
-        Outcome::Unchanged(r) => ctx.out.result(&format!(
+        Change::Unchanged(r) => ctx.out.result(&format!(
             "{} {} is already installed; nothing to do",
             r.id, r.version
         )),

@@ -36,9 +36,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
     }
     for entry in set.registry.entries() {
         let d = &entry.provider;
-        let logins = file.entries(&d.id);
-        let account = choice::account_choice(&ctx.env, &settings, &d.id, None);
-        let picked = match choice::choose(&d.display_name, &d.id, &logins, &account) {
+        let (picked, report) = match login_status(ctx, &settings, &file, &found, entry) {
             Ok(p) => p,
             // A configured account that names nothing: this provider's line says so, and the
             // others are still shown.
@@ -52,14 +50,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
                 continue;
             }
         };
-        if let Some(note) = picked.as_ref().and_then(|c| c.fallback.as_ref()) {
-            ctx.out.warn(note);
-        }
-        let chosen = picked.as_ref().map(|c| &c.entry);
-        let report = match found
-            .status(&entry.plugin_id, &d.id, chosen.map(|e| e.id.as_str()))
-            .into_report(&entry.plugin_id, &d.id)
-        {
+        let report = match report {
             Ok(r) => r,
             Err(line) => {
                 ctx.out.result(&format!(
@@ -96,4 +87,31 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The login `status` and `auth status` report on for `entry`, chosen as every command
+/// chooses it (a fallback is said on stderr), and the plugin's status report for it (or the
+/// line saying why there is none). An account setting that names no login is the error.
+pub(super) fn login_status(
+    ctx: &Ctx,
+    settings: &crate::config::Settings,
+    file: &crate::auth::AuthFile,
+    found: &supervise::Findings,
+    entry: &crate::plugins::registry::Entry,
+) -> Result<(
+    Option<choice::Chosen>,
+    std::result::Result<hermes_plugin_api::StatusReport, String>,
+)> {
+    let d = &entry.provider;
+    let logins = file.entries(&d.id);
+    let account = choice::account_choice(&ctx.env, settings, &d.id, None);
+    let picked = choice::choose(&d.display_name, &d.id, &logins, &account)?;
+    if let Some(note) = picked.as_ref().and_then(|c| c.fallback.as_ref()) {
+        ctx.out.warn(note);
+    }
+    let chosen = picked.as_ref().map(|c| c.entry.id.as_str());
+    let report = found
+        .status(&entry.plugin_id, &d.id, chosen)
+        .into_report(&entry.plugin_id, &d.id);
+    Ok((picked, report))
 }

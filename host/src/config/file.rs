@@ -174,12 +174,10 @@ impl Settings {
         values
     }
 
-    /// `model.provider`.
     pub fn model_provider(&self) -> Option<String> {
         self.get_str("model.provider").filter(|s| !s.is_empty())
     }
 
-    /// `model.default`.
     pub fn model_default(&self) -> Option<String> {
         self.get_str("model.default").filter(|s| !s.is_empty())
     }

@@ -257,27 +257,21 @@ impl Paths {
             test_pause_before_rename: None,
         }
     }
-    /// `auth.json`.
     pub fn auth_json(&self) -> PathBuf {
         self.home.join("auth.json")
     }
-    /// `auth.lock`.
     pub fn auth_lock(&self) -> PathBuf {
         self.home.join("auth.lock")
     }
-    /// `plugins.json`.
     pub fn plugins_json(&self) -> PathBuf {
         self.home.join("plugins.json")
     }
-    /// `plugins.lock`.
     pub fn plugins_lock(&self) -> PathBuf {
         self.home.join("plugins.lock")
     }
-    /// `plugins/`.
     pub fn plugins_dir(&self) -> PathBuf {
         self.home.join("plugins")
     }
-    /// `config.yaml`.
     pub fn config_yaml(&self) -> PathBuf {
         self.home.join("config.yaml")
     }

@@ -81,10 +81,7 @@ fn resolve<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a Entry> {
     state.set.registry.resolve(name).ok_or_else(|| {
         ApiError::bad_request(
             "unknown_provider",
-            format!(
-                "unknown provider {:?}",
-                crate::plugins::descriptor::clip(name)
-            ),
+            format!("unknown provider {:?}", crate::text::line(name, 64)),
         )
     })
 }
@@ -224,7 +221,7 @@ pub async fn start(
                     format!(
                         "{} has no region {:?}; choose one of: {}",
                         d.display_name,
-                        crate::plugins::descriptor::clip(r),
+                        crate::text::line(r, 64),
                         names.join(", ")
                     ),
                 ));
@@ -302,19 +299,23 @@ fn session_json(session: &Session, snap: &Snapshot) -> Value {
     })
 }
 
+fn session(state: &AppState, id: &str) -> Result<Arc<Session>, ApiError> {
+    state.sessions.get(id, now_ms()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_session",
+            "no such sign-in session (it may have ended)",
+        )
+    })
+}
+
 /// `GET /api/providers/oauth/{id}/poll/{session_id}`.
 pub async fn poll(
     State(state): State<Arc<AppState>>,
     Path((name, session_id)): Path<(String, String)>,
 ) -> ApiResult {
     let entry = resolve(&state, &name)?;
-    let session = state.sessions.get(&session_id, now_ms()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_session",
-            "no such sign-in session (it may have ended)",
-        )
-    })?;
+    let session = session(&state, &session_id)?;
     if session.provider_id != entry.provider.id {
         return Err(ApiError::bad_request(
             "session_provider_mismatch",
@@ -333,13 +334,7 @@ pub async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(session_id): Path<String>,
 ) -> ApiResult {
-    let session = state.sessions.get(&session_id, now_ms()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_session",
-            "no such sign-in session (it may have ended)",
-        )
-    })?;
+    let session = session(&state, &session_id)?;
     let snap = session.cancel("sign-in cancelled; nothing was saved");
     Ok(Json(session_json(&session, &snap)))
 }

@@ -23,7 +23,7 @@
 //! # Threads
 //!
 //! The server runs on a current-thread runtime created here, separate from the runtime of the
-//! host's HTTP service ([`crate::services::Net`]). Plugin calls run on this runtime's
+//! host's HTTP service ([`crate::net::Net`]). Plugin calls run on this runtime's
 //! blocking threads, where blocking on `Net`'s runtime is allowed (a blocking thread is not
 //! inside an async task).
 
@@ -45,7 +45,7 @@ use crate::config::Env;
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::plugins::registry::Entry;
-use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
+use crate::plugins::runtime::{PluginSet, Provider, Scope};
 
 pub use api::MAX_QR_DATA;
 pub use sessions::{MAX_SESSIONS, MAX_SESSION_LIFE_MS};
@@ -87,7 +87,10 @@ impl AppState {
         }
         // Read at first use, so a URL override set while the dashboard runs still applies.
         let settings = crate::config::Settings::load(&self.env.paths())?;
-        let p = runtime::open_entry(&self.env, &settings, &self.set, entry, &self.out)?;
+        let clock = crate::timefmt::system_clock();
+        let p = self
+            .set
+            .open(entry, &self.env, &settings, &self.out, clock)?;
         self.opened
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -176,19 +179,7 @@ impl Dashboard {
                     sweeper_state.sessions.purge(crate::timefmt::now_ms());
                 }
             });
-            let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                crate::loopback::stop_signal().await;
-                let _ = stop_tx.send(true);
-            });
-            let grace = async move {
-                let _ = stop_rx.wait_for(|stopped| *stopped).await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            };
-            tokio::select! {
-                r = server => r,
-                _ = grace => Ok(()),
-            }
+            crate::loopback::serve_until_stopped(listener, app, SHUTDOWN_GRACE).await
         });
         state.sessions.cancel_all();
         // Sign-in threads notice the cancel within 100 ms, unless a plugin request is in flight.

@@ -89,7 +89,6 @@ pub struct Session {
 /// A session's state for a poll.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
-    /// The status.
     pub status: Status,
     /// Error message (failed sessions) or the provider's note (approved).
     pub message: Option<String>,

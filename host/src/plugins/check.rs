@@ -23,7 +23,6 @@ use crate::output::Output;
 
 /// Name of the host's own first check: the library loads as a plugin of this interface.
 pub const LOAD_CHECK: &str = "load";
-/// Its title.
 pub const LOAD_TITLE: &str = "loads as a hermes plugin (interface version, ABI layout)";
 
 /// One check's result as it crosses from the probe child to the parent (and into `--json`).

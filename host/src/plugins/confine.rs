@@ -45,7 +45,6 @@ impl std::fmt::Display for Refused {
 /// cannot be set back from user space, so any write, rename or chmod shows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
-    /// Device.
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
@@ -218,7 +217,6 @@ impl PluginsDir {
         PluginsDir::open(home)
     }
 
-    /// Its path.
     pub fn path(&self) -> &Path {
         &self.path
     }

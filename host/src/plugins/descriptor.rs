@@ -3,30 +3,22 @@
 //! The rules themselves live in plugin-api ([`hermes_plugin_api::sdk::validate`]), so that a
 //! plugin author's conformance tests and this host apply one implementation.
 
-use abi_stable::std_types::{RString, RVec};
 use hermes_plugin_api::sdk::validate as rules;
-use hermes_plugin_api::{ModelInfo, PluginInfo, ProviderInfo, RegionInfo, UrlOverride};
+use hermes_plugin_api::{PluginInfo, ProviderInfo};
 use serde::{Deserialize, Serialize};
 
-pub use hermes_plugin_api::sdk::validate::{
-    clip, valid_alias, valid_id, MAX_ITEMS, MAX_NAME, MAX_TEXT,
-};
+pub use hermes_plugin_api::sdk::validate::{valid_alias, valid_id, MAX_ITEMS, MAX_NAME, MAX_TEXT};
 
 /// A provider's region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionDesc {
-    /// Name.
     pub name: String,
-    /// Portal base URL.
     pub portal_base_url: String,
-    /// Inference base URL.
     pub inference_base_url: String,
 }
 
-/// A model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelDesc {
-    /// Id.
     pub id: String,
     /// Context window, tokens.
     pub context_window: u64,
@@ -48,27 +40,21 @@ pub struct UrlOverrideDesc {
 pub struct ProviderDesc {
     /// Canonical id.
     pub id: String,
-    /// Display name.
     pub display_name: String,
     /// Aliases (lower-case).
     pub aliases: Vec<String>,
     /// Flow kind.
     pub flow: String,
-    /// Api mode.
     pub api_mode: String,
     /// Regions; the first is the default.
     pub regions: Vec<RegionDesc>,
-    /// Models.
     pub models: Vec<ModelDesc>,
-    /// Aux model.
     pub aux_model: Option<String>,
-    /// Docs URL.
     pub docs_url: String,
     /// Hosts the plugin may reach.
     pub allowed_hosts: Vec<String>,
     /// URL override env vars.
     pub url_overrides: Vec<UrlOverrideDesc>,
-    /// Refresh skew, ms.
     pub refresh_skew_ms: u64,
     /// Env vars carrying a credential, declared in the descriptor's `credential_env`
     /// extension; handed to the plugin through `config_get` like URL overrides.
@@ -79,13 +65,10 @@ pub struct ProviderDesc {
 /// A plugin as the host sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginDesc {
-    /// Plugin id.
     pub id: String,
-    /// Plugin version.
     pub version: String,
     /// One line.
     pub description: String,
-    /// Providers.
     pub providers: Vec<ProviderDesc>,
 }
 
@@ -151,6 +134,32 @@ impl From<&PluginInfo> for PluginDesc {
     }
 }
 
+#[cfg(test)]
+impl ProviderDesc {
+    /// A device-code provider with one region and nothing else, for tests.
+    pub(crate) fn for_test(id: &str, aliases: &[&str]) -> ProviderDesc {
+        ProviderDesc {
+            id: id.into(),
+            display_name: id.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            flow: "device_code".into(),
+            api_mode: "anthropic_messages".into(),
+            regions: vec![RegionDesc {
+                name: "global".into(),
+                portal_base_url: String::new(),
+                inference_base_url: String::new(),
+            }],
+            models: vec![],
+            aux_model: None,
+            docs_url: String::new(),
+            allowed_hosts: vec![],
+            url_overrides: vec![],
+            refresh_skew_ms: 60_000,
+            credential_env: vec![],
+        }
+    }
+}
+
 impl ProviderDesc {
     /// The region with this name (case-insensitive), or the default for `None`.
     pub fn region(&self, name: Option<&str>) -> Option<&RegionDesc> {
@@ -184,107 +193,33 @@ impl ProviderDesc {
     }
 }
 
-impl From<&ProviderDesc> for ProviderInfo {
-    fn from(p: &ProviderDesc) -> Self {
-        ProviderInfo {
-            aliases: p
-                .aliases
-                .iter()
-                .map(|a| RString::from(a.as_str()))
-                .collect(),
-            regions: p
-                .regions
-                .iter()
-                .map(|r| RegionInfo {
-                    name: r.name.as_str().into(),
-                    portal_base_url: r.portal_base_url.as_str().into(),
-                    inference_base_url: r.inference_base_url.as_str().into(),
-                })
-                .collect(),
-            models: p
-                .models
-                .iter()
-                .map(|m| ModelInfo {
-                    id: m.id.as_str().into(),
-                    context_window: m.context_window,
-                    max_output: m.max_output,
-                })
-                .collect(),
-            aux_model: p.aux_model.as_deref().unwrap_or("").into(),
-            docs_url: p.docs_url.as_str().into(),
-            allowed_hosts: p
-                .allowed_hosts
-                .iter()
-                .map(|h| RString::from(h.as_str()))
-                .collect(),
-            url_overrides: p
-                .url_overrides
-                .iter()
-                .map(|o| UrlOverride {
-                    env: o.env.as_str().into(),
-                    target: o.target.as_str().into(),
-                })
-                .collect(),
-            refresh_skew_ms: p.refresh_skew_ms,
-            extension: match p.credential_env.is_empty() {
-                true => RString::new(),
-                false => serde_json::json!({ rules::CREDENTIAL_ENV_KEY: p.credential_env })
-                    .to_string()
-                    .into(),
-            },
-            ..ProviderInfo::new(&p.id, &p.display_name, &p.flow, &p.api_mode)
-        }
-    }
-}
-
-impl From<&PluginDesc> for PluginInfo {
-    fn from(p: &PluginDesc) -> Self {
-        let providers: RVec<ProviderInfo> = p.providers.iter().map(ProviderInfo::from).collect();
-        PluginInfo {
-            providers,
-            ..PluginInfo::new(&p.id, &p.version, &p.description, Vec::new())
-        }
-    }
-}
-
-/// Problems with a descriptor, one line each. Empty when valid.
-pub fn validate(p: &PluginDesc) -> Vec<String> {
-    rules::plugin_info(&PluginInfo::from(p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> PluginDesc {
-        PluginDesc {
-            id: "demo".into(),
-            version: "1.2.3".into(),
-            description: "d".into(),
-            providers: vec![ProviderDesc {
-                id: "demo".into(),
-                display_name: "Demo".into(),
-                aliases: vec!["demo_alias".into()],
-                flow: "device_code".into(),
-                api_mode: "anthropic_messages".into(),
-                regions: vec![RegionDesc {
-                    name: "global".into(),
-                    portal_base_url: "https://example.com".into(),
-                    inference_base_url: "https://example.com/v1".into(),
-                }],
-                models: vec![ModelDesc {
-                    id: "m".into(),
-                    context_window: 1,
-                    max_output: 1,
-                }],
-                aux_model: Some("m".into()),
-                docs_url: String::new(),
-                allowed_hosts: vec!["example.com".into()],
-                url_overrides: vec![],
-                refresh_skew_ms: 60_000,
-                credential_env: vec!["DEMO_API_KEY".into()],
-            }],
-        }
+    fn sample() -> PluginInfo {
+        let mut p = ProviderInfo::new("demo", "Demo", "device_code", "anthropic_messages");
+        p.aliases = vec!["Demo_Alias".into()].into();
+        p.regions = vec![hermes_plugin_api::RegionInfo {
+            name: "global".into(),
+            portal_base_url: "https://example.com".into(),
+            inference_base_url: "https://example.com/v1".into(),
+        }]
+        .into();
+        p.models = vec![hermes_plugin_api::ModelInfo {
+            id: "m".into(),
+            context_window: 1,
+            max_output: 1,
+        }]
+        .into();
+        p.aux_model = "m".into();
+        p.allowed_hosts = vec!["Example.com".into()].into();
+        p.extension = r#"{"credential_env":["DEMO_API_KEY"]}"#.into();
+        PluginInfo::new("demo", "1.2.3", "d", vec![p])
+    }
+
+    fn validate(p: &PluginInfo) -> Vec<String> {
+        rules::plugin_info(p)
     }
 
     #[test]
@@ -296,10 +231,11 @@ mod tests {
     fn each_bad_field_is_named() {
         let mut p = sample();
         p.id = "Bad Id".into();
-        p.providers[0].flow = "telepathy".into();
-        p.providers[0].regions[0].portal_base_url = "http://example.com".into();
-        p.providers[0].aux_model = Some("nope".into());
-        p.providers[0].aliases.push("a/b".into());
+        let provider = &mut p.providers[0];
+        provider.flow = "telepathy".into();
+        provider.regions[0].portal_base_url = "http://example.com".into();
+        provider.aux_model = "nope".into();
+        provider.aliases.push("a/b".into());
         let problems = validate(&p).join("\n");
         for needle in [
             "plugin id",
@@ -337,14 +273,25 @@ mod tests {
     }
 
     #[test]
-    fn a_descriptor_survives_the_round_trip_through_plugin_info() {
-        let d = sample();
-        assert_eq!(PluginDesc::from(&PluginInfo::from(&d)), d);
+    fn the_host_form_keeps_every_field_and_lowers_aliases_and_hosts() {
+        let d = PluginDesc::from(&sample());
+        let p = &d.providers[0];
+        assert_eq!((d.id.as_str(), d.version.as_str()), ("demo", "1.2.3"));
+        assert_eq!(p.aliases, ["demo_alias"]);
+        assert_eq!(p.allowed_hosts, ["example.com"]);
+        assert_eq!(
+            p.region(None).unwrap().inference_base_url,
+            "https://example.com/v1"
+        );
+        assert_eq!(p.model("M").unwrap().context_window, 1);
+        assert_eq!(p.aux_model.as_deref(), Some("m"));
+        assert_eq!(p.credential_env, ["DEMO_API_KEY"]);
+        assert_eq!(p.refresh_skew_ms, 60_000);
     }
 
     #[test]
     fn the_sign_in_command_follows_the_flow() {
-        let mut d = sample().providers.remove(0);
+        let mut d = PluginDesc::from(&sample()).providers.remove(0);
         assert_eq!(d.login_command(), "hermes auth add demo");
         assert_eq!(d.main_login_name(), "oauth");
         d.flow = "api_key".into();

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::check::{self as checks, CheckLine};
 use super::confine::{self, Identity, PluginsDir};
-use super::descriptor::{self, PluginDesc};
+use super::descriptor::PluginDesc;
 use super::index::{self, IndexEntry};
 use super::loader::{self, Layout};
 use super::manifest::{self, Record, Verified};
@@ -151,7 +151,7 @@ pub fn probe_in_child(path: &Path) -> Result<ProbeReport> {
     let error = match checks::last_step(&err) {
         Some(call) => format!(
             "the library {how} during {} (a crash the SDK's panic guard cannot catch)",
-            descriptor::clip(call)
+            crate::text::line(call, 64)
         ),
         None => format!("the library {how} while loading (a panic or crash in its initialisation)"),
     };
@@ -193,33 +193,24 @@ pub fn sha256_reader(mut f: impl Read) -> std::io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(hex(&h.finalize()))
+    Ok(crate::secret::hex(&h.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The outcome, for the message.
+/// What an install changed, for the message. (Not to be confused with
+/// [`runtime::Installed`](super::runtime::Installed), a plugin of this run.)
 #[derive(Debug)]
-pub enum Installed {
+pub enum Change {
     /// Newly installed.
     New(Record),
     /// Replaced an older (or different) build.
-    Replaced {
-        /// The old record.
-        old: Box<Record>,
-        /// The new one.
-        new: Box<Record>,
-    },
+    Replaced { old: Box<Record>, new: Box<Record> },
     /// The same version and checksum was already there.
     Unchanged(Record),
 }
 
 /// Alias conflicts the new plugin will live with.
 pub struct Outcome {
-    /// What happened.
-    pub installed: Installed,
+    pub change: Change,
     /// Warnings (refused aliases).
     pub warnings: Vec<String>,
 }
@@ -288,10 +279,10 @@ fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
         return Err(PluginsError::NoChecksum { url: url.into() }.into());
     };
     let parsed = reqwest::Url::parse(url).map_err(|e| PluginsError::InvalidUrl(e.to_string()))?;
-    if parsed.scheme() != "https" && !crate::services::is_loopback(&parsed) {
+    if parsed.scheme() != "https" && !crate::net::is_loopback(&parsed) {
         return Err(PluginsError::NotHttps.into());
     }
-    let net = crate::services::Net::get();
+    let net = crate::net::Net::get();
     let bytes = net
         .runtime()
         .block_on(async {
@@ -357,7 +348,7 @@ fn fill_staging(fetched: &Fetched, staging: &confine::Staging<'_>) -> Result<Str
     }
     out.sync_all()
         .map_err(|e| Error::io("cannot write the staging copy", e))?;
-    Ok(hex(&h.finalize()))
+    Ok(crate::secret::hex(&h.finalize()))
 }
 
 /// Install `target` (a name, a path or a URL).
@@ -489,7 +480,7 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             let intact = || super::runtime::open_verified(&paths.home, o).is_ok();
             if o.version == desc.version && o.sha256 == sum && intact() {
                 return Ok(Outcome {
-                    installed: Installed::Unchanged(o.clone()),
+                    change: Change::Unchanged(o.clone()),
                     warnings,
                 });
             }
@@ -543,12 +534,12 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             }
         }
         Ok(Outcome {
-            installed: match old {
-                Some(o) => Installed::Replaced {
+            change: match old {
+                Some(o) => Change::Replaced {
                     old: Box::new(o),
                     new: Box::new(record),
                 },
-                None => Installed::New(record),
+                None => Change::New(record),
             },
             warnings,
         })

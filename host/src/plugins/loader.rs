@@ -78,16 +78,12 @@ impl LoadError {
     }
 }
 
-/// A loaded plugin.
 #[derive(Clone)]
 pub struct LoadedPlugin {
     /// Where it was loaded from.
     pub path: PathBuf,
-    /// Its root module.
     pub module: PluginModRef,
-    /// Its interface version.
     pub api_version: String,
-    /// Its descriptor.
     pub desc: PluginDesc,
     /// What breaks the descriptor rules, checked on the descriptor as the plugin gave it.
     pub problems: Vec<String>,
@@ -121,6 +117,24 @@ fn read_api_version(path: &Path) -> Result<String, LoadError> {
     Ok(version)
 }
 
+/// The root module's `api_version` must repeat the exported `hermes_plugin_api_version`
+/// (the SDK's export macro writes both from one constant): a library whose two marks
+/// disagree was not built as the contract says, and is not used.
+fn same_version(exported: &str, module: &str) -> Result<(), LoadError> {
+    if exported == module {
+        return Ok(());
+    }
+    Err(LoadError::Incompatible {
+        plugin: crate::text::line(module, 64),
+        host: API_VERSION.to_string(),
+        advice: format!(
+            "its root module says {} but it exports {}; rebuild it",
+            crate::text::line(module, 64),
+            crate::text::line(exported, 64)
+        ),
+    })
+}
+
 /// Check a plugin's interface version against the host's.
 pub fn check_api_version(plugin: &str) -> Result<(), LoadError> {
     let host = semver::Version::parse(API_VERSION).expect("API_VERSION is semver");
@@ -142,21 +156,10 @@ pub fn check_api_version(plugin: &str) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// The first non-empty line of `s`, made safe and clipped (library errors span lines).
 fn one_line(s: &str) -> String {
-    let first = s
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    let mut s: String = first
-        .chars()
-        .take(240)
-        .filter(|c| !c.is_control())
-        .collect();
-    if first.chars().count() > 240 {
-        s.push('…');
-    }
-    s
+    let first = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    crate::text::line(first, 240)
 }
 
 fn layout_error(e: LibraryError) -> LoadError {
@@ -253,6 +256,7 @@ fn load_path(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError> {
         },
     }
     .map_err(layout_error)?;
+    same_version(&api_version, (module.api_version())().as_str())?;
     let described = (module.describe())();
     crate::output::restore_stdio();
     let info = match described {
@@ -283,6 +287,11 @@ mod tests {
             .to_string()
             .contains("upgrade hermes"));
         assert!(check_api_version("banana").is_err());
+        assert!(same_version("1.0.0", "1.0.0").is_ok());
+        assert!(matches!(
+            same_version("1.0.0", "1.1.0"),
+            Err(LoadError::Incompatible { plugin, .. }) if plugin == "1.1.0"
+        ));
     }
 
     #[test]

@@ -12,7 +12,6 @@ use crate::fsutil::{self, FileLock};
 /// One installed plugin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// Plugin id.
     pub id: String,
     /// Installed version.
     pub version: String,

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum PluginsError {
     /// No installed plugin provides `name` (`known`: the providers that are installed).
-    #[error("unknown provider {:?} ({})", descriptor::clip(name),
+    #[error("unknown provider {:?} ({})", crate::text::line(name, 64),
         if known.is_empty() { "no provider is installed".to_string() }
         else { format!("installed providers: {}", known.join(", ")) })]
     UnknownProvider { name: String, known: Vec<String> },
@@ -35,7 +35,7 @@ pub enum PluginsError {
     /// `state` is the version, the status and why.
     #[error(
         "provider {:?} is unavailable: plugin {plugin} {state}",
-        descriptor::clip(name)
+        crate::text::line(name, 64)
     )]
     Unavailable {
         name: String,

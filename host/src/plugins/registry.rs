@@ -48,9 +48,7 @@ pub struct Registry {
 
 /// What the registry is built from: plugin id and its providers, in install order.
 pub struct PluginProviders<'a> {
-    /// Plugin id.
     pub plugin_id: &'a str,
-    /// Its providers.
     pub providers: &'a [ProviderDesc],
 }
 
@@ -170,29 +168,10 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use super::super::descriptor::RegionDesc;
     use super::*;
 
     fn prov(id: &str, aliases: &[&str]) -> ProviderDesc {
-        ProviderDesc {
-            id: id.into(),
-            display_name: id.into(),
-            aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            flow: "device_code".into(),
-            api_mode: "anthropic_messages".into(),
-            regions: vec![RegionDesc {
-                name: "global".into(),
-                portal_base_url: String::new(),
-                inference_base_url: String::new(),
-            }],
-            models: vec![],
-            aux_model: None,
-            docs_url: String::new(),
-            allowed_hosts: vec![],
-            url_overrides: vec![],
-            refresh_skew_ms: 60_000,
-            credential_env: vec![],
-        }
+        ProviderDesc::for_test(id, aliases)
     }
 
     fn build(list: &[(&str, Vec<ProviderDesc>)]) -> Registry {

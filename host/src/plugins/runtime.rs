@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use abi_stable::std_types::RResult;
-use hermes_plugin_api::{HostBox, ProviderHandle};
+use hermes_plugin_api::ProviderHandle;
 
 use super::confine;
-use super::descriptor::{self, ProviderDesc};
+use super::descriptor::ProviderDesc;
 use super::loader::{self, LoadError, LoadedPlugin};
 use super::manifest::{self, Record};
 use super::registry::{Entry, PluginProviders, Registry};
@@ -160,8 +160,31 @@ impl PluginSet {
             .find(|p| p.desc.id == entry.plugin_id)
     }
 
-    /// Open provider `entry` with the host's services.
-    pub fn open(&self, entry: &Entry, host: HostBox) -> Result<Provider> {
+    /// Open provider `entry` wired to the host's services: its allow-list, URL overrides from
+    /// the environment and `settings`, logging, and `clock` for `now_ms` (the system clock
+    /// unless a test moves it).
+    pub fn open(
+        &self,
+        entry: &Entry,
+        env: &crate::config::Env,
+        settings: &crate::config::Settings,
+        out: &crate::output::Output,
+        clock: crate::timefmt::Clock,
+    ) -> Result<std::sync::Arc<Provider>> {
+        let overrides: Vec<(String, String)> = entry
+            .provider
+            .url_overrides
+            .iter()
+            .map(|o| (o.env.clone(), o.target.clone()))
+            .collect();
+        let values = settings.values_for(&entry.provider.id, &overrides);
+        let services =
+            crate::services::ProviderServices::new(&entry.provider, env, values, out.clone())
+                .with_clock(clock);
+        // The host's own requests (chat) follow the same rules as the plugin's, configured
+        // base URLs included.
+        let policy = services.policy().clone();
+        let host = services.into_box();
         let plugin = self
             .plugin_of(entry)
             .ok_or_else(|| PluginsError::NotLoaded {
@@ -176,12 +199,12 @@ impl PluginSet {
         )
         .map_err(|s| s.error(&entry.plugin_id, "provider()"))?;
         match opened {
-            RResult::ROk(handle) => Ok(Provider {
+            RResult::ROk(handle) => Ok(std::sync::Arc::new(Provider {
                 desc: entry.provider.clone(),
                 plugin_id: entry.plugin_id.clone(),
                 handle,
-                policy: crate::services::Policy::of(&entry.provider),
-            }),
+                policy,
+            })),
             RResult::RErr(e) => Err(PluginsError::OpenFailed {
                 plugin: entry.plugin_id.clone(),
                 provider: entry.provider.id.clone(),
@@ -212,75 +235,15 @@ pub fn in_scope(manifest: &manifest::Manifest, scope: Scope<'_>) -> Vec<Record> 
         .collect()
 }
 
-/// Load what is needed and open the provider called `name` with the host's services.
-pub fn open_provider(
-    env: &crate::config::Env,
-    name: &str,
-    out: &crate::output::Output,
-) -> Result<std::sync::Arc<Provider>> {
-    let set = PluginSet::load(&env.paths(), Scope::Provider(name))?;
-    let entry = set.resolve(name)?;
-    let settings = crate::config::Settings::load(&env.paths())?;
-    open_entry(env, &settings, &set, entry, out)
-}
-
-/// Open a registry entry with the host's services (its allow-list, URL overrides from the
-/// environment and `settings`, logging).
-pub fn open_entry(
-    env: &crate::config::Env,
-    settings: &crate::config::Settings,
-    set: &PluginSet,
-    entry: &Entry,
-    out: &crate::output::Output,
-) -> Result<std::sync::Arc<Provider>> {
-    open_entry_with(
-        env,
-        settings,
-        set,
-        entry,
-        out,
-        crate::timefmt::system_clock(),
-    )
-}
-
-/// [`open_entry`] with a given clock.
-pub fn open_entry_with(
-    env: &crate::config::Env,
-    settings: &crate::config::Settings,
-    set: &PluginSet,
-    entry: &Entry,
-    out: &crate::output::Output,
-    clock: crate::timefmt::Clock,
-) -> Result<std::sync::Arc<Provider>> {
-    let overrides: Vec<(String, String)> = entry
-        .provider
-        .url_overrides
-        .iter()
-        .map(|o| (o.env.clone(), o.target.clone()))
-        .collect();
-    let values = settings.values_for(&entry.provider.id, &overrides);
-    let services =
-        crate::services::ProviderServices::new(&entry.provider, env, values, out.clone())
-            .with_clock(clock);
-    // The host's own requests (chat) follow the same rules as the plugin's, configured base
-    // URLs included.
-    let policy = services.policy().clone();
-    let mut provider = set.open(entry, services.into_box())?;
-    provider.policy = policy;
-    Ok(std::sync::Arc::new(provider))
-}
-
 /// A provider's live capabilities.
 pub struct Provider {
-    /// Its descriptor.
     pub desc: ProviderDesc,
-    /// Its plugin.
     pub plugin_id: String,
     /// The capability objects.
     pub handle: ProviderHandle,
     /// The rules its requests are held to (its allow-list plus the hosts of base URLs the
     /// user configured).
-    pub policy: crate::services::Policy,
+    pub policy: crate::net::Policy,
 }
 
 /// Open a record's library through the confined walk and decide how far it can be trusted,
@@ -312,7 +275,7 @@ pub fn open_verified(
         return Err(LoadError::Changed(format!(
             "{} {} changed since it was installed (its checksum no longer matches); it was not loaded: reinstall it with `{}`",
             record.id,
-            descriptor::clip(&record.version),
+            crate::text::line(&record.version, 64),
             record.reinstall_command()
         )));
     }
@@ -351,7 +314,7 @@ pub fn load_record(home: &Path, record: Record) -> Installed {
             if p.desc.id != record.id {
                 problems.push(format!(
                     "the library now says it is plugin {}, but it was installed as {}",
-                    descriptor::clip(&p.desc.id),
+                    crate::text::line(&p.desc.id, 64),
                     record.id
                 ));
             }

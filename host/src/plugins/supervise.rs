@@ -32,9 +32,7 @@ pub const WORKER_ARG: &str = "__status-worker";
 pub mod call {
     /// Loading the library and `describe()`.
     pub const DESCRIBE: &str = "describe()";
-    /// `provider()`.
     pub const PROVIDER: &str = "provider()";
-    /// `Status::status`.
     pub const STATUS: &str = "Status::status";
 }
 
@@ -101,9 +99,7 @@ impl From<Report> for StatusReport {
 /// A plugin that hung or died during a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    /// Plugin id.
     pub plugin: String,
-    /// Its version.
     pub version: String,
     /// The call it did not come back from ([`call`]).
     pub call: String,

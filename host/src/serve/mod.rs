@@ -42,7 +42,7 @@ use crate::config::{Env, Settings};
 use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::plugins::registry::Entry;
-use crate::plugins::runtime::{self, PluginSet, Scope};
+use crate::plugins::runtime::{PluginSet, Scope};
 use crate::secret::Secret;
 
 /// The port `hermes serve` listens on unless `--port` says otherwise.
@@ -67,7 +67,6 @@ impl Wire {
         self.dialect().api_mode()
     }
 
-    /// Its dialect.
     pub fn dialect(self) -> &'static dyn crate::chat::dialect::Dialect {
         match self {
             Wire::Anthropic => &crate::chat::dialect::AnthropicMessages,
@@ -173,7 +172,10 @@ impl Gw {
         }
         let paths = self.env.paths();
         let settings = Settings::load(&paths)?;
-        let provider = runtime::open_entry(&self.env, &settings, &self.set, entry, &self.out)?;
+        let clock = crate::timefmt::system_clock();
+        let provider = self
+            .set
+            .open(entry, &self.env, &settings, &self.out, clock)?;
         // The same choice every command makes (`providers.<id>.account`, `HERMES_ACCOUNT`).
         let choice = crate::auth::choice::account_choice(&self.env, &settings, id, None);
         let source = Arc::new(TokenSource::new(
@@ -247,24 +249,14 @@ impl Gateway {
     /// Runs on the host's network runtime, so upstream requests and plugin refreshes share
     /// one HTTP stack.
     pub fn run(self) -> Result<()> {
-        let net = crate::services::Net::get();
+        let net = crate::net::Net::get();
         let app = router(Arc::clone(&self.state));
         net.runtime().block_on(async move {
             let listener = tokio::net::TcpListener::from_std(self.listener)
                 .map_err(|e| Error::io("cannot set up the listening socket", e))?;
-            let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                crate::loopback::stop_signal().await;
-                let _ = stop_tx.send(true);
-            });
-            let drain = async move {
-                let _ = stop_rx.wait_for(|stopped| *stopped).await;
-                tokio::time::sleep(DRAIN).await;
-            };
-            tokio::select! {
-                r = server => r.map_err(|e| Error::io("the gateway failed", e)),
-                _ = drain => Ok(()),
-            }
+            crate::loopback::serve_until_stopped(listener, app, DRAIN)
+                .await
+                .map_err(|e| Error::io("the gateway failed", e))
         })
     }
 }

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::{route, translate, Gw, Wire};
 use crate::auth::{Resolved, TokenSource};
 use crate::chat::read_capped;
+use crate::net::{Net, Policy, ERROR_BODY_CAP};
 use crate::output::Output;
-use crate::services::{Net, Policy, ERROR_BODY_CAP};
 
 /// Largest whole answer translated between dialects.
 const REPLY_CAP: usize = 8 * 1024 * 1024;

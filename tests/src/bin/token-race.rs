@@ -9,7 +9,7 @@ use std::sync::Arc;
 use hermes::auth::{Store, TokenSource};
 use hermes::config::Env;
 use hermes::output::Output;
-use hermes::plugins::runtime::open_provider;
+use hermes::plugins::runtime::{PluginSet, Scope};
 
 fn main() {
     let threads: usize = std::env::args()
@@ -18,7 +18,13 @@ fn main() {
         .unwrap_or(4);
     let env = Env::from_process().expect("environment");
     let out = Output::plain(0);
-    let provider = open_provider(&env, "minimax-oauth", &out).expect("open provider");
+    let set = PluginSet::load(&env.paths(), Scope::Provider("minimax-oauth")).expect("plugins");
+    let settings = hermes::config::Settings::load(&env.paths()).expect("settings");
+    let entry = set.resolve("minimax-oauth").expect("provider");
+    let clock = hermes::timefmt::system_clock();
+    let provider = set
+        .open(entry, &env, &settings, &out, clock)
+        .expect("open provider");
     let start_at: i64 = std::env::var("RACE_START_AT_MS")
         .ok()
         .and_then(|v| v.parse().ok())

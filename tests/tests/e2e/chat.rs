@@ -377,7 +377,7 @@ fn config_get_set_path_keep_unknown_keys() {
 fn regress_long_session_refreshes_per_request() {
     use hermes::auth::{Store, TokenSource};
     use hermes::chat::{ChatClient, ChatRequest, Message};
-    use hermes::plugins::runtime::{open_entry_with, PluginSet, Scope};
+    use hermes::plugins::runtime::{PluginSet, Scope};
 
     let (emu, home) = chatting();
     let offset = Arc::new(AtomicI64::new(0));
@@ -396,15 +396,10 @@ fn regress_long_session_refreshes_per_request() {
     let out = hermes::output::Output::plain(0);
     let set = PluginSet::load(&env.paths(), Scope::All).unwrap();
     let entry = set.resolve("minimax-oauth").unwrap().clone();
-    let provider = open_entry_with(
-        &env,
-        &hermes::config::Settings::load(&env.paths()).unwrap(),
-        &set,
-        &entry,
-        &out,
-        clock.clone(),
-    )
-    .unwrap();
+    let settings = hermes::config::Settings::load(&env.paths()).unwrap();
+    let provider = set
+        .open(&entry, &env, &settings, &out, clock.clone())
+        .unwrap();
     let source =
         TokenSource::new(Store::new(&env.paths()), provider, None, "", out).with_clock(clock);
     let client = ChatClient::new(Arc::new(source)).unwrap();

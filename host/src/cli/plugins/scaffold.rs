@@ -158,7 +158,7 @@ const RESERVED: &[&str] = &[
 pub fn check_name(name: &str) -> Result<()> {
     let bad = |why: &str| {
         Error::usage(
-            format!("{:?} cannot be a plugin name: {why}", hermes_plugin_api::sdk::validate::clip(name)),
+            format!("{:?} cannot be a plugin name: {why}", crate::text::line(name, 64)),
             "use lower-case letters, digits and '-', starting with a letter, e.g. `hermes plugins new acme-llm`",
         )
     };
@@ -177,7 +177,8 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn type_name(name: &str) -> String {
+/// The parts of a `-`-separated name, each with its first letter in upper case.
+fn capitalized(name: &str) -> Vec<String> {
     name.split('-')
         .map(|part| {
             let mut c = part.chars();
@@ -188,16 +189,12 @@ fn type_name(name: &str) -> String {
         .collect()
 }
 
+fn type_name(name: &str) -> String {
+    capitalized(name).concat()
+}
+
 fn display_name(name: &str) -> String {
-    name.split('-')
-        .map(|part| {
-            let mut c = part.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    capitalized(name).join(" ")
 }
 
 /// The template with the example plugin's names replaced by `name`'s.
