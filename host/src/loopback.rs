@@ -41,6 +41,28 @@ pub async fn stop_signal() {
     }
 }
 
+/// Serve `app` on `listener` until [`stop_signal`]; requests in flight then get `grace` to
+/// finish before the server stops without them.
+pub async fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let grace = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r,
+        _ = grace => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,27 +86,5 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(!constant_time_eq(b"", b"abc"));
-    }
-}
-
-/// Serve `app` on `listener` until [`stop_signal`]; requests in flight then get `grace` to
-/// finish before the server stops without them.
-pub async fn serve_until_stopped(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    grace: std::time::Duration,
-) -> std::io::Result<()> {
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        stop_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let grace = async move {
-        let _ = stop_rx.wait_for(|stopped| *stopped).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r,
-        _ = grace => Ok(()),
     }
 }
