@@ -205,10 +205,18 @@ pub fn update<T>(paths: &Paths, f: impl FnOnce(&mut Manifest) -> Result<T>) -> R
     paths.ensure_home()?;
     let _lock = FileLock::acquire(&paths.plugins_lock(), paths.lock_timeout)
         .map_err(|e| Error::io("cannot lock plugins.json", e))?;
+    // Under the lock, no install is between its staging and its commit any more, except
+    // one still holding its staging folder's own lock: whatever else is there was left by a
+    // killed install.
+    super::confine::clean_staging(&paths.home);
     let mut m = read(paths)?;
     let out = f(&mut m)?;
     let text = serde_json::to_string_pretty(&m).map_err(|e| Error::msg(e.to_string()))?;
-    fsutil::write_atomic(&paths.plugins_json(), text.as_bytes(), 0o600)
-        .map_err(|e| Error::io("cannot write plugins.json", e))?;
+    let failed = |e| Error::io("cannot write plugins.json", e);
+    let tmp = fsutil::write_temp(&paths.plugins_json(), text.as_bytes(), 0o600).map_err(failed)?;
+    if let Some(pause) = paths.test_pause_before_rename {
+        fsutil::test_pause("plugins.json written, renaming", pause);
+    }
+    fsutil::persist(tmp, &paths.plugins_json()).map_err(failed)?;
     Ok(out)
 }

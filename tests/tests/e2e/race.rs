@@ -98,8 +98,9 @@ enum Aftermath {
     /// The next command got a token: the login survived.
     Kept,
     /// The login was lost, and the server had rotated the pair before the kill: the kill
-    /// landed between the rotation and the answer reaching the temp file.
-    LostAfterRotation,
+    /// landed between the rotation and the answer reaching the journal, this long after the
+    /// rotation.
+    LostAfterRotation(Duration),
     /// The login was lost, and the server rotated the pair after the kill: it finished a
     /// request whose client was already dead. No client can save that answer.
     LostToADeadClient,
@@ -131,7 +132,10 @@ fn after_kill(
         "kill {i}: the login was wiped: {s}"
     );
     let rotated = emu.counters().refresh_success > rotations_before;
-    let rotated_before_kill = rotated && emu.last_rotation().is_some_and(|t| t < killed_at);
+    let rotated_before_kill = emu
+        .last_rotation()
+        .filter(|t| rotated && *t < killed_at)
+        .map(|t| killed_at - t);
     let reused = emu.counters().refresh_reused;
     let r = home.run(&["auth", "token", "minimax-oauth"]);
     let left = leftovers(home);
@@ -153,10 +157,9 @@ fn after_kill(
         r.stderr
     );
     login(home);
-    if rotated_before_kill {
-        Aftermath::LostAfterRotation
-    } else {
-        Aftermath::LostToADeadClient
+    match rotated_before_kill {
+        Some(gap) => Aftermath::LostAfterRotation(gap),
+        None => Aftermath::LostToADeadClient,
     }
 }
 
@@ -187,6 +190,7 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
     let span_ms = span.as_millis() as u64 + 15;
     let (mut killed, mut completed, mut after_request) = (0, 0, 0);
     let (mut lost_after_rotation, mut lost_to_dead_client) = (0, 0);
+    let mut gaps = Vec::new();
     for i in 0..200 {
         // The server answers after 0–15 ms; the kill lands anywhere in the whole run.
         let slow = rand_u64() % 16;
@@ -214,7 +218,10 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
         }
         match after_kill(&emu, &home, i, before.refresh_success, killed_at) {
             Aftermath::Kept => {}
-            Aftermath::LostAfterRotation => lost_after_rotation += 1,
+            Aftermath::LostAfterRotation(gap) => {
+                lost_after_rotation += 1;
+                gaps.push(gap.as_micros());
+            }
             Aftermath::LostToADeadClient => lost_to_dead_client += 1,
         }
     }
@@ -268,7 +275,7 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
          the request reached the server), {completed} finished first; logins lost: \
          {lost_after_rotation} killed between rotation and save, {lost_to_dead_client} rotated \
          by the server after its client died; kills inside the pause point: {paused_kills}, \
-         none lost"
+         none lost; kill after rotation, of the logins lost between the two (µs): {gaps:?}"
     );
     assert!(
         killed >= 50,
