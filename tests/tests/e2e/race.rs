@@ -169,9 +169,10 @@ fn after_kill(
 /// `auth.json` always parses and holds a complete pair, no temp file survives the next
 /// command, and a kill inside the pause never loses the login (the next command rolls the
 /// complete temp file forward). Lost logins over the random kills are counted in two
-/// classes: a kill after the server rotated the pair but before the answer reached the temp
-/// file (the window hermes controls: at most 1 in 200), and a kill while the request was at
-/// the server, which then rotated for a dead client (no client can prevent that one).
+/// classes: a kill after the server rotated the pair but before the answer reached the
+/// refresh's journal (the aim is at most 1 in 200; how long after the rotation each such kill
+/// landed is printed), and a kill while the request was at the server, which then rotated for
+/// a dead client (no client can prevent that one).
 #[test]
 fn sigkill_mid_refresh_never_corrupts_the_store() {
     let (emu, mut home) = minimax(EmulatorConfig {
@@ -286,8 +287,8 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
         "too few kills landed after the request was sent ({after_request})"
     );
     // Kills between the server's rotation and the save lose the login by nature (the answer's
-    // way from the server to the temp file: about 1 ms of hermes's own work plus the emulator's
-    // and the HTTP stack's time). How many land there depends on the machine's load, so the
+    // way from the server to the journal: the emulator's and the HTTP stack's time plus the
+    // plugin's parse, well under 1 ms of hermes's own work in a release build). How many land there depends on the machine's load, so the
     // count is reported above, not bounded here: a bound would be a timing assertion. What
     // must hold on any machine is asserted: no corrupt store, no token file left behind, and
     // nothing lost to a kill after the answer reached the temp file (the pause point).
