@@ -525,6 +525,8 @@ fn a_library_or_folder_writable_by_others_is_refused_at_load() {
 
 /// Spawn `hermes args…` with `pause` (a test-hook variable) set, and return once it says on
 /// stderr that it reached the pause point; the reader keeps the rest of stderr.
+// The child is handed to the caller, which waits for it (`finish`) or kills and reaps it.
+#[allow(clippy::zombie_processes)]
 fn spawn_paused(
     home: &Home,
     args: &[&str],
@@ -546,7 +548,10 @@ fn spawn_paused(
     loop {
         line.clear();
         let n = err.read_line(&mut line).unwrap();
-        assert!(n > 0, "{args:?} ended without reaching {}", pause.0);
+        if n == 0 {
+            let status = child.wait();
+            panic!("{args:?} ended ({status:?}) without reaching {}", pause.0);
+        }
         if line.contains("test pause:") {
             return (child, err);
         }
