@@ -205,9 +205,8 @@ pub fn update<T>(paths: &Paths, f: impl FnOnce(&mut Manifest) -> Result<T>) -> R
     paths.ensure_home()?;
     let _lock = FileLock::acquire(&paths.plugins_lock(), paths.lock_timeout)
         .map_err(|e| Error::io("cannot lock plugins.json", e))?;
-    // Under the lock, no install is between its staging and its commit any more, except
-    // one still holding its staging folder's own lock: whatever else is there was left by a
-    // killed install.
+    // Installs stage outside this lock but hold their staging folder's own lock while they
+    // live: a staging folder nobody holds was left by a killed install.
     super::confine::clean_staging(&paths.home);
     let mut m = read(paths)?;
     let out = f(&mut m)?;
