@@ -39,11 +39,21 @@ pub fn temp_affixes(path: &Path) -> (String, &'static str) {
 /// planted file or symlink cannot redirect the write. Dropping the result removes the file;
 /// a process killed before [`persist`] leaves it behind, complete.
 pub fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<tempfile::NamedTempFile> {
+    let (_, suffix) = temp_affixes(path);
+    let mut tmp = make_temp(path, suffix, mode)?;
+    tmp.as_file_mut().write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// A new empty file beside `path`, named `.<name>.<12 random alphanumerics><suffix>`, created
+/// with `O_EXCL|O_NOFOLLOW` and exactly `mode`. Dropping the result removes the file.
+pub fn make_temp(path: &Path, suffix: &str, mode: u32) -> io::Result<tempfile::NamedTempFile> {
     // A plugin may have closed fd 1 or 2: the temp file must not take that number.
     crate::output::restore_stdio();
     let dir = parent_dir(path);
-    let (prefix, suffix) = temp_affixes(path);
-    let mut tmp = tempfile::Builder::new()
+    let (prefix, _) = temp_affixes(path);
+    let tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(suffix)
         .rand_bytes(12)
@@ -58,8 +68,6 @@ pub fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<tempfile::
     // The mode given to open() is filtered by the umask; secrets must be exact.
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
-    tmp.as_file_mut().write_all(bytes)?;
-    tmp.as_file().sync_all()?;
     Ok(tmp)
 }
 
@@ -68,6 +76,20 @@ pub fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<tempfile::
 pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(parent_dir(path))
+}
+
+/// A test hook's pause: say on stderr where hermes stops (`hermes: test pause: <what> in N
+/// ms`), then sleep, so a test can act (kill, race) at exactly that point.
+pub fn test_pause(what: &str, pause: Duration) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "hermes: test pause: {what} in {} ms",
+        pause.as_millis()
+    );
+    let _ = err.flush();
+    drop(err);
+    std::thread::sleep(pause);
 }
 
 /// fsync a directory (after a rename or an unlink in it).

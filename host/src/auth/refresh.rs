@@ -243,7 +243,7 @@ impl TokenSource {
         ));
         // Re-read under the store's lock, which also finishes a write a killed process left
         // half done: the token may have been refreshed while we waited.
-        let file = self.store.lock()?.read()?;
+        let (file, journal) = self.store.lock()?.read_with_journal()?;
         let entries = file.entries(id);
         let Some(entry) = entries.iter().find(|e| e.slot == entry.slot).cloned() else {
             return Err(self.not_logged_in());
@@ -263,12 +263,29 @@ impl TokenSource {
             entry.credential.refresh_token.to_string(),
         ];
         let cred = entry.credential.clone();
-        let answer = self
-            .plugin_call("RuntimeCredential::refresh", deadline::NETWORK, move |rt| {
+        // The server rotates the pair when it answers, and the answer is then the only copy
+        // of the new refresh token: it goes into the journal (made before the request, built
+        // on the store as read above) on this very thread, before any lock, re-read or
+        // hand-over. A kill from then on is recovered by the next command.
+        let pending = journal.map(|j| (j, file.clone(), id.clone(), entry.slot.clone()));
+        let (answer, journal) =
+            self.plugin_call("RuntimeCredential::refresh", deadline::NETWORK, move |rt| {
                 // The plugin's requests run on this thread: they get the refresh deadline.
                 let _scope = crate::services::RefreshScope::enter();
-                rt.refresh(&cred)
-            })?
+                let answer = rt.refresh(&cred);
+                let journal = pending.map(|(mut journal, mut base, id, slot)| {
+                    if let abi_stable::std_types::RResult::ROk(new) = &answer {
+                        if let Ok(new) = boundary::credential(new.clone()) {
+                            if base.update_credential(&id, &slot, &new).is_ok() {
+                                journal.record(base);
+                            }
+                        }
+                    }
+                    journal
+                });
+                (answer, journal)
+            })?;
+        let answer = answer
             .into_result()
             .map_err(|mut e| {
                 let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
@@ -287,13 +304,18 @@ impl TokenSource {
         };
         match answer {
             Ok(new) => {
-                // The server has rotated the pair: the answer is the only copy of the new
-                // refresh token. Saving it is the first thing done.
+                // The journal holds the new pair already; make it the store if nothing else
+                // was written meanwhile, or else apply the change to what is there now.
                 let locked = self.store.lock()?;
                 let mut file = locked.read()?;
                 if still_ours(&file) {
-                    file.update_credential(id, &entry.slot, &new)?;
-                    locked.write(&mut file)?;
+                    match journal.map(|j| locked.commit(j)).transpose()?.flatten() {
+                        Some(committed) => file = committed,
+                        None => {
+                            file.update_credential(id, &entry.slot, &new)?;
+                            locked.write(&mut file)?;
+                        }
+                    }
                 }
                 drop(locked);
                 drop(flight);

@@ -160,6 +160,63 @@ impl RefreshLock {
     }
 }
 
+/// A write prepared outside the lock: a private temp file beside the store, made (and
+/// locked with `flock`) before a refresh request is sent, so that the rotated pair reaches a
+/// file the moment the answer arrives, before any lock or re-read. Its name carries a digest
+/// of the store it was built from (`.<name>.<12 random>.<16 hex>.pending`). Recovery rolls a
+/// complete, unlocked journal forward only while the store still holds exactly that base;
+/// a journal whose owner is alive (it holds the `flock`) is never touched.
+pub struct Journal {
+    tmp: tempfile::NamedTempFile,
+    base: String,
+    recorded: Option<AuthFile>,
+}
+
+impl Journal {
+    /// Write `file` (the base with the change applied) into the journal: the first and only
+    /// write. Returns whether the bytes reached the file.
+    pub fn record(&mut self, mut file: AuthFile) -> bool {
+        use std::os::unix::fs::FileExt;
+        if self.recorded.is_some() {
+            return false;
+        }
+        let Ok(text) = encode(&mut file) else {
+            return false;
+        };
+        if self.tmp.as_file().write_all_at(text.as_bytes(), 0).is_err() {
+            return false;
+        }
+        self.recorded = Some(file);
+        true
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of a store's bytes (absent: of nothing).
+fn digest(bytes: Option<&[u8]>) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes.unwrap_or_default())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Take `flock(LOCK_EX|LOCK_NB)` on `f`: false when another open file holds it.
+fn try_flock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function borrows; no memory is involved.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Version and time stamp set, the file as written.
+fn encode(file: &mut AuthFile) -> Result<String> {
+    file.root.insert("version".into(), json!(1));
+    let now = crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default();
+    file.root.insert("updated_at".into(), Value::String(now));
+    serde_json::to_string_pretty(&Value::Object(file.root.clone()))
+        .map_err(|e| StoreError::Encode(e).into())
+}
+
 impl Store {
     /// The store under `HERMES_HOME`.
     pub fn new(paths: &Paths) -> Store {
@@ -331,6 +388,21 @@ fn is_leftover(target_name: &str, candidate: &str) -> bool {
         .is_some_and(|r| r.len() == 12 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// The base digest of a journal's name, `.<name>.<12 alphanumerics>.<16 hex>.pending`.
+fn journal_base<'a>(target_name: &str, candidate: &'a str) -> Option<&'a str> {
+    let rest = candidate
+        .strip_prefix('.')?
+        .strip_prefix(target_name)?
+        .strip_prefix('.')?
+        .strip_suffix(".pending")?;
+    let (random, base) = rest.split_once('.')?;
+    (random.len() == 12
+        && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        && base.len() == 16
+        && base.bytes().all(|b| b.is_ascii_hexdigit()))
+    .then_some(base)
+}
+
 impl Locked<'_> {
     /// Read under the lock.
     pub fn read(&self) -> Result<AuthFile> {
@@ -340,7 +412,9 @@ impl Locked<'_> {
     /// Finish a write that a killed process left half done. A complete temp file newer than
     /// the store is the last write, interrupted between its fsync and its rename: it is
     /// renamed in (it may hold the only copy of a rotated refresh token). Any other leftover
-    /// (incomplete, older, not a regular file) is removed.
+    /// (incomplete, older, not a regular file) is removed. A journal ([`Journal`]) whose owner
+    /// died is rolled forward when it is complete and the store still holds its base, and
+    /// removed otherwise; a journal whose owner is alive is left alone.
     fn recover(&self) -> Result<()> {
         let dir = self.target.parent().unwrap_or(Path::new("."));
         let Some(name) = self.target.file_name().and_then(|n| n.to_str()) else {
@@ -354,15 +428,24 @@ impl Locked<'_> {
             .ok();
         let mut complete: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
         let mut stale: Vec<PathBuf> = Vec::new();
+        let mut current_digest = None;
         for entry in entries.flatten() {
             let file_name = entry.file_name();
             let Some(fname) = file_name.to_str() else {
                 continue;
             };
+            let path = entry.path();
+            if let Some(base) = journal_base(name, fname) {
+                match self.journal_state(&path, base, &mut current_digest) {
+                    JournalState::Live => {}
+                    JournalState::Current(t) => complete.push((t, path)),
+                    JournalState::Dead => stale.push(path),
+                }
+                continue;
+            }
             if !is_leftover(name, fname) {
                 continue;
             }
-            let path = entry.path();
             let usable = std::fs::symlink_metadata(&path)
                 .ok()
                 .filter(|m| m.file_type().is_file() && m.len() <= MAX_AUTH_JSON)
@@ -399,14 +482,95 @@ impl Locked<'_> {
         Ok(())
     }
 
+    fn journal_state(&self, path: &Path, base: &str, current: &mut Option<String>) -> JournalState {
+        use std::os::unix::fs::OpenOptionsExt;
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+        else {
+            return JournalState::Dead;
+        };
+        if !try_flock(&f) {
+            return JournalState::Live;
+        }
+        let Some(t) = f
+            .metadata()
+            .ok()
+            .filter(|m| m.file_type().is_file() && m.len() <= MAX_AUTH_JSON)
+            .and_then(|m| m.modified().ok())
+        else {
+            return JournalState::Dead;
+        };
+        let digest = current.get_or_insert_with(|| self.current_digest());
+        if digest != base {
+            return JournalState::Dead;
+        }
+        let complete = fsutil::read_regular(path, MAX_AUTH_JSON)
+            .ok()
+            .flatten()
+            .is_some_and(|b| AuthFile::parse(&b).is_ok());
+        if complete {
+            JournalState::Current(t)
+        } else {
+            JournalState::Dead
+        }
+    }
+
+    /// The digest of the store's bytes as they are now ("" when they cannot be read).
+    fn current_digest(&self) -> String {
+        match fsutil::read_regular(&self.target, MAX_AUTH_JSON) {
+            Ok(b) => digest(b.as_deref()),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Read under the lock, and open a [`Journal`] built on what was read (None when no
+    /// journal can be made here: the caller then saves through [`Locked::write`] only).
+    pub fn read_with_journal(&self) -> Result<(AuthFile, Option<Journal>)> {
+        let bytes = match fsutil::read_regular(&self.target, MAX_AUTH_JSON) {
+            Ok(b) => b,
+            Err(_) => return Ok((self.read()?, None)),
+        };
+        let file = match &bytes {
+            Some(b) => AuthFile::parse(b).map_err(|why| self.store.corrupt(b, &why))?,
+            None => AuthFile::empty(),
+        };
+        let base = digest(bytes.as_deref());
+        let journal = fsutil::make_temp(&self.target, &format!(".{base}.pending"), 0o600)
+            .ok()
+            .filter(|tmp| try_flock(tmp.as_file()))
+            .map(|tmp| Journal {
+                tmp,
+                base,
+                recorded: None,
+            });
+        Ok((file, journal))
+    }
+
+    /// Make a recorded journal the store: synced and renamed in, if the store still holds
+    /// the journal's base. Otherwise (nothing recorded, or the store changed meanwhile) the
+    /// journal is removed and `Ok(None)` says that the caller must write the change itself.
+    pub fn commit(&self, journal: Journal) -> Result<Option<AuthFile>> {
+        if journal.recorded.is_none() || self.current_digest() != journal.base {
+            return Ok(None);
+        }
+        let failed = |e: std::io::Error| StoreError::Write {
+            path: self.target.clone(),
+            why: fsutil::describe_io(&e),
+        };
+        journal.tmp.as_file().sync_all().map_err(failed)?;
+        if let Some(pause) = self.store.home.test_pause_before_rename {
+            pause_before_rename(journal.tmp.path(), pause);
+        }
+        fsutil::persist(journal.tmp, &self.target).map_err(failed)?;
+        Ok(journal.recorded)
+    }
+
     /// Write under the lock (atomic, 0600): the whole file goes to a new temp file, is
     /// synced, and is renamed over the target.
     pub fn write(&self, file: &mut AuthFile) -> Result<()> {
-        file.root.insert("version".into(), json!(1));
-        let now = crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default();
-        file.root.insert("updated_at".into(), Value::String(now));
-        let text = serde_json::to_string_pretty(&Value::Object(file.root.clone()))
-            .map_err(StoreError::Encode)?;
+        let text = encode(file)?;
         let failed = |e: std::io::Error| StoreError::Write {
             path: self.target.clone(),
             why: fsutil::describe_io(&e),
@@ -419,19 +583,19 @@ impl Locked<'_> {
     }
 }
 
+/// What recovery does with a journal.
+enum JournalState {
+    /// Its owner holds it: leave it.
+    Live,
+    /// Complete and built on the store as it is: roll it forward.
+    Current(std::time::SystemTime),
+    /// Anything else: remove it.
+    Dead,
+}
+
 /// The test hook of `HERMES_TEST_PAUSE_BEFORE_RENAME_MS`.
 fn pause_before_rename(tmp: &Path, pause: Duration) {
-    use std::io::Write;
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "hermes: test pause: {} written, renaming in {} ms",
-        tmp.display(),
-        pause.as_millis()
-    );
-    let _ = err.flush();
-    drop(err);
-    std::thread::sleep(pause);
+    fsutil::test_pause(&format!("{} written, renaming", tmp.display()), pause);
 }
 
 impl AuthFile {
@@ -700,6 +864,76 @@ mod tests {
             .filter(|n| n.starts_with(".auth.json"))
             .collect();
         assert!(names.is_empty(), "{names:?}");
+    }
+
+    fn temp_names(s: &Store) -> Vec<String> {
+        std::fs::read_dir(s.path().parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".auth.json"))
+            .collect()
+    }
+
+    #[test]
+    fn a_journal_is_left_to_its_owner_and_rolled_forward_only_onto_its_base() {
+        let (_d, s) = store();
+        s.update(|f| {
+            f.set_provider_state("x", Map::new());
+            Ok(())
+        })
+        .unwrap();
+        // Live: another lock holder leaves it alone.
+        let (mut base, journal) = s.lock().unwrap().read_with_journal().unwrap();
+        let mut journal = journal.expect("a journal");
+        base.set_provider_state("y", Map::new());
+        assert!(journal.record(base.clone()));
+        drop(s.lock().unwrap());
+        assert_eq!(temp_names(&s).len(), 1);
+        assert!(s.read().unwrap().provider_state("y").is_none());
+        // Its owner dies (the lock goes with it): rolled forward, the store held its base.
+        let (_f, kept) = journal.tmp.keep().unwrap();
+        drop(_f);
+        drop(s.lock().unwrap());
+        assert!(s.read().unwrap().provider_state("y").is_some());
+        assert!(temp_names(&s).is_empty(), "{:?}", temp_names(&s));
+        assert!(!kept.exists());
+
+        // A dead journal whose base is no longer the store is removed, never rolled forward
+        // (it would undo the write made meanwhile).
+        let (mut base, journal) = s.lock().unwrap().read_with_journal().unwrap();
+        let mut journal = journal.unwrap();
+        base.set_provider_state("z", Map::new());
+        assert!(journal.record(base));
+        s.update(|f| {
+            f.set_provider_state("w", Map::new());
+            Ok(())
+        })
+        .unwrap();
+        drop(journal.tmp.keep().unwrap());
+        drop(s.lock().unwrap());
+        let now = s.read().unwrap();
+        assert!(now.provider_state("w").is_some() && now.provider_state("z").is_none());
+        assert!(temp_names(&s).is_empty(), "{:?}", temp_names(&s));
+    }
+
+    #[test]
+    fn journal_names() {
+        assert_eq!(
+            journal_base(
+                "auth.json",
+                ".auth.json.Ab3dE6gH9jK1.0123456789abcdef.pending"
+            ),
+            Some("0123456789abcdef")
+        );
+        for other in [
+            ".auth.json.Ab3dE6gH9jK1.tmp",
+            ".auth.json.Ab3dE6gH9jK1.0123.pending",
+            ".auth.json.Ab3dE6gH9jK.0123456789abcdef.pending",
+            ".plugins.json.Ab3dE6gH9jK1.0123456789abcdef.pending",
+        ] {
+            assert_eq!(journal_base("auth.json", other), None, "{other}");
+        }
     }
 
     #[test]

@@ -116,10 +116,15 @@ pub struct Env {
     /// polls), at most the 15 s default. A token refresh is never held to it: it has its own
     /// deadline ([`crate::services::REFRESH_DEADLINE`]).
     pub http_timeout: Option<std::time::Duration>,
-    /// `HERMES_TEST_PAUSE_BEFORE_RENAME_MS`: a test hook. The store pauses this long between
-    /// writing its temp file and renaming it over `auth.json` (and says so on stderr), so a
-    /// test can kill hermes inside that window. Unset in normal use.
+    /// `HERMES_TEST_PAUSE_BEFORE_RENAME_MS`: a test hook. The credential store and
+    /// `plugins.json` pause this long between writing their temp file and renaming it in
+    /// (and say so on stderr), so a test can kill hermes, or race another command, inside
+    /// that window. Unset in normal use.
     pub test_pause_before_rename: Option<std::time::Duration>,
+    /// `HERMES_TEST_PAUSE_INSTALL_STAGED_MS`: a test hook. `plugins install` pauses this long
+    /// once its staging copy is written and verified, before it takes the plugins lock (and
+    /// says so on stderr), so a test can kill an install that left its staging copy behind.
+    pub test_pause_staged: Option<std::time::Duration>,
     /// `HERMES_PLUGIN_TIMEOUT_MS`: how long a plugin call may take before hermes gives up on
     /// it (default: [`DIAGNOSTIC_TIMEOUT`] for status calls in diagnostics).
     pub plugin_timeout: Option<std::time::Duration>,
@@ -174,6 +179,9 @@ impl Env {
                 .filter(|ms| *ms > 0)
                 .map(std::time::Duration::from_millis),
             test_pause_before_rename: get("HERMES_TEST_PAUSE_BEFORE_RENAME_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(std::time::Duration::from_millis),
+            test_pause_staged: get("HERMES_TEST_PAUSE_INSTALL_STAGED_MS")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(std::time::Duration::from_millis),
             plugin_timeout: get("HERMES_PLUGIN_TIMEOUT_MS")

@@ -326,6 +326,10 @@ impl PluginsDir {
             0,
         )
         .map_err(cleanup)?;
+        // The folder's own lock says "an install is using this": a cleanup under the plugins
+        // lock leaves a locked staging folder alone (see [`clean_staging`]).
+        // SAFETY: flock on a valid fd.
+        unsafe { libc::flock(folder.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         let file = openat(
             folder.as_raw_fd(),
             file_name,
@@ -410,6 +414,70 @@ impl PluginsDir {
             }
         }
         Ok(removed)
+    }
+}
+
+/// How old an unlocked staging folder must be before [`clean_staging`] removes it: an install
+/// locks its folder right after making it, so only a folder younger than this can be a live
+/// one that has not locked it yet.
+const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Remove what killed installs left in `plugins/`: `.staging-*` folders that no install holds
+/// (an install keeps its folder locked until it is done) and that are older than
+/// [`STAGING_GRACE`]. Only regular files inside such a folder and the folder itself are
+/// removed, through the folder's own descriptor; a link is removed as a link, never followed.
+/// Call it under the plugins lock. Best effort: what cannot be removed stays.
+pub fn clean_staging(home: &Path) {
+    let Ok(dir) = PluginsDir::open(home) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir.path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.as_bytes().starts_with(b".staging-") {
+            continue;
+        }
+        let Ok(c) = cstr(&name) else { continue };
+        let folder = match openat(
+            dir.dir.as_raw_fd(),
+            &name,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        ) {
+            Ok(f) => f,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+                // SAFETY: valid fd and name; unlinkat never follows the last component.
+                unsafe { libc::unlinkat(dir.dir.as_raw_fd(), c.as_ptr(), 0) };
+                continue;
+            }
+            Err(_) => continue,
+        };
+        // SAFETY: flock on a valid fd.
+        if unsafe { libc::flock(folder.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue; // an install is using it
+        }
+        let young = folder
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < STAGING_GRACE);
+        if young {
+            continue;
+        }
+        if let Ok(inner) = std::fs::read_dir(dir.path.join(&name)) {
+            for e in inner.flatten() {
+                if let Ok(ci) = cstr(&e.file_name()) {
+                    // SAFETY: valid fd and name; removes an entry of this very folder (a
+                    // folder inside is refused by unlinkat without AT_REMOVEDIR).
+                    unsafe { libc::unlinkat(folder.as_raw_fd(), ci.as_ptr(), 0) };
+                }
+            }
+        }
+        // SAFETY: valid fd and name; rmdir removes the folder only when empty.
+        unsafe { libc::unlinkat(dir.dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
     }
 }
 

@@ -439,6 +439,15 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
         ))
         .to_string_lossy()
         .into_owned();
+    if let Some(pause) = env.test_pause_staged {
+        crate::fsutil::test_pause(
+            &format!(
+                "{} staged and verified, committing",
+                staging.path().display()
+            ),
+            pause,
+        );
+    }
     // From reading the installed set to writing it, under the plugins lock: a concurrent
     // install or remove sees the state before this one or after it, never half of it.
     manifest::update(&paths, |m| {
@@ -563,4 +572,36 @@ pub fn remove_library(
         Err(confine::Refused::Missing(_)) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Fill in the identity of a record that has none this host can use (written by an older
+/// hermes without `dev`, or by a host of another interface), once the library was re-hashed
+/// and layout-checked at load: `identity` is the file as it was opened for that check. Under
+/// the plugins lock, and only while the record is unchanged and the file still has that very
+/// identity, so later loads take the verified fast path. Best effort: a failure changes
+/// nothing but the speed of later loads.
+pub fn remember_verified(home: &Path, record: &Record, identity: Identity) {
+    // Never wait: a load inside a change of the plugin set (this process holds the lock) or
+    // beside another one simply leaves the upgrade to a later load.
+    let mut paths = crate::config::Paths::new(home);
+    paths.lock_timeout = Duration::ZERO;
+    let paths = &paths;
+    let _ = manifest::update(paths, |m| {
+        let Some(r) = m.get_mut(&record.id) else {
+            return Ok(());
+        };
+        if r.path != record.path || r.sha256 != record.sha256 || r.verified != record.verified {
+            return Ok(());
+        }
+        let Ok(dir) = PluginsDir::open(&paths.home) else {
+            return Ok(());
+        };
+        let Ok(now) = dir.open_library(&r.path) else {
+            return Ok(());
+        };
+        if now.identity == identity {
+            r.verified = Some(Verified::new(&identity));
+        }
+        Ok(())
+    });
 }

@@ -202,10 +202,17 @@ pub fn update<T>(paths: &Paths, f: impl FnOnce(&mut Manifest) -> Result<T>) -> R
     paths.ensure_home()?;
     let _lock = FileLock::acquire(&paths.plugins_lock(), paths.lock_timeout)
         .map_err(|e| Error::io("cannot lock plugins.json", e))?;
+    // Installs stage outside this lock but hold their staging folder's own lock while they
+    // live: a staging folder nobody holds was left by a killed install.
+    super::confine::clean_staging(&paths.home);
     let mut m = read(paths)?;
     let out = f(&mut m)?;
     let text = serde_json::to_string_pretty(&m).map_err(super::PluginsError::EncodeManifest)?;
-    fsutil::write_atomic(&paths.plugins_json(), text.as_bytes(), 0o600)
-        .map_err(|e| Error::io("cannot write plugins.json", e))?;
+    let failed = |e| Error::io("cannot write plugins.json", e);
+    let tmp = fsutil::write_temp(&paths.plugins_json(), text.as_bytes(), 0o600).map_err(failed)?;
+    if let Some(pause) = paths.test_pause_before_rename {
+        fsutil::test_pause("plugins.json written, renaming", pause);
+    }
+    fsutil::persist(tmp, &paths.plugins_json()).map_err(failed)?;
     Ok(out)
 }

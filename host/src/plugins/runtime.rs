@@ -292,7 +292,9 @@ pub fn load_record(home: &Path, record: Record) -> Installed {
         };
     }
     let timeout = super::deadline::of(super::deadline::LOCAL);
+    let mut rechecked = None;
     let loaded = open_verified(home, &record).and_then(|(lib, layout)| {
+        rechecked = (layout == loader::Layout::Check).then_some(lib.identity);
         super::deadline::call(timeout, None, move || {
             loader::load_file(lib.file, &lib.path, layout)
         })
@@ -322,6 +324,9 @@ pub fn load_record(home: &Path, record: Record) -> Installed {
         }
         Err(_) => Vec::new(),
     };
+    if let (Some(identity), Ok(_), true) = (rechecked, &loaded, problems.is_empty()) {
+        super::install::remember_verified(home, &record, identity);
+    }
     Installed {
         record,
         loaded: Some(loaded),

@@ -522,3 +522,198 @@ fn a_library_or_folder_writable_by_others_is_refused_at_load() {
         assert!(reason.contains("is owned by another user"), "{reason}");
     }
 }
+
+/// Spawn `hermes args…` with `pause` (a test-hook variable) set, and return once it says on
+/// stderr that it reached the pause point; the reader keeps the rest of stderr.
+// The child is handed to the caller, which waits for it (`finish`) or kills and reaps it.
+#[allow(clippy::zombie_processes)]
+fn spawn_paused(
+    home: &Home,
+    args: &[&str],
+    pause: (&str, &str),
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    use std::io::BufRead;
+    let mut child = home
+        .command(args)
+        .env(pause.0, pause.1)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = err.read_line(&mut line).unwrap();
+        if n == 0 {
+            let status = child.wait();
+            panic!("{args:?} ended ({status:?}) without reaching {}", pause.0);
+        }
+        if line.contains("test pause:") {
+            return (child, err);
+        }
+    }
+}
+
+/// The rest of a paused child's stderr, and its exit code.
+fn finish(
+    mut child: std::process::Child,
+    mut err: std::io::BufReader<std::process::ChildStderr>,
+) -> (i32, String) {
+    use std::io::Read;
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    (child.wait().unwrap().code().unwrap_or(-1), rest)
+}
+
+/// Two builds of the MiniMax plugin with different bytes (same id and version).
+fn two_builds(home: &Home) -> Vec<PathBuf> {
+    (0..2)
+        .map(|i| {
+            let p = home.scratch().join(format!("b{i}/libminimax_oauth.so"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let mut bytes = std::fs::read(lib("minimax_oauth")).unwrap();
+            bytes.extend_from_slice(format!("\0build {i}").as_bytes());
+            std::fs::write(&p, bytes).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// The race made certain: an install stops after placing its library, just before its
+/// `plugins.json` goes in (`HERMES_TEST_PAUSE_BEFORE_RENAME_MS`), and a remove runs
+/// meanwhile. The plugins lock makes the remove wait for the install, then remove both the
+/// record and the library; without the lock, the remove deletes the new library and the
+/// install then writes a record of a library that no longer exists.
+#[test]
+fn install_paused_before_its_commit_and_a_remove_meanwhile_leave_no_record_without_library() {
+    let home = Home::new();
+    let builds = two_builds(&home);
+    home.run(&["plugins", "install", builds[0].to_str().unwrap()])
+        .ok();
+    let (install, err) = spawn_paused(
+        &home,
+        &["plugins", "install", builds[1].to_str().unwrap()],
+        ("HERMES_TEST_PAUSE_BEFORE_RENAME_MS", "1500"),
+    );
+    let remove = home.run(&["plugins", "remove", "minimax-oauth"]);
+    let (code, rest) = finish(install, err);
+    assert_eq!(code, 0, "install: {rest}");
+    let m = manifest(&home);
+    let recs = m["plugins"].as_array().unwrap();
+    match recs.first() {
+        Some(rec) => {
+            let lib = home.path().join(rec["path"].as_str().unwrap());
+            assert!(
+                lib.is_file(),
+                "a record whose library is missing (remove: {})",
+                remove.all()
+            );
+            assert_eq!(
+                sha256_hex(&std::fs::read(&lib).unwrap()),
+                rec["sha256"].as_str().unwrap()
+            );
+        }
+        None => {
+            assert!(
+                !home.path().join(MINIMAX_LIB).exists(),
+                "a library without a record"
+            );
+            assert_eq!(remove.code, 0, "{}", remove.all());
+        }
+    }
+}
+
+/// Staging folders (`plugins/.staging-*`)
+fn staging_folders(home: &Home) -> Vec<String> {
+    std::fs::read_dir(home.path().join("plugins"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(".staging-"))
+        .collect()
+}
+
+/// An install killed after it staged and verified its copy leaves the staging folder with
+/// the library in it. The next change of the plugin set removes it, under the plugins lock,
+/// while the staging folder of an install still running (it holds its folder's lock) is left
+/// alone and that install completes.
+#[test]
+fn a_killed_install_s_staging_folder_is_removed_by_the_next_change_but_a_live_one_is_kept() {
+    let home = Home::new();
+    let builds = two_builds(&home);
+    let (mut killed, _err) = spawn_paused(
+        &home,
+        &["plugins", "install", builds[0].to_str().unwrap()],
+        ("HERMES_TEST_PAUSE_INSTALL_STAGED_MS", "60000"),
+    );
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let dead = staging_folders(&home);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let dead_dir = home.path().join("plugins").join(&dead[0]);
+    assert!(
+        std::fs::read_dir(&dead_dir).unwrap().count() == 1,
+        "the killed install's copy is in its staging folder"
+    );
+    // Older than the grace a brand-new staging folder gets.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let (live, err) = spawn_paused(
+        &home,
+        &["plugins", "install", builds[1].to_str().unwrap()],
+        ("HERMES_TEST_PAUSE_INSTALL_STAGED_MS", "3000"),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    // Any change of the plugin set cleans up (here a disable of a plugin not installed).
+    home.run(&["plugins", "disable", "minimax-oauth"]);
+    let left = staging_folders(&home);
+    assert!(!dead_dir.exists(), "the dead staging folder is still there");
+    assert_eq!(
+        left.len(),
+        1,
+        "the live install's folder was removed: {left:?}"
+    );
+    let (code, rest) = finish(live, err);
+    assert_eq!(code, 0, "the live install failed: {rest}");
+    assert_eq!(status_of(&home, "minimax-oauth").0, "ok");
+    assert!(staging_folders(&home).is_empty());
+}
+
+/// A record written by an older hermes has no `dev` in its identity, so it never matches and
+/// every load re-hashes the library. After one load that re-hashed and layout-checked it, the
+/// record carries the file's full identity (written once), and later loads leave
+/// `plugins.json` alone.
+#[test]
+fn a_record_without_dev_is_completed_once_after_a_verified_load() {
+    use std::os::unix::fs::MetadataExt;
+    let home = Home::new();
+    home.install_minimax();
+    let mut m = manifest(&home);
+    m["plugins"][0]["verified"]
+        .as_object_mut()
+        .unwrap()
+        .remove("dev");
+    write_manifest(&home, &m);
+    assert_eq!(status_of(&home, "minimax-oauth").0, "ok");
+    let dev = std::fs::metadata(home.path().join(MINIMAX_LIB))
+        .unwrap()
+        .dev();
+    let m = manifest(&home);
+    assert_eq!(
+        m["plugins"][0]["verified"]["dev"].as_u64(),
+        Some(dev),
+        "{m:#}"
+    );
+    let ino = |h: &Home| {
+        std::fs::metadata(h.path().join("plugins.json"))
+            .unwrap()
+            .ino()
+    };
+    let before = ino(&home);
+    assert_eq!(status_of(&home, "minimax-oauth").0, "ok");
+    home.run(&["auth", "status"]);
+    assert_eq!(ino(&home), before, "plugins.json was written again");
+}
