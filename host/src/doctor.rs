@@ -407,7 +407,7 @@ fn check_providers(ctx: &Context<'_>) -> Vec<Finding> {
             if let Some(p) = report
                 .problems
                 .iter()
-                .find(|p| p.contains(hermes_plugin_api::sdk::PANIC_PREFIX))
+                .find(|p| p.contains(hermes_plugin_sdk::PANIC_PREFIX))
             {
                 out.push(finding(
                     "providers",

@@ -21,7 +21,8 @@ use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
 use crate::plugins::supervise::{self, Findings};
 use crate::services::Net;
 use crate::text;
-use crate::timefmt::{human_duration, iso_from_ms, now_ms};
+use crate::timefmt::{iso_from_ms, now_ms};
+use hermes_plugin_sdk::duration::human as human_duration;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {

@@ -263,7 +263,7 @@ fn load_path(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError> {
         path: path.to_path_buf(),
         module,
         api_version,
-        problems: hermes_plugin_api::sdk::validate::plugin_info(&info),
+        problems: hermes_plugin_api::validate::plugin_info(&info),
         desc: PluginDesc::from(&info),
     })
 }

@@ -163,7 +163,7 @@ impl Outcome {
             Outcome::Report(r) => match r
                 .problems
                 .iter()
-                .find(|p| p.contains(hermes_plugin_api::sdk::PANIC_PREFIX))
+                .find(|p| p.contains(hermes_plugin_sdk::PANIC_PREFIX))
             {
                 Some(p) => Err(format!(
                     "plugin {plugin}: {p} — disable it with `hermes plugins disable {plugin}`"

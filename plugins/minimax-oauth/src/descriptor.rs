@@ -1,7 +1,7 @@
 //! What the host knows about MiniMax without calling any code: the provider descriptor and
 //! the protocol constants every other module shares.
 
-use hermes_plugin_api::prelude::*;
+use hermes_plugin_sdk::prelude::*;
 
 /// Canonical provider id (also the plugin id).
 pub const PROVIDER_ID: &str = "minimax-oauth";

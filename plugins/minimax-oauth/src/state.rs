@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use hermes_plugin_api::{Credential, HOST_STATE_KEY};
+use hermes_plugin_sdk::{Credential, HOST_STATE_KEY};
 
 use crate::descriptor::{self, Region, PROVIDER_ID};
 use crate::expiry::format_iso8601;

@@ -43,7 +43,7 @@ fn cargo(dir: &Path, args: &[&str]) -> (Run, std::time::Duration) {
     (run, started.elapsed())
 }
 
-/// Where plugin `name` is generated: a fixed place, since a path dependency (plugin-api) is
+/// Where plugin `name` is generated: a fixed place, since a path dependency (plugin-sdk) is
 /// compiled again whenever the crate that uses it moves; outside this workspace, so that the
 /// crate is generated as a standalone one, as an author's would be.
 fn crate_dir(name: &str) -> PathBuf {
@@ -100,12 +100,12 @@ fn generate_and_build_for(home: &Home, name: &str, flow: &str, api: &str) -> Pat
         cargo_toml.contains(&format!(
             "path = {:?}",
             workspace_root()
-                .join("plugin-api")
+                .join("plugin-sdk")
                 .canonicalize()
                 .unwrap()
                 .to_string_lossy()
         )),
-        "hermes-plugin-api comes from this checkout:\n{cargo_toml}"
+        "hermes-plugin-sdk comes from this checkout:\n{cargo_toml}"
     );
     // The workspace's lock pins the versions already built and cached here.
     std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();

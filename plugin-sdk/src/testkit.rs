@@ -5,11 +5,11 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! hermes-plugin-api = { version = "1", features = ["testkit"] }
+//! hermes-plugin-sdk = { version = "1", features = ["testkit"] }
 //! ```
 //!
 //! ```
-//! use hermes_plugin_api::testkit::{FakeHost, Reply};
+//! use hermes_plugin_sdk::testkit::{FakeHost, Reply};
 //! let host = FakeHost::new(1_700_000_000_000);
 //! host.on_request(|req| {
 //!     assert!(req.url.ends_with("/token"));
@@ -30,8 +30,10 @@ use abi_stable::{
     std_types::{ROption, RResult, RStr, RString, RVec, Tuple2},
 };
 
-use crate::sdk::check::{self, CheckHost, DebugProbe, Report};
-use crate::{sdk, HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, PluginError};
+use crate::check::{self, CheckHost, DebugProbe, Report};
+use crate::{
+    HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, Plugin, PluginError,
+};
 
 /// The plugin author guide (`docs/plugin-authors.md`): its Rust blocks are this crate's
 /// doctests, so every example in it compiles and runs.
@@ -226,8 +228,8 @@ impl FakeHost {
         HostServices_TO::from_value(self.clone(), TD_Opaque)
     }
     /// The SDK handle over this fake.
-    pub fn sdk_host(&self) -> sdk::Host {
-        sdk::Host::new(self.host_box())
+    pub fn sdk_host(&self) -> crate::Host {
+        crate::Host::new(self.host_box())
     }
 }
 
@@ -326,7 +328,7 @@ impl CheckHost for FakeHost {
 /// your crate's `tests/conformance.rs`:
 ///
 /// ```
-/// # use hermes_plugin_api::prelude::*;
+/// # use hermes_plugin_sdk::prelude::*;
 /// # struct MyPlugin;
 /// # impl sdk::Plugin for MyPlugin {
 /// #     fn info() -> PluginInfo {
@@ -344,14 +346,14 @@ impl CheckHost for FakeHost {
 /// #         StatusReport::new(status_state::NOT_LOGGED_IN, "not logged in")
 /// #     }
 /// # }
-/// let report = hermes_plugin_api::testkit::conformance::<MyPlugin>();
+/// let report = hermes_plugin_sdk::testkit::conformance::<MyPlugin>();
 /// assert!(report.passed());
 /// ```
 ///
-/// See [`sdk::check`] for what is checked, and [`Conformance`] to add your own types to the
+/// See [`check`] for what is checked, and [`Conformance`] to add your own types to the
 /// secrets check.
 #[track_caller]
-pub fn conformance<P: sdk::Plugin>() -> Report {
+pub fn conformance<P: Plugin>() -> Report {
     Conformance::<P>::new().assert()
 }
 
@@ -362,13 +364,13 @@ pub struct Conformance<P> {
     _plugin: PhantomData<fn() -> P>,
 }
 
-impl<P: sdk::Plugin> Default for Conformance<P> {
+impl<P: Plugin> Default for Conformance<P> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<P: sdk::Plugin> Conformance<P> {
+impl<P: Plugin> Conformance<P> {
     /// The checks over a fresh [`FakeHost`] with no HTTP responder (every request fails).
     pub fn new() -> Self {
         Self {
@@ -376,13 +378,6 @@ impl<P: sdk::Plugin> Conformance<P> {
             probes: Vec::new(),
             _plugin: PhantomData,
         }
-    }
-    /// Run over this fake instead (its clock, configuration and responder). Keep requests
-    /// failing: a responder that answers makes the checks exercise your happy paths, which is
-    /// fine, but the status check still requires no request at all.
-    pub fn with_host(mut self, host: FakeHost) -> Self {
-        self.host = host;
-        self
     }
     /// Adds one of your own secret-holding types to the secrets check: `render` builds the
     /// object around the secret it is given and returns its `Debug` form, which must not show
@@ -393,7 +388,7 @@ impl<P: sdk::Plugin> Conformance<P> {
     }
     /// Run the checks.
     pub fn report(&self) -> Report {
-        check::run(sdk::root_module::<P>(), &self.host, &self.probes)
+        check::run(crate::root_module::<P>(), &self.host, &self.probes)
     }
     /// Run the checks and panic with the whole report if any failed.
     #[track_caller]
