@@ -146,7 +146,7 @@ proptest! {
         if let Ok(mut s) = Settings::parse(Path::new("/x/config.yaml"), &text) {
             let _ = s.model_provider();
             let _ = s.provider_values("minimax-oauth");
-            let _ = s.set("model.default", serde_yaml_ng::Value::Null);
+            let _ = s.set("model.default", crate::config::yaml::Value::Null);
         }
     }
 

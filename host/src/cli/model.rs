@@ -3,8 +3,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
+use crate::config::yaml::Value;
 use serde_json::json;
-use serde_yaml_ng::Value;
 
 use super::Ctx;
 use crate::auth::Store;

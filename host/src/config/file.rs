@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_yaml_ng::{Mapping, Value};
+use super::yaml::{self, Mapping, Value};
 
 use super::Paths;
 use crate::error::{Error, Result};
@@ -48,12 +48,8 @@ impl Settings {
         if text.trim().is_empty() {
             return Ok(Settings::empty(path));
         }
-        let root: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-                .unwrap_or_default();
-            Error::msg(format!("{} is not valid YAML{at}: {}", path.display(), first_clause(&e.to_string())))
+        let root = yaml::from_str(text).map_err(|e| {
+            Error::msg(format!("{} is not valid YAML {}", path.display(), yaml::describe(&e)))
                 .with_help("fix the file (`hermes config path` shows where it is); hermes will not overwrite it")
         })?;
         match root {
@@ -82,7 +78,7 @@ impl Settings {
 
     /// A scalar at a dotted key, as text.
     pub fn get_str(&self, key: &str) -> Option<String> {
-        scalar_text(self.get(key)?)
+        self.get(key)?.scalar_text()
     }
 
     /// Set a dotted key, creating the mappings on the way.
@@ -105,28 +101,25 @@ impl Settings {
         }
         let mut cur = &mut self.root;
         for (i, part) in parts.iter().enumerate() {
-            if !cur.is_mapping() {
+            let Some(map) = cur.as_mapping_mut() else {
                 let so_far = parts[..i].join(".");
                 return Err(Error::msg(format!(
                     "{so_far} is not a mapping in {}",
                     self.path.display()
                 )));
-            }
-            let map = cur.as_mapping_mut().expect("checked above");
+            };
             if i == parts.len() - 1 {
-                map.insert(Value::String(part.to_string()), value);
+                map.insert(part, value);
                 return Ok(());
             }
-            cur = map
-                .entry(Value::String(part.to_string()))
-                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            cur = map.get_or_insert_with(part, || Value::Mapping(Mapping::new()));
         }
         Ok(())
     }
 
     /// Write the file atomically (0600).
     pub fn save(&self) -> Result<()> {
-        let text = serde_yaml_ng::to_string(&self.root)
+        let text = yaml::to_string(&self.root)
             .map_err(|e| Error::msg(format!("cannot encode config.yaml: {e}")))?;
         if let Some(dir) = self.path.parent() {
             fsutil::create_private_dir(dir)
@@ -142,7 +135,7 @@ impl Settings {
             return BTreeMap::new();
         };
         m.iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), scalar_text(v)?)))
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.scalar_text()?)))
             .collect()
     }
 
@@ -182,23 +175,10 @@ impl Settings {
 
 /// Parse a command-line value as YAML (`true`, `3`, `[a, b]`), falling back to a string.
 pub fn parse_value(text: &str) -> Value {
-    serde_yaml_ng::from_str::<Value>(text)
+    yaml::from_str(text)
         .ok()
-        .filter(|v| !v.is_null() || text.trim() == "null")
+        .filter(|v| *v != Value::Null || text.trim() == "null")
         .unwrap_or_else(|| Value::String(text.to_string()))
-}
-
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn first_clause(s: &str) -> String {
-    s.split(" at line ").next().unwrap_or(s).to_string()
 }
 
 #[cfg(test)]
@@ -215,7 +195,7 @@ mod tests {
             parse("model:\n  provider: a\n  api_mode: chat_completions\nui:\n  theme: dark\n")
                 .unwrap();
         s.set("model.default", Value::String("m".into())).unwrap();
-        let text = serde_yaml_ng::to_string(&s.root).unwrap();
+        let text = yaml::to_string(&s.root).unwrap();
         assert!(text.contains("theme: dark"), "{text}");
         assert!(text.contains("api_mode: chat_completions"), "{text}");
         assert_eq!(s.get_str("model.default").as_deref(), Some("m"));

@@ -3,6 +3,7 @@
 //! everything else receives an [`Env`] or a [`Settings`].
 
 mod file;
+pub mod yaml;
 
 pub use file::{parse_value, Settings};
 
