@@ -336,7 +336,7 @@ fn providers(ctx: &Ctx, name: Option<&str>) -> Result<(Vec<Entry>, Findings)> {
 
 /// What to say when no provider is installed at all: what is missing and the next command.
 fn say_no_providers(ctx: &Ctx) {
-    let names = crate::plugins::index::available(&ctx.env);
+    let names = crate::plugins::index::available(ctx.env.plugin_index.as_deref());
     let which = match names.as_slice() {
         [one] => one.as_str(),
         _ => "<name>",

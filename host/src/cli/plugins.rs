@@ -330,8 +330,10 @@ fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if set.installed.is_empty() {
-        ctx.out
-            .info("no plugins installed; try `hermes plugins install minimax-oauth`");
+        ctx.out.info(&format!(
+            "no plugins installed; try: {}",
+            crate::plugins::index::install_hint(ctx.env.plugin_index.as_deref())
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     ctx.out.result(&format!(

@@ -6,6 +6,7 @@ pub mod check;
 pub mod confine;
 pub mod deadline;
 pub mod descriptor;
+mod doctor;
 pub mod index;
 pub mod install;
 pub mod loader;

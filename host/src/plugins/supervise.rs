@@ -246,6 +246,7 @@ pub fn diagnose(
         .collect();
     let mut set = runtime::PluginSet::from_installed(installed);
     set.ignored = manifest.ignored;
+    set.plugin_index = paths.plugin_index.clone();
     Ok((set, found))
 }
 
