@@ -295,7 +295,7 @@ fn the_guard_turns_every_panic_into_a_panicked_error() {
     assert_eq!(rt.refresh(&cred).unwrap_err().kind, kind::PANICKED);
     let err = rt.runtime(&cred).unwrap_err();
     assert!(
-        err.message.starts_with("plugin panicked in RuntimeCredential::runtime: boom in runtime at plugin-api/tests/conformance.rs:"),
+        err.message.starts_with("plugin panicked in RuntimeCredential::runtime: boom in runtime at plugin-sdk/tests/conformance.rs:"),
         "the message names the entry point, the panic and where: {}",
         err.message
     );
