@@ -161,7 +161,7 @@ pub mod poll_status {
     pub const PENDING: u32 = 1;
     /// Approved; the outcome carries the credential.
     pub const APPROVED: u32 = 2;
-    /// The user denied access.
+    /// The user denied access; the host stops polling and saves nothing.
     pub const DENIED: u32 = 3;
     /// The code expired before approval.
     pub const EXPIRED: u32 = 4;
@@ -169,9 +169,9 @@ pub mod poll_status {
 
 /// [`StatusReport::state`] values.
 pub mod status_state {
-    /// No credential.
+    /// No credential, or one with nothing usable in it.
     pub const NOT_LOGGED_IN: u32 = 1;
-    /// A usable credential.
+    /// A credential usable as it is, without a refresh.
     pub const VALID: u32 = 2;
     /// The access token expired but will be refreshed on next use.
     pub const REFRESH_ON_NEXT_USE: u32 = 3;
@@ -185,7 +185,7 @@ pub mod status_state {
 pub struct PluginError {
     /// A stable machine-readable code, e.g. `refresh_failed`.
     pub code: RString,
-    /// One human-readable line.
+    /// One line for people; never a secret (the host prints it).
     pub message: RString,
     /// One of [`kind`].
     pub kind: u32,
@@ -249,11 +249,11 @@ pub struct RegionInfo {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct ModelInfo {
-    /// Model id as sent to the API.
+    /// Model id exactly as sent to the API (matched case-insensitively when a user names it).
     pub id: RString,
-    /// Context window in tokens.
+    /// Context window in tokens, as `hermes model` shows it.
     pub context_window: u64,
-    /// Maximum output tokens.
+    /// The most tokens one answer may have; `hermes chat` asks for no more unless told to.
     pub max_output: u64,
 }
 
@@ -273,7 +273,7 @@ pub struct UrlOverride {
 pub struct ProviderInfo {
     /// Canonical id, lower-case `[a-z0-9-]`, unique across all plugins.
     pub id: RString,
-    /// Name shown to people.
+    /// Name shown to people in status lines and the dashboard, e.g. `MiniMax (OAuth)`.
     pub display_name: RString,
     /// Other names accepted wherever a provider is named (case-insensitive).
     pub aliases: RVec<RString>,
@@ -283,7 +283,7 @@ pub struct ProviderInfo {
     pub api_mode: RString,
     /// Regions; the first is the default.
     pub regions: RVec<RegionInfo>,
-    /// Models offered.
+    /// Models offered, in the order `hermes model` lists them; the first is the default.
     pub models: RVec<ModelInfo>,
     /// A small, fast model for auxiliary tasks (empty when none).
     pub aux_model: RString,
@@ -291,7 +291,7 @@ pub struct ProviderInfo {
     pub docs_url: RString,
     /// Hosts the plugin may reach (exact names). Loopback is always allowed.
     pub allowed_hosts: RVec<RString>,
-    /// Env vars that override URLs.
+    /// Env vars that override URLs; the host also lets the user set them in `config.yaml`.
     pub url_overrides: RVec<UrlOverride>,
     /// Refresh a credential when this many milliseconds of life remain.
     pub refresh_skew_ms: u64,
@@ -335,16 +335,16 @@ pub struct PluginInfo {
     pub id: RString,
     /// The plugin's own version (semver).
     pub version: RString,
-    /// One line about the plugin.
+    /// One line about the plugin, shown by `hermes plugins info`.
     pub description: RString,
-    /// Providers in this plugin.
+    /// Providers in this plugin (at least one); ids are unique across all installed plugins.
     pub providers: RVec<ProviderInfo>,
     /// Forward-compatible extension data (a JSON object, or empty).
     pub extension: RString,
 }
 
 impl PluginInfo {
-    /// A plugin descriptor.
+    /// A plugin descriptor without an extension.
     pub fn new(id: &str, version: &str, description: &str, providers: Vec<ProviderInfo>) -> Self {
         Self {
             id: id.into(),
@@ -370,9 +370,9 @@ pub struct Credential {
     pub refresh_token: RString,
     /// Access token expiry in unix milliseconds; 0 when it does not expire.
     pub expires_at_ms: i64,
-    /// Region name.
+    /// Region name, one of the provider's [`RegionInfo::name`]s (may be empty: the default).
     pub region: RString,
-    /// Base URL requests go to.
+    /// Base URL inference requests go to (may be empty: the region's).
     pub base_url: RString,
     /// A human label for this login (may be empty).
     pub label: RString,
@@ -425,7 +425,7 @@ pub fn mask(secret: &str) -> String {
 pub struct Challenge {
     /// The code the user types (device-code flows).
     pub user_code: RString,
-    /// Where the user goes.
+    /// Where the user goes to approve (empty for flows with nothing to show).
     pub verification_uri: RString,
     /// When the code stops working, unix ms.
     pub expires_at_ms: i64,
@@ -447,7 +447,7 @@ impl std::fmt::Debug for Challenge {
     }
 }
 
-/// The result of one poll.
+/// The result of one poll: still pending, approved with a credential, denied or expired.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct PollOutcome {
@@ -726,7 +726,7 @@ pub struct ProviderHandle {
 pub struct PluginMod {
     /// The interface version the plugin was built against.
     pub api_version: extern "C" fn() -> RStr<'static>,
-    /// The plugin's descriptor.
+    /// The plugin's descriptor, called once per load; must make no I/O.
     pub describe: extern "C" fn() -> RResult<PluginInfo, PluginError>,
     /// The provider object for `id`, bound to the host's services.
     #[sabi(last_prefix_field)]

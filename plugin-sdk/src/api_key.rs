@@ -12,7 +12,7 @@ use crate::{kind, Challenge, PluginError};
 /// How long an `api_key` challenge stays valid. The host polls at once, so this only
 /// bounds a session that is never polled.
 pub const CHALLENGE_TTL_MS: i64 = 10 * 60_000;
-/// Longest key accepted.
+/// Longest key accepted, in bytes; longer input is a paste gone wrong.
 pub const MAX_KEY_LEN: usize = 4096;
 
 /// The `api_key` in start's `options`, trimmed; `Ok(None)` when there is none. Malformed

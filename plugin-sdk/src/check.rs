@@ -75,7 +75,7 @@ pub trait CheckHost {
     fn host_box(&self) -> HostBox;
     /// Every request made so far, one line each (`METHOD url`).
     fn requests(&self) -> Vec<String>;
-    /// Every log line so far.
+    /// Every log line so far, in order; the checks scan the new ones after each call.
     fn logs(&self) -> Vec<String>;
     /// The clock the services report.
     fn now_ms(&self) -> i64;
@@ -87,9 +87,9 @@ pub trait CheckHost {
 /// How one check went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// No finding.
+    /// Ran, with no finding (warnings allowed).
     Pass,
-    /// At least one finding.
+    /// Ran, with at least one finding: the plugin breaks a rule.
     Fail,
     /// Not run (an earlier check failed in a way that makes it meaningless).
     Skip,
@@ -100,7 +100,7 @@ pub enum Outcome {
 pub struct CheckResult {
     /// Stable name (see [`CHECKS`]).
     pub name: &'static str,
-    /// One line for people.
+    /// One line for people, as the report prints it beside the mark.
     pub title: &'static str,
     /// Pass, fail or skip.
     pub outcome: Outcome,

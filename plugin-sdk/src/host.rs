@@ -13,13 +13,13 @@ pub struct Host {
 }
 
 impl Host {
-    /// Wrap the host's services.
+    /// Wrap the services the host passed to [`crate::Plugin::provider`].
     pub fn new(inner: HostBox) -> Self {
         Self {
             inner: Arc::new(inner),
         }
     }
-    /// Make a request.
+    /// Send `request` through the host (its allow-list, https rule and size caps apply).
     pub fn http(&self, request: HttpRequest) -> Result<HttpResponse, PluginError> {
         self.inner.http(request).into_result()
     }
@@ -77,7 +77,7 @@ impl Host {
     pub fn now_ms(&self) -> i64 {
         self.inner.now_ms()
     }
-    /// Random bytes.
+    /// `n` cryptographically random bytes from the host (seeded by the testkit's fake).
     pub fn random_bytes(&self, n: usize) -> Vec<u8> {
         self.inner.random_bytes(n as u32).into_vec()
     }
@@ -94,19 +94,19 @@ impl Host {
     pub fn log(&self, level: u32, msg: &str) {
         self.inner.log(level, msg.into());
     }
-    /// Log at error level.
+    /// [`Host::log`] at error level (shown with `-v`).
     pub fn error(&self, msg: &str) {
         self.log(log_level::ERROR, msg);
     }
-    /// Log at warn level.
+    /// [`Host::log`] at warn level (shown with `-v`).
     pub fn warn(&self, msg: &str) {
         self.log(log_level::WARN, msg);
     }
-    /// Log at info level.
+    /// [`Host::log`] at info level (shown with `-v`).
     pub fn info(&self, msg: &str) {
         self.log(log_level::INFO, msg);
     }
-    /// Log at debug level.
+    /// [`Host::log`] at debug level (shown with `-vv`).
     pub fn debug(&self, msg: &str) {
         self.log(log_level::DEBUG, msg);
     }
@@ -136,7 +136,7 @@ impl Request<'_> {
         self.header("content-type", "application/json")
             .body(body.as_bytes().to_vec())
     }
-    /// A raw body.
+    /// A raw body, sent without a content type unless a header says one.
     pub fn body(mut self, body: Vec<u8>) -> Self {
         self.req.body = body.into();
         self

@@ -39,25 +39,25 @@ pub trait Plugin {
 
 /// Signing in (see [`hermes_plugin_api::AuthFlow`]).
 pub trait AuthFlowImpl: Send + Sync + 'static {
-    /// Begin a login.
+    /// Begin a login in `region` (empty: the default) with the JSON `options` the host passes.
     fn start(&self, region: &str, options: &str) -> Result<Challenge, PluginError>;
-    /// One poll.
+    /// One poll of the login `start` began; `session` is the challenge's.
     fn poll(&self, session: &str) -> Result<PollOutcome, PluginError>;
 }
 
 /// Refresh and runtime resolution (see [`hermes_plugin_api::RuntimeCredential`]).
 pub trait RuntimeImpl: Send + Sync + 'static {
-    /// Whether to refresh now.
+    /// Whether to refresh before using `cred` at `now_ms` (a panic here counts as yes).
     fn needs_refresh(&self, cred: &Credential, now_ms: i64) -> bool;
-    /// Refresh.
+    /// A fresh credential (network); terminal failures set `relogin_required`.
     fn refresh(&self, cred: &Credential) -> Result<Credential, PluginError>;
-    /// Where requests go.
+    /// Where requests with `cred` go and how they present it.
     fn runtime(&self, cred: &Credential) -> Result<Runtime, PluginError>;
 }
 
 /// Status without network (see [`hermes_plugin_api::Status`]).
 pub trait StatusImpl: Send + Sync + 'static {
-    /// The state of a credential.
+    /// The state of `cred` (or of having none) at `now_ms`, without network.
     fn status(&self, cred: Option<&Credential>, now_ms: i64) -> StatusReport;
 }
 
@@ -85,7 +85,7 @@ impl Capabilities {
             },
         }
     }
-    /// Adds a login flow.
+    /// Adds a login flow (`hermes auth add`, the dashboard).
     pub fn with_auth_flow(mut self, flow: impl AuthFlowImpl) -> Self {
         self.handle.auth_flow =
             ROption::RSome(AuthFlow_TO::from_value(Guarded::new(flow), TD_Opaque));
@@ -99,13 +99,13 @@ impl Capabilities {
         ));
         self
     }
-    /// Adds a removal step.
+    /// Adds a step the host asks before removing a credential source.
     pub fn with_removal(mut self, removal: impl RemovalImpl) -> Self {
         self.handle.removal =
             ROption::RSome(RemovalStep_TO::from_value(Guarded::new(removal), TD_Opaque));
         self
     }
-    /// The FFI handle.
+    /// The FFI objects, each behind the panic guard, as the root module returns them.
     pub fn into_handle(self) -> ProviderHandle {
         self.handle
     }

@@ -54,13 +54,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A recorded request, decoded for assertions.
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    /// Method.
+    /// `GET`, `POST`, … as the plugin wrote it.
     pub method: String,
-    /// URL.
+    /// The absolute URL, before any redirect.
     pub url: String,
     /// Headers (name, value).
     pub headers: Vec<(String, String)>,
-    /// Body as text.
+    /// Body as text (invalid UTF-8 replaced).
     pub body: String,
     /// The timeout the plugin asked for, ms (0: the host's default).
     pub timeout_ms: u64,
@@ -85,7 +85,7 @@ impl Recorded {
             })
             .collect()
     }
-    /// One form field.
+    /// The value of the form field `name`, decoded; the first when repeated.
     pub fn field(&self, name: &str) -> Option<String> {
         self.form()
             .into_iter()
@@ -131,7 +131,7 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// A JSON body with a status.
+    /// A response with `status` and `body` (any text; named for the common case).
     pub fn json(status: u16, body: &str) -> Self {
         Reply::Response(status, body.as_bytes().to_vec())
     }
@@ -146,7 +146,7 @@ impl Reply {
             final_url: RString::new(),
         }
     }
-    /// A transient network failure.
+    /// A transient network failure, as the host reports a dropped connection.
     pub fn dropped() -> Self {
         Reply::Error(PluginError::transient(
             "network",
@@ -203,11 +203,11 @@ impl FakeHost {
     pub fn on_request(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
         *lock(&self.inner.responder) = Some(Arc::new(f));
     }
-    /// Set the clock.
+    /// Set the clock to `now_ms` (unix ms).
     pub fn set_now(&self, now_ms: i64) {
         self.inner.now.store(now_ms, Ordering::SeqCst);
     }
-    /// Move the clock.
+    /// Move the clock by `ms` (negative goes back).
     pub fn advance(&self, ms: i64) {
         self.inner.now.fetch_add(ms, Ordering::SeqCst);
     }
@@ -215,11 +215,11 @@ impl FakeHost {
     pub fn set_config(&self, key: &str, value: &str) {
         lock(&self.inner.config).push((key.into(), value.into()));
     }
-    /// The requests made so far.
+    /// The requests made so far, in order, including those the responder refused.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.inner.requests).clone()
     }
-    /// The log lines so far.
+    /// The log lines so far, with their level ([`crate::log_level`]).
     pub fn logs(&self) -> Vec<(u32, String)> {
         lock(&self.inner.logs).clone()
     }
@@ -386,7 +386,7 @@ impl<P: Plugin> Conformance<P> {
         self.probes.push((name.to_string(), Box::new(render)));
         self
     }
-    /// Run the checks.
+    /// Run the checks and return the report, passed or not.
     pub fn report(&self) -> Report {
         check::run(crate::root_module::<P>(), &self.host, &self.probes)
     }

@@ -12,11 +12,11 @@ use crate::support::{bin_dir, lib, Emulator, EmulatorConfig, Home, Run};
 /// that only the first build compiles the dependencies (abi_stable and friends, about a minute
 /// on two cores) and every later one compiles the new crate alone. Not `target/` itself: the
 /// `cargo test` running this holds its lock.
-fn generated_target_dir() -> PathBuf {
+pub(crate) fn generated_target_dir() -> PathBuf {
     bin_dir().parent().expect("target dir").join("authors-e2e")
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace")
@@ -25,7 +25,7 @@ fn workspace_root() -> PathBuf {
 
 /// `cargo <args>` in `dir`, offline, in the shared target directory. Returns the run and how
 /// long it took.
-fn cargo(dir: &Path, args: &[&str]) -> (Run, std::time::Duration) {
+pub(crate) fn cargo(dir: &Path, args: &[&str]) -> (Run, std::time::Duration) {
     let started = Instant::now();
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(args)
@@ -47,7 +47,16 @@ fn cargo(dir: &Path, args: &[&str]) -> (Run, std::time::Duration) {
 /// compiled again whenever the crate that uses it moves; outside this workspace, so that the
 /// crate is generated as a standalone one, as an author's would be.
 fn crate_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join("hermes-e2e-authors").join(name)
+    scratch_dir("hermes-e2e-authors").join(name)
+}
+
+/// A fixed folder under the temporary directory for this checkout: two checkouts running
+/// these tests at once do not generate into each other's crates.
+pub(crate) fn scratch_dir(what: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    workspace_root().hash(&mut h);
+    std::env::temp_dir().join(format!("{what}-{:08x}", h.finish() as u32))
 }
 
 /// Generate plugin `name` with `flow` (afresh) and build it.
