@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::authors::{cargo, generated_target_dir, workspace_root};
+use crate::authors::{cargo, generated_target_dir, scratch_dir, workspace_root};
 use crate::support::{Emulator, EmulatorConfig, Home};
 
 /// The workspace the old sources build in: the pre-split crate as it was published
@@ -66,9 +66,7 @@ abi_stable.workspace = true
 /// Unpack the pinned sources into a fixed directory (a path dependency moved elsewhere is
 /// compiled again) and build the plugin; returns the library.
 fn build_pre_split_plugin() -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("hermes-e2e-compat")
-        .join("pre-split");
+    let dir = scratch_dir("hermes-e2e-compat").join("pre-split");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let archive = workspace_root().join("tests/compat/pre-split-1.0.0.tar.gz");
