@@ -1,7 +1,7 @@
 //! The conformance checks on a built library, for `hermes plugins check` and
 //! `hermes plugins install`.
 //!
-//! The checks themselves are plugin-api's ([`hermes_plugin_sdk::check`]): the same code an
+//! The checks themselves are the SDK's ([`hermes_plugin_sdk::check`]): the same code an
 //! author runs from `cargo test` through the testkit. What the host adds is where they run —
 //! in the `__probe-plugin` child, so a plugin that crashes cannot take the host down — and the
 //! services they run against: [`OfflineServices`] refuses every HTTP request (nothing leaves
