@@ -7,6 +7,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::doctor;
+
 /// Create `dir` and its parents; the leaf is 0700.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
@@ -287,6 +289,49 @@ pub fn mode_of(path: &Path) -> Option<u32> {
         .ok()
         .map(|m| m.permissions().mode() & 0o777)
 }
+
+/// Doctor's permission check: `HERMES_HOME` must be private to its user, and so must the
+/// files holding secrets or what may be loaded (`auth.json`, `plugins.json`).
+fn doctor_permissions(ctx: &doctor::Context<'_>) -> Vec<doctor::Finding> {
+    let mut out = Vec::new();
+    let home = &ctx.paths.home;
+    match mode_of(home) {
+        None => out.push(doctor::finding(
+            "home",
+            doctor::Severity::Info,
+            "hermes",
+            format!("{} does not exist yet", home.display()),
+            None,
+        )),
+        Some(m) if m & 0o077 != 0 => out.push(doctor::finding(
+            "home",
+            doctor::Severity::Warning,
+            "hermes",
+            format!(
+                "{} is accessible by other users (mode {m:o})",
+                home.display()
+            ),
+            Some(format!("chmod 700 {}", home.display())),
+        )),
+        Some(_) => {}
+    }
+    for f in [ctx.paths.auth_json(), ctx.paths.plugins_json()] {
+        if let Some(m) = mode_of(&f) {
+            if m & 0o077 != 0 {
+                out.push(doctor::finding(
+                    "home",
+                    doctor::Severity::Warning,
+                    "hermes",
+                    format!("{} is readable by other users (mode {m:o})", f.display()),
+                    Some(format!("chmod 600 {}", f.display())),
+                ));
+            }
+        }
+    }
+    out
+}
+
+inventory::submit! { doctor::Check { name: "permissions", order: 10, run: doctor_permissions } }
 
 #[cfg(test)]
 mod tests {

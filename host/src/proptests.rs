@@ -145,7 +145,7 @@ proptest! {
         if let Ok(mut s) = Settings::parse(Path::new("/x/config.yaml"), &text) {
             let _ = s.model_provider();
             let _ = s.provider_values("minimax-oauth");
-            let _ = s.set("model.default", serde_yaml_ng::Value::Null);
+            let _ = s.set("model.default", crate::config::yaml::Value::Null);
         }
     }
 
@@ -186,7 +186,7 @@ proptest! {
             p
         }).collect();
         let info = PluginInfo::new(&ids[0], &text, &text, infos);
-        let problems = hermes_plugin_api::sdk::validate::plugin_info(&info);
+        let problems = hermes_plugin_api::validate::plugin_info(&info);
         let desc = PluginDesc::from(&info);
         let providers = desc.providers.clone();
         if models > descriptor::MAX_ITEMS {

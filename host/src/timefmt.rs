@@ -32,22 +32,6 @@ pub fn now_ms() -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A duration in ms as `13 min`, `2 h 5 min`, `45 s`.
-pub fn human_duration(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    if s < 60 {
-        format!("{s} s")
-    } else if s < 3600 {
-        // To the nearest minute, as provider status lines say it: a fresh 15-minute token
-        // read a moment later is still "15 min".
-        format!("{} min", ((s + 30) / 60).min(59))
-    } else if s < 86_400 {
-        format!("{} h {} min", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{} d", s / 86_400)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,13 +44,6 @@ mod tests {
         assert_eq!(ms_from_iso("2026-01-01T00:00:00Z"), Some(ms));
         assert_eq!(ms_from_iso("2026-01-01T00:00:00.250Z"), Some(ms + 250));
         assert_eq!(ms_from_iso("not a date"), None);
-    }
-
-    #[test]
-    fn durations_round_to_the_nearest_minute() {
-        assert_eq!(human_duration(899_800), "15 min");
-        assert_eq!(human_duration(45_000), "45 s");
-        assert_eq!(human_duration(7_500_000), "2 h 5 min");
     }
 
     #[test]

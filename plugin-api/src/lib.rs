@@ -1,7 +1,13 @@
-//! The stable interface between `hermes` and its provider plugins.
+//! The stable interface between `hermes` and its provider plugins: the types whose layout is
+//! frozen for the whole 1.x series, and the rules a plugin's descriptor must follow.
 //!
-//! A provider plugin is a `cdylib` that exports one root module ([`PluginMod`]) through
-//! [`export_plugin!`]. The host loads it at run time with `abi_stable`, checks
+//! This crate is the contract and nothing else. Plugins are written with the SDK,
+//! `hermes-plugin-sdk`, which re-exports all of it and adds the plain-Rust capability traits,
+//! the `export_plugin!` macro, the panic guards, the conformance checks and a fake host for
+//! tests. A host depends on this crate for the types and on the SDK only for the checks it runs.
+//!
+//! A provider plugin is a `cdylib` that exports one root module ([`PluginMod`]) and the plain C
+//! symbol [`API_VERSION_SYMBOL`]. The host loads it at run time with `abi_stable`, checks
 //! [`API_VERSION`] with semver *before* the layout check, and then talks to it only through the
 //! types in this crate.
 //!
@@ -10,7 +16,8 @@
 //! * [`PluginInfo`] / [`ProviderInfo`] describe a plugin as **data**: ids, aliases, flow kind,
 //!   api mode, regions, models, the hosts it may reach and the env vars that override its URLs.
 //!   The host does everything generic (registry, aliases, doctor, the model catalog) from it
-//!   without calling plugin code.
+//!   without calling plugin code. [`validate`] holds the rules a descriptor must follow; the
+//!   host refuses a plugin that breaks them.
 //! * A provider exposes up to four capabilities, each a `#[sabi_trait]` object:
 //!   [`AuthFlow`], [`RuntimeCredential`], [`Status`] (mandatory) and [`RemovalStep`].
 //!   A capability a provider does not have is `RNone`, never a stub.
@@ -24,46 +31,10 @@
 //!
 //! The interface is versioned on its own ([`API_VERSION`], 1.0.0), independent of the host's
 //! release number. Within 1.x the layout of every type in this crate is frozen: no field and
-//! no trait method is added, removed or reordered. Growth goes into the JSON `extension`
+//! no trait method is added, removed or reordered, and no type moves to another crate (the
+//! layout check compares the crate each type comes from). Growth goes into the JSON `extension`
 //! fields (unknown keys are ignored by both sides). A host accepts any plugin whose interface
 //! major version equals its own; a new major is a new, incompatible ABI.
-//!
-//! # Writing a plugin
-//!
-//! Implement [`sdk::Plugin`] and call [`export_plugin!`]; the SDK converts panics into
-//! [`kind::PANICKED`] errors so that a bug in a plugin never takes the host down.
-//!
-//! ```
-//! use hermes_plugin_api::prelude::*;
-//!
-//! struct Hello;
-//!
-//! impl sdk::Plugin for Hello {
-//!     fn info() -> PluginInfo {
-//!         PluginInfo::new("hello", "0.1.0", "An example provider", vec![
-//!             ProviderInfo::new("hello", "Hello", flow::API_KEY, api_mode::ANTHROPIC_MESSAGES),
-//!         ])
-//!     }
-//!     fn provider(_id: &str, _host: sdk::Host) -> Result<sdk::Capabilities, PluginError> {
-//!         Ok(sdk::Capabilities::new(HelloStatus))
-//!     }
-//! }
-//!
-//! struct HelloStatus;
-//! impl sdk::StatusImpl for HelloStatus {
-//!     fn status(&self, cred: Option<&Credential>, _now_ms: i64) -> StatusReport {
-//!         match cred {
-//!             Some(_) => StatusReport::new(status_state::VALID, "has a key"),
-//!             None => StatusReport::new(status_state::NOT_LOGGED_IN, "no key"),
-//!         }
-//!     }
-//! }
-//!
-//! // In a real plugin crate (crate-type = ["cdylib"]):
-//! // hermes_plugin_api::export_plugin!(Hello);
-//! # let info = <Hello as sdk::Plugin>::info();
-//! # assert_eq!(info.providers[0].id.as_str(), "hello");
-//! ```
 
 #![deny(missing_docs)]
 // abi_stable's `#[sabi_trait]` expands to impls of foreign traits inside functions.
@@ -78,9 +49,7 @@ use abi_stable::{
     StableAbi,
 };
 
-pub mod sdk;
-#[cfg(feature = "testkit")]
-pub mod testkit;
+pub mod validate;
 
 pub use abi_stable;
 
@@ -111,10 +80,11 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
 /// The name of the plain C symbol holding the interface version.
 pub const API_VERSION_SYMBOL: &[u8] = b"hermes_plugin_api_version\0";
 
-/// Everything commonly needed to write or host a plugin.
+/// The constants and data types a host or plugin names most often, and the `abi_stable`
+/// containers they are made of.
 pub mod prelude {
     pub use crate::{
-        api_mode, auth_scheme, flow, kind, poll_status, sdk, status_state, Challenge, Credential,
+        api_mode, auth_scheme, flow, kind, poll_status, status_state, Challenge, Credential,
         HttpRequest, HttpResponse, ModelInfo, PluginError, PluginInfo, PollOutcome, ProviderInfo,
         RegionInfo, RemovalPlan, Runtime, StatusReport, UrlOverride,
     };
@@ -191,7 +161,7 @@ pub mod poll_status {
     pub const PENDING: u32 = 1;
     /// Approved; the outcome carries the credential.
     pub const APPROVED: u32 = 2;
-    /// The user denied access.
+    /// The user denied access; the host stops polling and saves nothing.
     pub const DENIED: u32 = 3;
     /// The code expired before approval.
     pub const EXPIRED: u32 = 4;
@@ -199,9 +169,9 @@ pub mod poll_status {
 
 /// [`StatusReport::state`] values.
 pub mod status_state {
-    /// No credential.
+    /// No credential, or one with nothing usable in it.
     pub const NOT_LOGGED_IN: u32 = 1;
-    /// A usable credential.
+    /// A credential usable as it is, without a refresh.
     pub const VALID: u32 = 2;
     /// The access token expired but will be refreshed on next use.
     pub const REFRESH_ON_NEXT_USE: u32 = 3;
@@ -215,7 +185,7 @@ pub mod status_state {
 pub struct PluginError {
     /// A stable machine-readable code, e.g. `refresh_failed`.
     pub code: RString,
-    /// One human-readable line.
+    /// One line for people; never a secret (the host prints it).
     pub message: RString,
     /// One of [`kind`].
     pub kind: u32,
@@ -224,7 +194,7 @@ pub struct PluginError {
 }
 
 impl PluginError {
-    /// An error of the given kind.
+    /// An error of `kind` (one of [`kind`]) that does not ask for a relogin.
     pub fn new(kind: u32, code: &str, message: impl Into<String>) -> Self {
         Self {
             code: code.into(),
@@ -233,11 +203,11 @@ impl PluginError {
             relogin_required: false,
         }
     }
-    /// A transient error.
+    /// A [`kind::TRANSIENT`] error: the host keeps the login and may retry later.
     pub fn transient(code: &str, message: impl Into<String>) -> Self {
         Self::new(kind::TRANSIENT, code, message)
     }
-    /// A terminal error.
+    /// A [`kind::TERMINAL`] error that leaves the login in place.
     pub fn terminal(code: &str, message: impl Into<String>) -> Self {
         Self::new(kind::TERMINAL, code, message)
     }
@@ -262,7 +232,8 @@ impl std::fmt::Display for PluginError {
 
 impl std::error::Error for PluginError {}
 
-/// A region of a provider, with its base URLs.
+/// A region of a provider, with its base URLs (a provider serving China from other hosts has
+/// two).
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct RegionInfo {
@@ -274,15 +245,15 @@ pub struct RegionInfo {
     pub inference_base_url: RString,
 }
 
-/// A model offered by a provider.
+/// A model offered by a provider, as `hermes model` lists it and the catalog sizes requests.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct ModelInfo {
-    /// Model id as sent to the API.
+    /// Model id exactly as sent to the API (matched case-insensitively when a user names it).
     pub id: RString,
-    /// Context window in tokens.
+    /// Context window in tokens, as `hermes model` shows it.
     pub context_window: u64,
-    /// Maximum output tokens.
+    /// The most tokens one answer may have; `hermes chat` asks for no more unless told to.
     pub max_output: u64,
 }
 
@@ -302,7 +273,7 @@ pub struct UrlOverride {
 pub struct ProviderInfo {
     /// Canonical id, lower-case `[a-z0-9-]`, unique across all plugins.
     pub id: RString,
-    /// Name shown to people.
+    /// Name shown to people in status lines and the dashboard, e.g. `MiniMax (OAuth)`.
     pub display_name: RString,
     /// Other names accepted wherever a provider is named (case-insensitive).
     pub aliases: RVec<RString>,
@@ -312,7 +283,7 @@ pub struct ProviderInfo {
     pub api_mode: RString,
     /// Regions; the first is the default.
     pub regions: RVec<RegionInfo>,
-    /// Models offered.
+    /// Models offered, in the order `hermes model` lists them; the first is the default.
     pub models: RVec<ModelInfo>,
     /// A small, fast model for auxiliary tasks (empty when none).
     pub aux_model: RString,
@@ -320,7 +291,7 @@ pub struct ProviderInfo {
     pub docs_url: RString,
     /// Hosts the plugin may reach (exact names). Loopback is always allowed.
     pub allowed_hosts: RVec<RString>,
-    /// Env vars that override URLs.
+    /// Env vars that override URLs; the host also lets the user set them in `config.yaml`.
     pub url_overrides: RVec<UrlOverride>,
     /// Refresh a credential when this many milliseconds of life remain.
     pub refresh_skew_ms: u64,
@@ -364,16 +335,16 @@ pub struct PluginInfo {
     pub id: RString,
     /// The plugin's own version (semver).
     pub version: RString,
-    /// One line about the plugin.
+    /// One line about the plugin, shown by `hermes plugins info`.
     pub description: RString,
-    /// Providers in this plugin.
+    /// Providers in this plugin (at least one); ids are unique across all installed plugins.
     pub providers: RVec<ProviderInfo>,
     /// Forward-compatible extension data (a JSON object, or empty).
     pub extension: RString,
 }
 
 impl PluginInfo {
-    /// A plugin descriptor.
+    /// A plugin descriptor without an extension.
     pub fn new(id: &str, version: &str, description: &str, providers: Vec<ProviderInfo>) -> Self {
         Self {
             id: id.into(),
@@ -399,9 +370,9 @@ pub struct Credential {
     pub refresh_token: RString,
     /// Access token expiry in unix milliseconds; 0 when it does not expire.
     pub expires_at_ms: i64,
-    /// Region name.
+    /// Region name, one of the provider's [`RegionInfo::name`]s (may be empty: the default).
     pub region: RString,
-    /// Base URL requests go to.
+    /// Base URL inference requests go to (may be empty: the region's).
     pub base_url: RString,
     /// A human label for this login (may be empty).
     pub label: RString,
@@ -454,7 +425,7 @@ pub fn mask(secret: &str) -> String {
 pub struct Challenge {
     /// The code the user types (device-code flows).
     pub user_code: RString,
-    /// Where the user goes.
+    /// Where the user goes to approve (empty for flows with nothing to show).
     pub verification_uri: RString,
     /// When the code stops working, unix ms.
     pub expires_at_ms: i64,
@@ -476,7 +447,7 @@ impl std::fmt::Debug for Challenge {
     }
 }
 
-/// The result of one poll.
+/// The result of one poll: still pending, approved with a credential, denied or expired.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct PollOutcome {
@@ -491,7 +462,7 @@ pub struct PollOutcome {
 }
 
 impl PollOutcome {
-    /// Keep waiting.
+    /// Not approved yet: the host polls again after the challenge's interval.
     pub fn pending() -> Self {
         Self {
             status: poll_status::PENDING,
@@ -500,13 +471,36 @@ impl PollOutcome {
             interval_ms: 0,
         }
     }
-    /// Approved with this credential.
+    /// Approved: the host stores `cred` and shows `message` (may be empty).
     pub fn approved(cred: Credential, message: &str) -> Self {
         Self {
             status: poll_status::APPROVED,
             credential: ROption::RSome(cred),
             message: message.into(),
             interval_ms: 0,
+        }
+    }
+    /// The user (or the provider) refused the sign-in; `message` says why, in one line.
+    pub fn denied(message: &str) -> Self {
+        Self {
+            status: poll_status::DENIED,
+            message: message.into(),
+            ..Self::pending()
+        }
+    }
+    /// The code expired before it was approved.
+    pub fn expired(message: &str) -> Self {
+        Self {
+            status: poll_status::EXPIRED,
+            message: message.into(),
+            ..Self::pending()
+        }
+    }
+    /// Keep waiting, but poll at most every `interval_ms` from now on (a `slow_down` answer).
+    pub fn slow_down(interval_ms: u64) -> Self {
+        Self {
+            interval_ms,
+            ..Self::pending()
         }
     }
 }
@@ -589,9 +583,9 @@ pub struct HttpRequest {
     pub method: RString,
     /// Absolute URL. https, or http to a loopback host.
     pub url: RString,
-    /// Headers (name, value).
+    /// Headers (name, value), sent in this order (may hold secrets: `Debug` shows only the count).
     pub headers: RVec<Tuple2<RString, RString>>,
-    /// Body bytes.
+    /// Body bytes (may hold secrets: `Debug` shows only the length).
     pub body: RVec<u8>,
     /// Total timeout in ms (0: the host's default, 15 s).
     pub timeout_ms: u64,
@@ -613,7 +607,7 @@ impl std::fmt::Debug for HttpRequest {
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
-    /// Status code.
+    /// HTTP status code of the final response (after redirects).
     pub status: u16,
     /// Headers (lower-case name, value).
     pub headers: RVec<Tuple2<RString, RString>>,
@@ -638,15 +632,15 @@ impl std::fmt::Debug for HttpResponse {
 
 /// Log levels for [`HostServices::log`].
 pub mod log_level {
-    /// Errors.
+    /// Something failed; the host shows it with `-v`, and the SDK uses it for caught panics.
     pub const ERROR: u32 = 1;
-    /// Warnings.
+    /// Something the user may want to know about, though the operation went on.
     pub const WARN: u32 = 2;
-    /// Information.
+    /// Progress worth a line with `-v`.
     pub const INFO: u32 = 3;
-    /// Debugging detail.
+    /// Detail for debugging a plugin, shown with `-vv`.
     pub const DEBUG: u32 = 4;
-    /// Very verbose detail.
+    /// Everything else, shown with `-vvv`.
     pub const TRACE: u32 = 5;
 }
 
@@ -670,7 +664,7 @@ pub trait HostServices: Send + Sync {
 /// The host's services as a provider receives them.
 pub type HostBox = HostServices_TO<'static, RBox<()>>;
 
-/// Signing in.
+/// Signing in: `start` makes a [`Challenge`], which the host shows and then polls.
 #[sabi_trait]
 pub trait AuthFlow: Send + Sync {
     /// Begin a login in `region` (empty: the default). `options` is a JSON object (may be
@@ -714,13 +708,13 @@ pub trait RemovalStep: Send + Sync {
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct ProviderHandle {
-    /// Signing in.
+    /// Signing in; `RNone` for a provider whose credentials come from elsewhere.
     pub auth_flow: ROption<AuthFlow_TO<'static, RBox<()>>>,
-    /// Refresh and runtime resolution.
+    /// Refresh and runtime resolution; `RNone` when the host sends the stored token as it is.
     pub runtime: ROption<RuntimeCredential_TO<'static, RBox<()>>>,
-    /// Status (mandatory).
+    /// Status without network; every provider has one.
     pub status: Status_TO<'static, RBox<()>>,
-    /// Removal clean-up.
+    /// Clean-up when a credential source is removed; `RNone` when there is nothing to do.
     pub removal: ROption<RemovalStep_TO<'static, RBox<()>>>,
 }
 
@@ -732,7 +726,7 @@ pub struct ProviderHandle {
 pub struct PluginMod {
     /// The interface version the plugin was built against.
     pub api_version: extern "C" fn() -> RStr<'static>,
-    /// The plugin's descriptor.
+    /// The plugin's descriptor, called once per load; must make no I/O.
     pub describe: extern "C" fn() -> RResult<PluginInfo, PluginError>,
     /// The provider object for `id`, bound to the host's services.
     #[sabi(last_prefix_field)]

@@ -2,6 +2,7 @@
 //! driver, and the refresh coordinator with its quarantine.
 
 pub mod choice;
+mod doctor;
 pub mod login;
 pub mod pool;
 pub mod refresh;

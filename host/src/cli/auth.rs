@@ -21,7 +21,8 @@ use crate::plugins::registry::Entry;
 use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
 use crate::plugins::supervise::{self, Findings};
 use crate::text;
-use crate::timefmt::{human_duration, iso_from_ms, now_ms};
+use crate::timefmt::{iso_from_ms, now_ms};
+use hermes_plugin_sdk::duration::human as human_duration;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
@@ -337,7 +338,7 @@ fn providers(ctx: &Ctx, name: Option<&str>) -> Result<(Vec<Entry>, Findings)> {
 
 /// What to say when no provider is installed at all: what is missing and the next command.
 fn say_no_providers(ctx: &Ctx) {
-    let names = crate::plugins::index::available(&ctx.env);
+    let names = crate::plugins::index::available(ctx.env.plugin_index.as_deref());
     let which = match names.as_slice() {
         [one] => one.as_str(),
         _ => "<name>",

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::Ctx;
-use crate::config::Settings;
+use crate::config::{yaml, Settings};
 use crate::error::Result;
 
 #[derive(Debug, clap::Subcommand)]
@@ -40,8 +40,8 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
                 }
                 Some(v) => {
                     let text = match v {
-                        serde_yaml_ng::Value::String(s) => s.clone(),
-                        other => serde_yaml_ng::to_string(other)
+                        yaml::Value::String(s) => s.clone(),
+                        other => yaml::to_string(other)
                             .map_err(|e| crate::config::ConfigError::Encode(e.to_string()))?
                             .trim_end()
                             .to_string(),

@@ -3,8 +3,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
+use crate::config::yaml::Value;
 use serde_json::json;
-use serde_yaml_ng::Value;
 
 use super::Ctx;
 use crate::auth::Store;
@@ -175,8 +175,11 @@ fn pick(ctx: &Ctx, set: &PluginSet, only: Option<&str>) -> Result<Option<(String
         }
     }
     if choices.is_empty() {
-        return Err(Error::msg("no installed provider declares a model")
-            .with_help("hermes plugins install minimax-oauth"));
+        return Err(
+            Error::msg("no installed provider declares a model").with_help(
+                crate::plugins::index::install_hint(ctx.env.plugin_index.as_deref()),
+            ),
+        );
     }
     // Ask until a listed number comes; an empty line or the end of input chooses nothing.
     let (p, m) = loop {

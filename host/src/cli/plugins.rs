@@ -69,10 +69,10 @@ pub enum Cmd {
         /// The crate directory to create (default: ./<name>).
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
-        /// A local hermes-plugin-api to build against (default: the one this hermes was built
+        /// A local hermes-plugin-sdk to build against (default: the one this hermes was built
         /// from, when present; else crates.io).
-        #[arg(long, value_name = "DIR")]
-        api_path: Option<PathBuf>,
+        #[arg(long = "sdk-path", alias = "api-path", value_name = "DIR")]
+        sdk_path: Option<PathBuf>,
     },
     /// Run the conformance checks on a built plugin library (no network); exit 1 on a failure.
     Check {
@@ -101,8 +101,8 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
             flow,
             api_mode,
             path,
-            api_path,
-        } => new(ctx, name, flow, api_mode, path, api_path),
+            sdk_path,
+        } => new(ctx, name, flow, api_mode, path, sdk_path),
         Cmd::Check { path, json } => check(ctx, &path, json),
     }
 }
@@ -113,27 +113,27 @@ fn new(
     flow: scaffold::Flow,
     api_mode: scaffold::Api,
     path: Option<PathBuf>,
-    api_path: Option<PathBuf>,
+    sdk_path: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let api = match api_path {
-        Some(p) if p.join("Cargo.toml").is_file() => scaffold::ApiSource::Path(p),
+    let sdk = match sdk_path {
+        Some(p) if p.join("Cargo.toml").is_file() => scaffold::SdkSource::Path(p),
         Some(p) => {
             return Err(Error::usage(
                 format!(
-                    "{} is not a hermes-plugin-api checkout (it has no Cargo.toml)",
+                    "{} is not a hermes-plugin-sdk checkout (it has no Cargo.toml)",
                     p.display()
                 ),
-                "point --api-path at the plugin-api directory of a hermes checkout",
+                "point --sdk-path at the plugin-sdk directory of a hermes checkout",
             ))
         }
-        None => scaffold::default_api(),
+        None => scaffold::default_sdk(),
     };
     let spec = scaffold::Spec {
         dir: path.unwrap_or_else(|| PathBuf::from(&name)),
         name,
         flow,
         api_mode,
-        api,
+        sdk,
     };
     let g = scaffold::generate(&spec)?;
     let cwd = std::env::current_dir().unwrap_or_default();
@@ -330,8 +330,10 @@ fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if set.installed.is_empty() {
-        ctx.out
-            .info("no plugins installed; try `hermes plugins install minimax-oauth`");
+        ctx.out.info(&format!(
+            "no plugins installed; try: {}",
+            crate::plugins::index::install_hint(ctx.env.plugin_index.as_deref())
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     ctx.out.result(&format!(

@@ -26,8 +26,10 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<ExitCode> {
         paths.home.display()
     ));
     if set.registry.entries().is_empty() {
-        ctx.out
-            .result("no providers installed (try `hermes plugins install minimax-oauth`)");
+        ctx.out.result(&format!(
+            "no providers installed; try: {}",
+            crate::plugins::index::install_hint(ctx.env.plugin_index.as_deref())
+        ));
     }
     for f in found.failures.values() {
         if f.call == supervise::call::DESCRIBE {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_yaml_ng::{Mapping, Value};
+use super::yaml::{self, Mapping, Value};
 
 use super::{ConfigError, Paths};
 use crate::error::Result;
@@ -48,15 +48,12 @@ impl Settings {
         if text.trim().is_empty() {
             return Ok(Settings::empty(path));
         }
-        let root: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-                .unwrap_or_default();
+        let root = yaml::from_str(text).map_err(|e| {
+            let (at, why) = yaml::describe(&e);
             ConfigError::InvalidYaml {
                 path: path.to_path_buf(),
                 at,
-                why: first_clause(&e.to_string()),
+                why,
             }
         })?;
         match root {
@@ -85,7 +82,7 @@ impl Settings {
 
     /// A scalar at a dotted key, as text.
     pub fn get_str(&self, key: &str) -> Option<String> {
-        scalar_text(self.get(key)?)
+        self.get(key)?.scalar_text()
     }
 
     /// Set a dotted key, creating the mappings on the way.
@@ -102,22 +99,19 @@ impl Settings {
         }
         let mut cur = &mut self.root;
         for (i, part) in parts.iter().enumerate() {
-            if !cur.is_mapping() {
+            let Some(map) = cur.as_mapping_mut() else {
                 let so_far = parts[..i].join(".");
                 return Err(ConfigError::NotAMappingAt {
                     key: so_far,
                     path: self.path.clone(),
                 }
                 .into());
-            }
-            let map = cur.as_mapping_mut().expect("checked above");
+            };
             if i == parts.len() - 1 {
-                map.insert(Value::String(part.to_string()), value);
+                map.insert(part, value);
                 return Ok(());
             }
-            cur = map
-                .entry(Value::String(part.to_string()))
-                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            cur = map.get_or_insert_with(part, || Value::Mapping(Mapping::new()));
         }
         Ok(())
     }
@@ -125,7 +119,7 @@ impl Settings {
     /// Write the file atomically (0600).
     pub fn save(&self) -> Result<()> {
         let text =
-            serde_yaml_ng::to_string(&self.root).map_err(|e| ConfigError::Encode(e.to_string()))?;
+            yaml::to_string(&self.root).map_err(|e| ConfigError::Encode(e.to_string()))?;
         if let Some(dir) = self.path.parent() {
             fsutil::create_private_dir(dir).map_err(|source| ConfigError::CreateDir {
                 dir: dir.to_path_buf(),
@@ -147,7 +141,7 @@ impl Settings {
             return BTreeMap::new();
         };
         m.iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), scalar_text(v)?)))
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.scalar_text()?)))
             .collect()
     }
 
@@ -185,23 +179,10 @@ impl Settings {
 
 /// Parse a command-line value as YAML (`true`, `3`, `[a, b]`), falling back to a string.
 pub fn parse_value(text: &str) -> Value {
-    serde_yaml_ng::from_str::<Value>(text)
+    yaml::from_str(text)
         .ok()
-        .filter(|v| !v.is_null() || text.trim() == "null")
+        .filter(|v| *v != Value::Null || text.trim() == "null")
         .unwrap_or_else(|| Value::String(text.to_string()))
-}
-
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn first_clause(s: &str) -> String {
-    s.split(" at line ").next().unwrap_or(s).to_string()
 }
 
 #[cfg(test)]
@@ -218,7 +199,7 @@ mod tests {
             parse("model:\n  provider: a\n  api_mode: chat_completions\nui:\n  theme: dark\n")
                 .unwrap();
         s.set("model.default", Value::String("m".into())).unwrap();
-        let text = serde_yaml_ng::to_string(&s.root).unwrap();
+        let text = yaml::to_string(&s.root).unwrap();
         assert!(text.contains("theme: dark"), "{text}");
         assert!(text.contains("api_mode: chat_completions"), "{text}");
         assert_eq!(s.get_str("model.default").as_deref(), Some("m"));

@@ -2,7 +2,9 @@
 //! `config.yaml`. The only module that reads environment variables or the configuration file:
 //! everything else receives an [`Env`] or a [`Settings`].
 
+mod doctor;
 mod file;
+pub mod yaml;
 
 pub use file::{parse_value, Settings};
 
@@ -213,6 +215,7 @@ impl Env {
             p.lock_timeout = t;
         }
         p.test_pause_before_rename = self.test_pause_before_rename;
+        p.plugin_index = self.plugin_index.clone();
         p
     }
 }
@@ -252,6 +255,8 @@ pub struct Paths {
     pub lock_timeout: std::time::Duration,
     /// See [`Env::test_pause_before_rename`].
     pub test_pause_before_rename: Option<std::time::Duration>,
+    /// See [`Env::plugin_index`]: hints that name a plugin to install read it.
+    pub plugin_index: Option<PathBuf>,
 }
 
 impl Paths {
@@ -263,6 +268,7 @@ impl Paths {
             // process that holds it for this long is stuck.
             lock_timeout: std::time::Duration::from_secs(40),
             test_pause_before_rename: None,
+            plugin_index: None,
         }
     }
     pub fn auth_json(&self) -> PathBuf {

@@ -174,7 +174,10 @@ fn list_blocking(state: &AppState) -> ApiResult {
         };
         providers.push(p);
     }
-    Ok(Json(json!({ "providers": providers })))
+    Ok(Json(json!({
+        "providers": providers,
+        "install_hint": crate::plugins::index::install_hint(state.env.plugin_index.as_deref()),
+    })))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,7 +1,7 @@
 //! The conformance checks on a built library, for `hermes plugins check` and
 //! `hermes plugins install`.
 //!
-//! The checks themselves are plugin-api's ([`hermes_plugin_api::sdk::check`]): the same code an
+//! The checks themselves are the SDK's ([`hermes_plugin_sdk::check`]): the same code an
 //! author runs from `cargo test` through the testkit. What the host adds is where they run —
 //! in the `__probe-plugin` child, so a plugin that crashes cannot take the host down — and the
 //! services they run against: [`OfflineServices`] refuses every HTTP request (nothing leaves
@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
-use hermes_plugin_api::sdk::check::{self, CheckHost, Outcome, Report};
 use hermes_plugin_api::{
     kind, HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, PluginError,
     PluginModRef,
 };
+use hermes_plugin_sdk::check::{self, CheckHost, Outcome, Report};
 use serde::{Deserialize, Serialize};
 
 use crate::output::Output;

@@ -1,13 +1,13 @@
 //! Plugin descriptors in host-native form, and their validation.
 //!
-//! The rules themselves live in plugin-api ([`hermes_plugin_api::sdk::validate`]), so that a
+//! The rules themselves live in plugin-api ([`hermes_plugin_api::validate`]), so that a
 //! plugin author's conformance tests and this host apply one implementation.
 
-use hermes_plugin_api::sdk::validate as rules;
+use hermes_plugin_api::validate as rules;
 use hermes_plugin_api::{PluginInfo, ProviderInfo};
 use serde::{Deserialize, Serialize};
 
-pub use hermes_plugin_api::sdk::validate::{valid_alias, valid_id, MAX_ITEMS, MAX_NAME, MAX_TEXT};
+pub use hermes_plugin_api::validate::{clip, valid_alias, valid_id, MAX_ITEMS, MAX_NAME, MAX_TEXT};
 
 /// A provider's region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -99,14 +99,32 @@ fn from_dirs(dirs: &[PathBuf]) -> Vec<IndexEntry> {
     out
 }
 
-/// The names `hermes plugins install <name>` would find (the configured index, else the
-/// default one); empty when the index cannot be read.
-pub fn available(env: &crate::config::Env) -> Vec<String> {
-    let index = match &env.plugin_index {
+/// The names `hermes plugins install <name>` would find in `index` (a JSON index file), else
+/// in the default index; empty when the index cannot be read.
+pub fn available(index: Option<&Path>) -> Vec<String> {
+    let entries = match index {
         Some(p) => from_file(p).unwrap_or_default(),
         None => beside_binary(),
     };
-    index.into_iter().map(|e| e.name).collect()
+    entries.into_iter().map(|e| e.name).collect()
+}
+
+/// The command to suggest where no plugin is installed, from what the index offers: the plugin
+/// itself when it offers one, `<name>` and the list when it offers several, a library path when
+/// it offers none. `index` is as for [`available`].
+pub fn install_hint(index: Option<&Path>) -> String {
+    hint_for(&available(index))
+}
+
+fn hint_for(names: &[String]) -> String {
+    match names {
+        [] => "hermes plugins install <path to a plugin library>".to_string(),
+        [one] => format!("hermes plugins install {one}"),
+        many => format!(
+            "hermes plugins install <name> (available: {})",
+            many.join(", ")
+        ),
+    }
 }
 
 /// Read a JSON index file.
@@ -144,6 +162,28 @@ pub fn lookup<'a>(index: &'a [IndexEntry], name: &str) -> Option<&'a IndexEntry>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_install_hint_names_what_the_index_offers() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(hint_for(&names(&["acme"])), "hermes plugins install acme");
+        assert_eq!(
+            hint_for(&names(&["a", "b"])),
+            "hermes plugins install <name> (available: a, b)"
+        );
+        assert_eq!(
+            hint_for(&[]),
+            "hermes plugins install <path to a plugin library>"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("index.json");
+        std::fs::write(
+            &file,
+            r#"{"plugins": [{"name": "acme-llm", "path": "x.so"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(install_hint(Some(&file)), "hermes plugins install acme-llm");
+    }
 
     fn touch(dir: &Path, file: &str) {
         std::fs::write(dir.join(file), b"").unwrap();

@@ -11,7 +11,7 @@ use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::library::{lib_header_from_path, LibraryError, RawLibrary};
 use abi_stable::std_types::RResult;
 use hermes_plugin_api::{PluginModRef, API_VERSION, API_VERSION_SYMBOL};
 
@@ -91,15 +91,18 @@ pub struct LoadedPlugin {
 
 /// Read the interface version without abi_stable's checks.
 fn read_api_version(path: &Path) -> Result<String, LoadError> {
-    // SAFETY: loading runs the library's initialisers. That is the nature of plugins; the
-    // install step trial-loads every library in a child process before it is used here.
-    let lib = unsafe { libloading::Library::new(path) }
-        .map_err(|e| LoadError::NotALibrary(one_line(&e.to_string())))?;
+    // Loading runs the library's initialisers. That is the nature of plugins; the install step
+    // trial-loads every library in a child process before it is used here. abi_stable's loader
+    // is used so that only its `libloading` is linked.
+    let lib = RawLibrary::load_at(path).map_err(|e| match e {
+        LibraryError::OpenError { err, .. } => LoadError::NotALibrary(one_line(&err.to_string())),
+        other => LoadError::NotALibrary(one_line(&other.to_string())),
+    })?;
     let version = {
         // SAFETY: the symbol is declared by the SDK as `extern "C" fn() -> *const c_char`
         // returning a static NUL-terminated string.
-        let sym: libloading::Symbol<'_, extern "C" fn() -> *const c_char> =
-            unsafe { lib.get(API_VERSION_SYMBOL) }.map_err(|_| LoadError::NotAPlugin)?;
+        let sym = unsafe { lib.get::<extern "C" fn() -> *const c_char>(API_VERSION_SYMBOL) }
+            .map_err(|_| LoadError::NotAPlugin)?;
         let ptr = sym();
         if ptr.is_null() {
             return Err(LoadError::NotAPlugin);
@@ -267,7 +270,7 @@ fn load_path(path: &Path, layout: Layout) -> Result<LoadedPlugin, LoadError> {
         path: path.to_path_buf(),
         module,
         api_version,
-        problems: hermes_plugin_api::sdk::validate::plugin_info(&info),
+        problems: hermes_plugin_api::validate::plugin_info(&info),
         desc: PluginDesc::from(&info),
     })
 }

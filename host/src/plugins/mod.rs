@@ -6,6 +6,7 @@ pub mod check;
 pub mod confine;
 pub mod deadline;
 pub mod descriptor;
+mod doctor;
 pub mod index;
 pub mod install;
 pub mod loader;
@@ -25,11 +26,16 @@ use std::path::PathBuf;
 /// plugin, and the files that record what is installed.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginsError {
-    /// No installed plugin provides `name` (`known`: the providers that are installed).
+    /// No installed plugin provides `name` (`known`: the providers that are installed;
+    /// `install`: what to install, from the plugin index).
     #[error("unknown provider {:?} ({})", crate::text::line(name, 64),
         if known.is_empty() { "no provider is installed".to_string() }
         else { format!("installed providers: {}", known.join(", ")) })]
-    UnknownProvider { name: String, known: Vec<String> },
+    UnknownProvider {
+        name: String,
+        known: Vec<String>,
+        install: String,
+    },
     /// The plugin that provides `name` is installed but cannot be used (changed since
     /// install, incompatible, disabled, ...).
     /// `state` is the version, the status and why.
@@ -161,9 +167,9 @@ impl PluginsError {
     /// The `help:` line.
     pub fn help(&self) -> Option<String> {
         Some(match self {
-            PluginsError::UnknownProvider { known, .. } => {
+            PluginsError::UnknownProvider { known, install, .. } => {
                 if known.is_empty() {
-                    "install one, e.g. `hermes plugins install minimax-oauth`".to_string()
+                    format!("install one: {install}")
                 } else {
                     "run `hermes plugins list` to see providers and their aliases".to_string()
                 }

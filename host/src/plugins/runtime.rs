@@ -2,7 +2,7 @@
 //! registry. A plugin that fails to load is recorded with its reason and skipped; it never
 //! stops the others.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::RResult;
 use hermes_plugin_api::ProviderHandle;
@@ -61,6 +61,8 @@ pub struct PluginSet {
     pub registry: Registry,
     /// Later `plugins.json` records for an id already recorded (ignored).
     pub ignored: Vec<Record>,
+    /// The plugin index hints name plugins from ([`super::index::install_hint`]).
+    pub plugin_index: Option<PathBuf>,
 }
 
 /// Which installed plugins to load.
@@ -100,7 +102,10 @@ impl PluginSet {
                 _ => load_record(&paths.home, r),
             })
             .collect();
-        PluginSet::from_installed(installed)
+        PluginSet {
+            plugin_index: paths.plugin_index.clone(),
+            ..PluginSet::from_installed(installed)
+        }
     }
 
     /// Build the registry over already loaded plugins.
@@ -115,6 +120,7 @@ impl PluginSet {
             installed,
             registry,
             ignored: Vec::new(),
+            plugin_index: None,
         }
     }
 
@@ -147,6 +153,7 @@ impl PluginSet {
                 known: (self.registry.entries().iter())
                     .map(|e| e.provider.id.clone())
                     .collect(),
+                install: super::index::install_hint(self.plugin_index.as_deref()),
             }
             .into()
         })

@@ -159,7 +159,7 @@ impl Outcome {
             Outcome::Report(r) => match r
                 .problems
                 .iter()
-                .find(|p| p.contains(hermes_plugin_api::sdk::PANIC_PREFIX))
+                .find(|p| p.contains(hermes_plugin_sdk::PANIC_PREFIX))
             {
                 Some(p) => Err(format!(
                     "plugin {plugin}: {p} — disable it with `hermes plugins disable {plugin}`"
@@ -242,6 +242,7 @@ pub fn diagnose(
         .collect();
     let mut set = runtime::PluginSet::from_installed(installed);
     set.ignored = manifest.ignored;
+    set.plugin_index = paths.plugin_index.clone();
     Ok((set, found))
 }
 

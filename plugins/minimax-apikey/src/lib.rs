@@ -14,9 +14,9 @@
 
 #![deny(missing_docs)]
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::validate::CREDENTIAL_ENV_KEY;
-use hermes_plugin_api::sdk::{
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::validate::CREDENTIAL_ENV_KEY;
+use hermes_plugin_sdk::{
     api_key, AuthFlowImpl, Capabilities, Host, Plugin, RuntimeImpl, StatusImpl,
 };
 
@@ -41,11 +41,11 @@ pub const DOCS_URL: &str = "https://platform.minimax.io/docs";
 /// One provider of this plugin: a region with its own endpoint, key variable and names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Spec {
-    /// Canonical provider id.
+    /// Canonical provider id, as users type it in `hermes auth add`.
     pub id: &'static str,
-    /// Name shown to people.
+    /// Name shown in status lines and the dashboard.
     pub display_name: &'static str,
-    /// Other accepted names.
+    /// Other names users may type for it (matched case-insensitively).
     pub aliases: &'static [&'static str],
     /// The region (the provider has exactly one).
     pub region: &'static str,
@@ -59,7 +59,7 @@ pub struct Spec {
     pub key_env: &'static str,
 }
 
-/// MiniMax global.
+/// MiniMax's international endpoint (`api.minimax.io`).
 pub const GLOBAL: Spec = Spec {
     id: "minimax",
     display_name: "MiniMax",
@@ -71,7 +71,7 @@ pub const GLOBAL: Spec = Spec {
     key_env: "MINIMAX_API_KEY",
 };
 
-/// MiniMax China.
+/// MiniMax's mainland China endpoint (`api.minimaxi.com`), with keys of its own.
 pub const CHINA: Spec = Spec {
     id: "minimax-cn",
     display_name: "MiniMax (China)",
@@ -101,7 +101,7 @@ impl Spec {
         format!("hermes auth add {} --api-key-stdin", self.id)
     }
 
-    /// The provider as data.
+    /// The provider's descriptor, built from this spec alone.
     pub fn info(&self) -> ProviderInfo {
         let mut p = ProviderInfo::new(
             self.id,
@@ -299,7 +299,7 @@ impl StatusImpl for Provider {
                 status_state::VALID,
                 &format!(
                     "logged in with API key {}, region {}",
-                    hermes_plugin_api::mask(c.access_token.trim()),
+                    hermes_plugin_sdk::mask(c.access_token.trim()),
                     self.spec.region
                 ),
             ),
@@ -321,4 +321,4 @@ impl StatusImpl for Provider {
     }
 }
 
-hermes_plugin_api::export_plugin!(MiniMaxApiKey);
+hermes_plugin_sdk::export_plugin!(MiniMaxApiKey);

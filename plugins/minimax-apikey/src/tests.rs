@@ -1,9 +1,9 @@
 //! The plugin through its FFI objects, as the host drives it, over the testkit's fake host.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::root_module;
-use hermes_plugin_api::testkit::{Conformance, FakeHost};
-use hermes_plugin_api::ProviderHandle;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::root_module;
+use hermes_plugin_sdk::testkit::{Conformance, FakeHost};
+use hermes_plugin_sdk::ProviderHandle;
 
 use super::*;
 
@@ -68,11 +68,11 @@ fn describes_minimax_and_minimax_cn_with_their_regions_and_aliases() {
         assert_eq!(p.aux_model.as_str(), AUX_MODEL);
     }
     assert_eq!(
-        hermes_plugin_api::sdk::validate::credential_env(global),
+        hermes_plugin_sdk::validate::credential_env(global),
         ["MINIMAX_API_KEY"],
         "the key variable is declared for the host"
     );
-    assert!(hermes_plugin_api::sdk::validate::plugin_info(&info).is_empty());
+    assert!(hermes_plugin_sdk::validate::plugin_info(&info).is_empty());
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! What the host knows about MiniMax without calling any code: the provider descriptor and
 //! the protocol constants every other module shares.
 
-use hermes_plugin_api::prelude::*;
+use hermes_plugin_sdk::prelude::*;
 
 /// Canonical provider id (also the plugin id).
 pub const PROVIDER_ID: &str = "minimax-oauth";
-/// Name shown to people.
+/// Name shown in status lines and the dashboard; `(OAuth)` tells it from the API-key plugin.
 pub const DISPLAY_NAME: &str = "MiniMax (OAuth)";
 /// Other names accepted for the provider.
 pub const ALIASES: &[&str] = &["minimax-portal", "minimax-global", "minimax_oauth"];
@@ -15,7 +15,7 @@ pub const CLIENT_ID: &str = "78257093-7e40-4613-99e0-527b14b39113";
 pub const SCOPE: &str = "group_id profile model.completion";
 /// Grant type of the device-code token poll.
 pub const USER_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:user_code";
-/// Grant type of a refresh.
+/// Grant type of a refresh (RFC 6749 §6).
 pub const REFRESH_GRANT: &str = "refresh_token";
 /// Env var (or config key) overriding the login portal base URL.
 pub const PORTAL_OVERRIDE: &str = "MINIMAX_PORTAL_BASE_URL";
@@ -77,7 +77,7 @@ pub const REGIONS: &[Region] = &[
     },
 ];
 
-/// The default region.
+/// The region used when neither the user nor a stored login names one (`global`).
 pub const DEFAULT_REGION: Region = REGIONS[0];
 
 /// The region with this name (case-insensitive); `None` when unknown.
@@ -110,7 +110,7 @@ pub fn is_our_provider(id: &str) -> bool {
         .any(|name| name.eq_ignore_ascii_case(id.trim()))
 }
 
-/// The provider descriptor.
+/// The provider descriptor, as `describe()` returns it and the host validates it.
 pub fn provider_info() -> ProviderInfo {
     let mut p = ProviderInfo::new(
         PROVIDER_ID,
@@ -152,7 +152,7 @@ pub fn provider_info() -> ProviderInfo {
     p
 }
 
-/// The plugin descriptor.
+/// The plugin descriptor: this crate's version and its one provider.
 pub fn plugin_info() -> PluginInfo {
     PluginInfo::new(
         PROVIDER_ID,

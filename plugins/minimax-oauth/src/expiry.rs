@@ -5,7 +5,7 @@
 //! on one path and got `year 583911 is out of range`; every path here (login deadline, token
 //! expiry, refresh) goes through [`parse_expired_in`] and nothing else.
 
-use hermes_plugin_api::{kind, PluginError};
+use hermes_plugin_sdk::{kind, PluginError};
 use serde_json::Value;
 
 /// Values below this are a TTL in seconds.

@@ -31,8 +31,8 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::{
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::{
     AuthFlowImpl, Capabilities, Host, Plugin, RemovalImpl, RuntimeImpl, StatusImpl,
 };
 
@@ -110,4 +110,4 @@ impl RemovalImpl for MiniMax {
     }
 }
 
-hermes_plugin_api::export_plugin!(MiniMaxPlugin);
+hermes_plugin_sdk::export_plugin!(MiniMaxPlugin);

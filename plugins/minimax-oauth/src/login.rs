@@ -4,8 +4,8 @@
 //! share it; this module makes one request per call and keeps everything it needs between
 //! calls in the session blob, which only it reads.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::Host;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::Host;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hermes_plugin_api::{kind, sdk::Host, PluginError};
+use hermes_plugin_sdk::{kind, Host, PluginError};
 use sha2::{Digest, Sha256};
 
 /// Random bytes behind the verifier: 64 bytes give the 86-character verifier MiniMax expects.
@@ -92,7 +92,7 @@ fn random(host: &Host, n: usize) -> Result<Vec<u8>, PluginError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use hermes_plugin_api::testkit::FakeHost;
+    use hermes_plugin_sdk::testkit::FakeHost;
 
     fn is_base64url(s: &str) -> bool {
         s.bytes()

@@ -8,8 +8,8 @@
 //! The host serialises refreshes under its lock (see the design's single-flight rule); this
 //! module only has to return the new token and keep the old one when none is sent.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::Host;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::Host;
 use serde_json::Value;
 
 use crate::descriptor::{

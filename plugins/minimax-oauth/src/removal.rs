@@ -1,6 +1,6 @@
 //! What `auth remove` must clean up for each credential source.
 
-use hermes_plugin_api::prelude::*;
+use hermes_plugin_sdk::prelude::*;
 
 use crate::descriptor::SIGN_IN_COMMAND;
 

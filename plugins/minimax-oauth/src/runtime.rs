@@ -1,7 +1,7 @@
 //! When to refresh, and where and how requests with a credential go.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::Host;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::Host;
 
 use crate::descriptor::{INFERENCE_OVERRIDE, REFRESH_SKEW_MS, SIGN_IN_AGAIN};
 use crate::state::{credential_region, ProviderState};

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use hermes_plugin_api::{Credential, HOST_STATE_KEY};
+use hermes_plugin_sdk::{Credential, HOST_STATE_KEY};
 
 use crate::descriptor::{self, Region, PROVIDER_ID};
 use crate::expiry::format_iso8601;
@@ -124,11 +124,11 @@ pub struct Issued<'a> {
     pub region: Region,
     /// Portal base URL used (overrides included), for later refreshes.
     pub portal_base_url: &'a str,
-    /// Inference base URL to use.
+    /// Inference base URL requests with these tokens go to (the server may name one).
     pub inference_base_url: &'a str,
     /// OAuth client id the tokens belong to.
     pub client_id: &'a str,
-    /// Granted scope.
+    /// Scope the server granted (it may differ from the one asked for).
     pub scope: &'a str,
     /// Token type, `Bearer` unless the server says otherwise.
     pub token_type: &'a str,

@@ -1,6 +1,6 @@
 //! Status without network: what `auth status`, `doctor` and the dashboard show.
 
-use hermes_plugin_api::prelude::*;
+use hermes_plugin_sdk::prelude::*;
 
 use crate::descriptor::{SIGN_IN_AGAIN, SIGN_IN_COMMAND};
 use crate::state::{credential_region, ProviderState};
@@ -67,14 +67,11 @@ fn stored_problem(message: &str) -> String {
     }
 }
 
+/// The time left on a token as the host writes durations, with "under 1 min" for the last
+/// minute (a count of seconds would be stale by the time it is read).
 fn remaining(ms: i64) -> String {
     if ms < 60_000 {
         return "under 1 min".to_string();
     }
-    // To the nearest minute: a fresh 15-minute token read a few ms later is still "15 min".
-    let min = (ms + 30_000) / 60_000;
-    match min {
-        1..=119 => format!("{min} min"),
-        _ => format!("{} h", min / 60),
-    }
+    hermes_plugin_sdk::duration::human(ms)
 }

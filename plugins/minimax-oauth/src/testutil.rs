@@ -1,8 +1,8 @@
 //! Shared test fixtures: a scripted MiniMax over the testkit's fake host.
 
-use hermes_plugin_api::log_level;
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::testkit::{FakeHost, Recorded, Reply};
+use hermes_plugin_sdk::log_level;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::testkit::{FakeHost, Recorded, Reply};
 use serde_json::{json, Value};
 
 use crate::login;

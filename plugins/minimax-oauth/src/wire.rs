@@ -1,8 +1,8 @@
 //! Small helpers shared by the login and refresh paths: the form POST, bounded error bodies,
 //! lenient JSON field access and URL checks.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::{form_encode, Host};
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::{form_encode, Host};
 use serde_json::{Map, Value};
 
 use crate::descriptor::{ALLOWED_HOSTS, HTTP_TIMEOUT_MS};

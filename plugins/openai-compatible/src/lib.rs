@@ -15,9 +15,9 @@
 
 #![deny(missing_docs)]
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::validate::CREDENTIAL_ENV_KEY;
-use hermes_plugin_api::sdk::{
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::validate::CREDENTIAL_ENV_KEY;
+use hermes_plugin_sdk::{
     api_key, AuthFlowImpl, Capabilities, Host, Plugin, RuntimeImpl, StatusImpl,
 };
 
@@ -248,7 +248,7 @@ impl StatusImpl for Provider {
                 status_state::VALID,
                 &format!(
                     "logged in with API key {}, base URL {}",
-                    hermes_plugin_api::mask(c.access_token.trim()),
+                    hermes_plugin_sdk::mask(c.access_token.trim()),
                     self.base_url()
                 ),
             ),
@@ -264,4 +264,4 @@ impl StatusImpl for Provider {
     }
 }
 
-hermes_plugin_api::export_plugin!(OpenAiCompatible);
+hermes_plugin_sdk::export_plugin!(OpenAiCompatible);

@@ -1,9 +1,9 @@
 //! The plugin through its FFI objects, as the host drives it, over the testkit's fake host.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::root_module;
-use hermes_plugin_api::testkit::{FakeHost, Reply};
-use hermes_plugin_api::ProviderHandle;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::root_module;
+use hermes_plugin_sdk::testkit::{FakeHost, Reply};
+use hermes_plugin_sdk::ProviderHandle;
 
 use super::*;
 
@@ -25,7 +25,7 @@ fn key_options(key: &str) -> String {
 
 #[test]
 fn conforms_to_the_hermes_plugin_rules() {
-    hermes_plugin_api::testkit::conformance::<OpenAiCompatible>();
+    hermes_plugin_sdk::testkit::conformance::<OpenAiCompatible>();
 }
 
 #[test]

@@ -12,11 +12,11 @@ use crate::support::{bin_dir, lib, Emulator, EmulatorConfig, Home, Run};
 /// that only the first build compiles the dependencies (abi_stable and friends, about a minute
 /// on two cores) and every later one compiles the new crate alone. Not `target/` itself: the
 /// `cargo test` running this holds its lock.
-fn generated_target_dir() -> PathBuf {
+pub(crate) fn generated_target_dir() -> PathBuf {
     bin_dir().parent().expect("target dir").join("authors-e2e")
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace")
@@ -25,7 +25,7 @@ fn workspace_root() -> PathBuf {
 
 /// `cargo <args>` in `dir`, offline, in the shared target directory. Returns the run and how
 /// long it took.
-fn cargo(dir: &Path, args: &[&str]) -> (Run, std::time::Duration) {
+pub(crate) fn cargo(dir: &Path, args: &[&str]) -> (Run, std::time::Duration) {
     let started = Instant::now();
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(args)
@@ -43,11 +43,20 @@ fn cargo(dir: &Path, args: &[&str]) -> (Run, std::time::Duration) {
     (run, started.elapsed())
 }
 
-/// Where plugin `name` is generated: a fixed place, since a path dependency (plugin-api) is
+/// Where plugin `name` is generated: a fixed place, since a path dependency (plugin-sdk) is
 /// compiled again whenever the crate that uses it moves; outside this workspace, so that the
 /// crate is generated as a standalone one, as an author's would be.
 fn crate_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join("hermes-e2e-authors").join(name)
+    scratch_dir("hermes-e2e-authors").join(name)
+}
+
+/// A fixed folder under the temporary directory for this checkout: two checkouts running
+/// these tests at once do not generate into each other's crates.
+pub(crate) fn scratch_dir(what: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    workspace_root().hash(&mut h);
+    std::env::temp_dir().join(format!("{what}-{:08x}", h.finish() as u32))
 }
 
 /// Generate plugin `name` with `flow` (afresh) and build it.
@@ -100,12 +109,12 @@ fn generate_and_build_for(home: &Home, name: &str, flow: &str, api: &str) -> Pat
         cargo_toml.contains(&format!(
             "path = {:?}",
             workspace_root()
-                .join("plugin-api")
+                .join("plugin-sdk")
                 .canonicalize()
                 .unwrap()
                 .to_string_lossy()
         )),
-        "hermes-plugin-api comes from this checkout:\n{cargo_toml}"
+        "hermes-plugin-sdk comes from this checkout:\n{cargo_toml}"
     );
     // The workspace's lock pins the versions already built and cached here.
     std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();

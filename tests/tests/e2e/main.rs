@@ -11,6 +11,7 @@ mod apikey;
 mod auth;
 mod authors;
 mod chat;
+mod compat;
 mod dashboard;
 mod dialects;
 mod getting_started;

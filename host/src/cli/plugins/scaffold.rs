@@ -101,12 +101,12 @@ pub fn for_api(template: &str, api: Api) -> String {
     }
 }
 
-/// Where `hermes-plugin-api` comes from.
+/// Where `hermes-plugin-sdk` comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ApiSource {
-    /// A local checkout's `plugin-api` directory.
+pub enum SdkSource {
+    /// A local checkout's `plugin-sdk` directory.
     Path(PathBuf),
-    /// crates.io, this major version.
+    /// crates.io, this SDK's major version.
     Registry,
 }
 
@@ -121,8 +121,8 @@ pub struct Spec {
     pub api_mode: Api,
     /// The crate directory (created; must not exist or be empty).
     pub dir: PathBuf,
-    /// Where `hermes-plugin-api` comes from.
-    pub api: ApiSource,
+    /// Where `hermes-plugin-sdk` comes from.
+    pub sdk: SdkSource,
 }
 
 /// What was generated.
@@ -162,7 +162,7 @@ pub fn check_name(name: &str) -> Result<()> {
             "use lower-case letters, digits and '-', starting with a letter, e.g. `hermes plugins new acme-llm`",
         )
     };
-    if !hermes_plugin_api::sdk::validate::valid_id(name) {
+    if !hermes_plugin_api::validate::valid_id(name) {
         return Err(bad("it is not a valid provider id"));
     }
     if !name.as_bytes()[0].is_ascii_lowercase() {
@@ -262,17 +262,17 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 /// The files of the new crate, relative path and contents.
 pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf, String)>> {
     let name = spec.name.as_str();
-    let api = match &spec.api {
-        ApiSource::Path(p) => {
+    let sdk = match &spec.sdk {
+        SdkSource::Path(p) => {
             // Inside a workspace the crate moves with it, so a relative path survives; a
             // standalone crate may be moved anywhere, and only an absolute path does.
             let abs = absolute(p)?;
             let p = if standalone { abs } else { relative(&abs, dir) };
             format!("path = {:?}", p.to_string_lossy())
         }
-        ApiSource::Registry => format!(
+        SdkSource::Registry => format!(
             "version = \"{}\"",
-            hermes_plugin_api::API_VERSION
+            hermes_plugin_sdk::SDK_VERSION
                 .split('.')
                 .next()
                 .unwrap_or("1")
@@ -280,12 +280,12 @@ pub fn render(spec: &Spec, dir: &Path, standalone: bool) -> Result<Vec<(PathBuf,
     };
     let cargo = CARGO_TOML
         .replace(
-            "{{api_dependency}}",
-            &format!("hermes-plugin-api = {{ {api} }}"),
+            "{{sdk_dependency}}",
+            &format!("hermes-plugin-sdk = {{ {sdk} }}"),
         )
         .replace(
-            "{{api_dev_dependency}}",
-            &format!("hermes-plugin-api = {{ {api}, features = [\"testkit\"] }}"),
+            "{{sdk_dev_dependency}}",
+            &format!("hermes-plugin-sdk = {{ {sdk}, features = [\"testkit\"] }}"),
         )
         .replace(
             "{{extra_dependencies}}",
@@ -371,12 +371,12 @@ pub fn generate(spec: &Spec) -> Result<Generated> {
     })
 }
 
-/// The plugin-api this hermes was built from, when its source is still there.
-pub fn default_api() -> ApiSource {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-api");
+/// The SDK this hermes was built with, when its source is still there.
+pub fn default_sdk() -> SdkSource {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
     match here.join("Cargo.toml").is_file() {
-        true => ApiSource::Path(here.canonicalize().unwrap_or(here)),
-        false => ApiSource::Registry,
+        true => SdkSource::Path(here.canonicalize().unwrap_or(here)),
+        false => SdkSource::Registry,
     }
 }
 
@@ -415,14 +415,14 @@ mod tests {
     fn relative_paths_climb_to_the_common_ancestor() {
         assert_eq!(
             relative(
-                Path::new("/w/main/plugin-api"),
+                Path::new("/w/main/plugin-sdk"),
                 Path::new("/w/main/plugins/x")
             ),
-            PathBuf::from("../../plugin-api")
+            PathBuf::from("../../plugin-sdk")
         );
         assert_eq!(
-            relative(Path::new("/w/main/plugin-api"), Path::new("/tmp/x")),
-            PathBuf::from("/w/main/plugin-api")
+            relative(Path::new("/w/main/plugin-sdk"), Path::new("/tmp/x")),
+            PathBuf::from("/w/main/plugin-sdk")
         );
     }
 
@@ -457,14 +457,14 @@ mod tests {
             flow: Flow::DeviceCode,
             api_mode: Api::AnthropicMessages,
             dir: dir.path().join("acme"),
-            api: ApiSource::Registry,
+            sdk: SdkSource::Registry,
         };
         let g = generate(&spec).unwrap();
         assert!(g.workspace.is_none());
         let cargo = std::fs::read_to_string(g.dir.join("Cargo.toml")).unwrap();
         assert!(cargo.contains("name = \"acme\""), "{cargo}");
         assert!(
-            cargo.contains("hermes-plugin-api = { version = \"1\" }"),
+            cargo.contains("hermes-plugin-sdk = { version = \"1\" }"),
             "{cargo}"
         );
         assert!(cargo.contains("features = [\"testkit\"]"), "{cargo}");
@@ -475,7 +475,7 @@ mod tests {
             "{cargo}"
         );
         let lib = std::fs::read_to_string(g.dir.join("src/lib.rs")).unwrap();
-        assert!(lib.contains("hermes_plugin_api::export_plugin!(Acme);"));
+        assert!(lib.contains("hermes_plugin_sdk::export_plugin!(Acme);"));
         assert!(lib.contains("\"ACME_PORTAL_URL\""));
         assert_eq!(
             g.library,
@@ -486,20 +486,20 @@ mod tests {
     }
 
     #[test]
-    fn a_crate_inside_a_workspace_has_no_workspace_table_and_a_relative_api_path() {
+    fn a_crate_inside_a_workspace_has_no_workspace_table_and_a_relative_sdk_path() {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(
             root.path().join("Cargo.toml"),
             "[workspace]\nmembers = []\n",
         )
         .unwrap();
-        std::fs::create_dir_all(root.path().join("plugin-api")).unwrap();
+        std::fs::create_dir_all(root.path().join("plugin-sdk")).unwrap();
         let spec = Spec {
             name: "acme".into(),
             flow: Flow::ApiKey,
             api_mode: Api::AnthropicMessages,
             dir: root.path().join("plugins/acme"),
-            api: ApiSource::Path(root.path().join("plugin-api")),
+            sdk: SdkSource::Path(root.path().join("plugin-sdk")),
         };
         let g = generate(&spec).unwrap();
         assert_eq!(
@@ -508,7 +508,7 @@ mod tests {
         );
         let cargo = std::fs::read_to_string(g.dir.join("Cargo.toml")).unwrap();
         assert!(
-            cargo.contains("hermes-plugin-api = { path = \"../../plugin-api\" }"),
+            cargo.contains("hermes-plugin-sdk = { path = \"../../plugin-sdk\" }"),
             "{cargo}"
         );
         assert!(!cargo.contains("[workspace]"), "{cargo}");

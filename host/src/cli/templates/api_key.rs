@@ -5,8 +5,8 @@
 //! `x-api-key` on every inference request. All I/O goes through the host ([`Host`]), so the
 //! plugin stays small, synchronous and testable with the testkit's fake host.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::{
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::{
     api_key, AuthFlowImpl, Capabilities, Host, Plugin, RuntimeImpl, StatusImpl,
 };
 
@@ -152,7 +152,7 @@ impl StatusImpl for Provider {
             Some(c) if !c.access_token.is_empty() => {
                 let summary = format!(
                     "logged in with API key {}",
-                    hermes_plugin_api::mask(&c.access_token)
+                    hermes_plugin_sdk::mask(&c.access_token)
                 );
                 let mut r = StatusReport::new(status_state::VALID, &summary);
                 r.region = "global".into();
@@ -168,4 +168,4 @@ impl StatusImpl for Provider {
     }
 }
 
-hermes_plugin_api::export_plugin!(ExampleProvider);
+hermes_plugin_sdk::export_plugin!(ExampleProvider);

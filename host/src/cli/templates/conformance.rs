@@ -5,9 +5,9 @@
 //! and no secret in logs, messages or `Debug` output.
 
 use example_provider::ExampleProvider;
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::root_module;
-use hermes_plugin_api::testkit::{conformance, FakeHost};
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::root_module;
+use hermes_plugin_sdk::testkit::{conformance, FakeHost};
 
 #[test]
 fn conforms_to_the_hermes_plugin_rules() {

@@ -6,8 +6,8 @@
 //! All I/O goes through the host ([`Host`]): its allow-list, https rule, timeouts and size caps
 //! apply to every request, and the testkit's fake host can script every answer in tests.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::{AuthFlowImpl, Capabilities, Host, Plugin, RuntimeImpl, StatusImpl};
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::{AuthFlowImpl, Capabilities, Host, Plugin, RuntimeImpl, StatusImpl};
 use serde_json::{json, Value};
 
 /// The provider's id: also the plugin id and the name users type.
@@ -290,13 +290,13 @@ impl RuntimeImpl for Provider {
 impl StatusImpl for Provider {
     fn status(&self, cred: Option<&Credential>, now_ms: i64) -> StatusReport {
         let mut r = match cred {
-            Some(c) if !c.access_token.is_empty() && c.expires_at_ms > now_ms => {
-                let minutes = (c.expires_at_ms - now_ms) / 60_000;
-                StatusReport::new(
-                    status_state::VALID,
-                    &format!("logged in, token valid {minutes} min"),
-                )
-            }
+            Some(c) if !c.access_token.is_empty() && c.expires_at_ms > now_ms => StatusReport::new(
+                status_state::VALID,
+                &format!(
+                    "logged in, token valid {}",
+                    hermes_plugin_sdk::duration::human(c.expires_at_ms - now_ms)
+                ),
+            ),
             Some(c) if !c.refresh_token.is_empty() => StatusReport::new(
                 status_state::REFRESH_ON_NEXT_USE,
                 "logged in (token refreshes on next use)",
@@ -323,4 +323,4 @@ impl StatusImpl for Provider {
     }
 }
 
-hermes_plugin_api::export_plugin!(ExampleProvider);
+hermes_plugin_sdk::export_plugin!(ExampleProvider);

@@ -1,8 +1,8 @@
 //! The plugin as the host sees it: through the root module and the `_TO` trait objects.
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::root_module;
-use hermes_plugin_api::testkit::Reply;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::root_module;
+use hermes_plugin_sdk::testkit::Reply;
 use serde_json::json;
 
 use crate::testutil::*;
@@ -13,7 +13,7 @@ fn root_module_describes_the_plugin() {
     let module = root_module::<MiniMaxPlugin>();
     assert_eq!(
         (module.api_version())().as_str(),
-        hermes_plugin_api::API_VERSION
+        hermes_plugin_sdk::API_VERSION
     );
     let info = (module.describe())().unwrap();
     assert_eq!(info.id.as_str(), "minimax-oauth");
@@ -100,7 +100,7 @@ fn capabilities_work_through_the_ffi_objects() {
 #[test]
 fn conforms_to_the_hermes_plugin_rules() {
     // The stored provider block holds copies of both tokens, so its Debug form is checked too.
-    hermes_plugin_api::testkit::Conformance::<MiniMaxPlugin>::new()
+    hermes_plugin_sdk::testkit::Conformance::<MiniMaxPlugin>::new()
         .debug_of("ProviderState", |secret| {
             let block = json!({"access_token": secret, "refresh_token": secret, "region": "cn"});
             format!(

@@ -2,9 +2,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hermes_plugin_api::kind;
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::testkit::Reply;
+use hermes_plugin_sdk::kind;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::testkit::Reply;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 

@@ -1,8 +1,8 @@
 //! `AuthFlow::poll`: the `/oauth/token` exchange and how each answer maps to an outcome.
 
-use hermes_plugin_api::kind;
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::testkit::{FakeHost, Reply};
+use hermes_plugin_sdk::kind;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::testkit::{FakeHost, Reply};
 use serde_json::{json, Value};
 
 use crate::descriptor::USER_CODE_GRANT;

@@ -3,8 +3,8 @@
 //! panic; every failure is a `PluginError` with a known kind; relogin is only ever asked for by
 //! a refresh.
 
-use hermes_plugin_api::kind;
-use hermes_plugin_api::testkit::Reply;
+use hermes_plugin_sdk::kind;
+use hermes_plugin_sdk::testkit::Reply;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -145,7 +145,7 @@ proptest! {
         fake.on_request(move |_| Reply::Response(status, body.clone()));
         match login::poll(&fake.sdk_host(), ch.session.as_str()) {
             Ok(o) => {
-                if o.status == hermes_plugin_api::poll_status::APPROVED {
+                if o.status == hermes_plugin_sdk::poll_status::APPROVED {
                     let c = o.credential.into_option().expect("approved carries a credential");
                     prop_assert!(!c.access_token.is_empty() && !c.refresh_token.is_empty());
                     prop_assert!(c.expires_at_ms > 0);

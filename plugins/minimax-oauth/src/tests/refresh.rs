@@ -1,8 +1,8 @@
 //! `RuntimeCredential::refresh`: the request, rotation, and the transient/terminal split.
 
-use hermes_plugin_api::kind;
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::testkit::{FakeHost, Reply};
+use hermes_plugin_sdk::kind;
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::testkit::{FakeHost, Reply};
 use serde_json::{json, Value};
 
 use crate::descriptor::SIGN_IN_AGAIN;

@@ -1,6 +1,6 @@
 //! `needs_refresh` and `runtime`.
 
-use hermes_plugin_api::prelude::*;
+use hermes_plugin_sdk::prelude::*;
 use serde_json::json;
 
 use crate::runtime::{needs_refresh, runtime};

@@ -1,6 +1,6 @@
 //! `Status` and `RemovalStep`.
 
-use hermes_plugin_api::prelude::*;
+use hermes_plugin_sdk::prelude::*;
 use serde_json::{json, Value};
 
 use crate::removal::removal;

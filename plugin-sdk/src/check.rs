@@ -2,7 +2,7 @@
 //!
 //! One implementation, two callers: the testkit's
 //! [`conformance`](crate::testkit::conformance) runs it in the author's `cargo test` over the
-//! plugin's [`root_module`](super::root_module) and a fake host, and `hermes plugins check` /
+//! plugin's [`root_module`](crate::root_module) and a fake host, and `hermes plugins check` /
 //! `hermes plugins install` run it in a child process over a built library and the host's own
 //! offline services. Every call goes through the FFI objects (`*_TO`) exactly as the host makes
 //! it, so what passes here is what the host sees.
@@ -13,7 +13,7 @@
 //! |---|---|
 //! | `api_version` | the exported interface version has the host's major |
 //! | `describe` | `describe()` returns a descriptor (no error, no panic) |
-//! | `descriptor` | the descriptor follows the host's rules ([`super::validate`]) |
+//! | `descriptor` | the descriptor follows the host's rules ([`crate::validate`]) |
 //! | `open` | every provider opens, without a network call, with the capabilities its flow needs |
 //! | `status_offline` | `Status::status` makes no network call |
 //! | `entry_points` | every entry point, called with hostile input, answers without panicking |
@@ -30,12 +30,12 @@
 use abi_stable::std_types::{ROption, RResult, RStr};
 
 use crate::{
-    flow, kind, poll_status, status_state, Challenge, Credential, HostBox, HttpRequest,
-    PluginError, PluginModRef, PollOutcome, ProviderHandle, ProviderInfo, Runtime, StatusReport,
-    API_VERSION,
+    auth_scheme, flow, kind, poll_status, status_state, Challenge, Credential, HostBox,
+    HttpRequest, PluginError, PluginModRef, PollOutcome, ProviderHandle, ProviderInfo, Runtime,
+    StatusReport, API_VERSION,
 };
 
-use super::{validate, PANIC_PREFIX};
+use crate::{validate, PANIC_PREFIX};
 
 /// A fake access token handed to the plugin; it must never be shown.
 pub const CANARY_ACCESS: &str = "hck-access-5f0c1e9a7b3d4e62a8c1";
@@ -75,7 +75,7 @@ pub trait CheckHost {
     fn host_box(&self) -> HostBox;
     /// Every request made so far, one line each (`METHOD url`).
     fn requests(&self) -> Vec<String>;
-    /// Every log line so far.
+    /// Every log line so far, in order; the checks scan the new ones after each call.
     fn logs(&self) -> Vec<String>;
     /// The clock the services report.
     fn now_ms(&self) -> i64;
@@ -87,9 +87,9 @@ pub trait CheckHost {
 /// How one check went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// No finding.
+    /// Ran, with no finding (warnings allowed).
     Pass,
-    /// At least one finding.
+    /// Ran, with at least one finding: the plugin breaks a rule.
     Fail,
     /// Not run (an earlier check failed in a way that makes it meaningless).
     Skip,
@@ -100,7 +100,7 @@ pub enum Outcome {
 pub struct CheckResult {
     /// Stable name (see [`CHECKS`]).
     pub name: &'static str,
-    /// One line for people.
+    /// One line for people, as the report prints it beside the mark.
     pub title: &'static str,
     /// Pass, fail or skip.
     pub outcome: Outcome,
@@ -473,9 +473,7 @@ impl<'a> Checker<'a> {
     }
 
     fn runtime_out(&mut self, call: &str, rt: &Runtime) {
-        if rt.auth_scheme != crate::auth_scheme::BEARER
-            && rt.auth_scheme != crate::auth_scheme::X_API_KEY
-        {
+        if rt.auth_scheme != auth_scheme::BEARER && rt.auth_scheme != auth_scheme::X_API_KEY {
             self.fail(
                 "entry_points",
                 format!("{call} returned an unknown auth scheme {}", rt.auth_scheme),
@@ -768,7 +766,7 @@ impl<'a> Checker<'a> {
         };
         let runtime = Runtime {
             base_url: "https://example.invalid".into(),
-            auth_scheme: crate::auth_scheme::BEARER,
+            auth_scheme: auth_scheme::BEARER,
             secret: CANARY_ACCESS.into(),
             extra_headers: Default::default(),
         };

@@ -1,10 +1,9 @@
 //! The descriptor rules: what makes a [`PluginInfo`] acceptable to a host.
 //!
-//! This is the one implementation of them. The host refuses to install or load a plugin for
-//! which [`plugin_info`] reports anything, and the conformance checks ([`super::check`]) run the
-//! same function, so an author sees the host's verdict in their own `cargo test`.
-//!
-//! Pure `std`: no feature needed.
+//! This is the one implementation of them, part of the contract like the types. The host
+//! refuses to install or load a plugin for which [`plugin_info`] reports anything, and the SDK's
+//! conformance checks run the same function, so an author sees the host's verdict in their own
+//! `cargo test`.
 
 use crate::{api_mode, flow, PluginInfo, ProviderInfo};
 

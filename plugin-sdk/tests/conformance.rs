@@ -3,11 +3,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hermes_plugin_api::prelude::*;
-use hermes_plugin_api::sdk::check::{Outcome, CANARY_KEY};
-use hermes_plugin_api::sdk::{self, api_key, root_module, Capabilities, Host, PANIC_PREFIX};
-use hermes_plugin_api::testkit::{conformance, Conformance, FakeHost, Reply};
-use hermes_plugin_api::{mask, HttpResponse};
+use hermes_plugin_sdk::check::{Outcome, CANARY_KEY};
+use hermes_plugin_sdk::prelude::*;
+use hermes_plugin_sdk::testkit::{conformance, Conformance, FakeHost, Reply};
+use hermes_plugin_sdk::{self as sdk, api_key, root_module, Capabilities, Host, PANIC_PREFIX};
+use hermes_plugin_sdk::{mask, HttpResponse};
 
 fn provider_info(id: &str, flow_kind: &str) -> ProviderInfo {
     let mut p = ProviderInfo::new(id, "Test", flow_kind, api_mode::ANTHROPIC_MESSAGES);
@@ -143,10 +143,7 @@ fn a_well_behaved_plugin_passes_every_check() {
         report.checks.iter().all(|c| c.outcome == Outcome::Pass),
         "{report}"
     );
-    assert_eq!(
-        report.checks.len(),
-        hermes_plugin_api::sdk::check::CHECKS.len()
-    );
+    assert_eq!(report.checks.len(), hermes_plugin_sdk::check::CHECKS.len());
 }
 
 #[test]
@@ -298,7 +295,7 @@ fn the_guard_turns_every_panic_into_a_panicked_error() {
     assert_eq!(rt.refresh(&cred).unwrap_err().kind, kind::PANICKED);
     let err = rt.runtime(&cred).unwrap_err();
     assert!(
-        err.message.starts_with("plugin panicked in RuntimeCredential::runtime: boom in runtime at plugin-api/tests/conformance.rs:"),
+        err.message.starts_with("plugin panicked in RuntimeCredential::runtime: boom in runtime at plugin-sdk/tests/conformance.rs:"),
         "the message names the entry point, the panic and where: {}",
         err.message
     );
@@ -311,7 +308,7 @@ fn the_guard_turns_every_panic_into_a_panicked_error() {
     let logs = fake.logs();
     assert!(logs
         .iter()
-        .any(|(lvl, l)| *lvl == hermes_plugin_api::log_level::ERROR
+        .any(|(lvl, l)| *lvl == hermes_plugin_sdk::log_level::ERROR
             && l.starts_with(
                 "plugin panicked in RuntimeCredential::needs_refresh: boom in needs_refresh"
             )));

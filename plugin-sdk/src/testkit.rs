@@ -5,11 +5,11 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! hermes-plugin-api = { version = "1", features = ["testkit"] }
+//! hermes-plugin-sdk = { version = "1", features = ["testkit"] }
 //! ```
 //!
 //! ```
-//! use hermes_plugin_api::testkit::{FakeHost, Reply};
+//! use hermes_plugin_sdk::testkit::{FakeHost, Reply};
 //! let host = FakeHost::new(1_700_000_000_000);
 //! host.on_request(|req| {
 //!     assert!(req.url.ends_with("/token"));
@@ -30,8 +30,10 @@ use abi_stable::{
     std_types::{ROption, RResult, RStr, RString, RVec, Tuple2},
 };
 
-use crate::sdk::check::{self, CheckHost, DebugProbe, Report};
-use crate::{sdk, HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, PluginError};
+use crate::check::{self, CheckHost, DebugProbe, Report};
+use crate::{
+    HostBox, HostServices, HostServices_TO, HttpRequest, HttpResponse, Plugin, PluginError,
+};
 
 /// The plugin author guide (`docs/plugin-authors.md`): its Rust blocks are this crate's
 /// doctests, so every example in it compiles and runs.
@@ -52,13 +54,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A recorded request, decoded for assertions.
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    /// Method.
+    /// `GET`, `POST`, … as the plugin wrote it.
     pub method: String,
-    /// URL.
+    /// The absolute URL, before any redirect.
     pub url: String,
     /// Headers (name, value).
     pub headers: Vec<(String, String)>,
-    /// Body as text.
+    /// Body as text (invalid UTF-8 replaced).
     pub body: String,
     /// The timeout the plugin asked for, ms (0: the host's default).
     pub timeout_ms: u64,
@@ -83,7 +85,7 @@ impl Recorded {
             })
             .collect()
     }
-    /// One form field.
+    /// The value of the form field `name`, decoded; the first when repeated.
     pub fn field(&self, name: &str) -> Option<String> {
         self.form()
             .into_iter()
@@ -129,7 +131,7 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// A JSON body with a status.
+    /// A response with `status` and `body` (any text; named for the common case).
     pub fn json(status: u16, body: &str) -> Self {
         Reply::Response(status, body.as_bytes().to_vec())
     }
@@ -144,7 +146,7 @@ impl Reply {
             final_url: RString::new(),
         }
     }
-    /// A transient network failure.
+    /// A transient network failure, as the host reports a dropped connection.
     pub fn dropped() -> Self {
         Reply::Error(PluginError::transient(
             "network",
@@ -201,11 +203,11 @@ impl FakeHost {
     pub fn on_request(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
         *lock(&self.inner.responder) = Some(Arc::new(f));
     }
-    /// Set the clock.
+    /// Set the clock to `now_ms` (unix ms).
     pub fn set_now(&self, now_ms: i64) {
         self.inner.now.store(now_ms, Ordering::SeqCst);
     }
-    /// Move the clock.
+    /// Move the clock by `ms` (negative goes back).
     pub fn advance(&self, ms: i64) {
         self.inner.now.fetch_add(ms, Ordering::SeqCst);
     }
@@ -213,11 +215,11 @@ impl FakeHost {
     pub fn set_config(&self, key: &str, value: &str) {
         lock(&self.inner.config).push((key.into(), value.into()));
     }
-    /// The requests made so far.
+    /// The requests made so far, in order, including those the responder refused.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.inner.requests).clone()
     }
-    /// The log lines so far.
+    /// The log lines so far, with their level ([`crate::log_level`]).
     pub fn logs(&self) -> Vec<(u32, String)> {
         lock(&self.inner.logs).clone()
     }
@@ -226,8 +228,8 @@ impl FakeHost {
         HostServices_TO::from_value(self.clone(), TD_Opaque)
     }
     /// The SDK handle over this fake.
-    pub fn sdk_host(&self) -> sdk::Host {
-        sdk::Host::new(self.host_box())
+    pub fn sdk_host(&self) -> crate::Host {
+        crate::Host::new(self.host_box())
     }
 }
 
@@ -326,7 +328,7 @@ impl CheckHost for FakeHost {
 /// your crate's `tests/conformance.rs`:
 ///
 /// ```
-/// # use hermes_plugin_api::prelude::*;
+/// # use hermes_plugin_sdk::prelude::*;
 /// # struct MyPlugin;
 /// # impl sdk::Plugin for MyPlugin {
 /// #     fn info() -> PluginInfo {
@@ -344,14 +346,14 @@ impl CheckHost for FakeHost {
 /// #         StatusReport::new(status_state::NOT_LOGGED_IN, "not logged in")
 /// #     }
 /// # }
-/// let report = hermes_plugin_api::testkit::conformance::<MyPlugin>();
+/// let report = hermes_plugin_sdk::testkit::conformance::<MyPlugin>();
 /// assert!(report.passed());
 /// ```
 ///
-/// See [`sdk::check`] for what is checked, and [`Conformance`] to add your own types to the
+/// See [`check`] for what is checked, and [`Conformance`] to add your own types to the
 /// secrets check.
 #[track_caller]
-pub fn conformance<P: sdk::Plugin>() -> Report {
+pub fn conformance<P: Plugin>() -> Report {
     Conformance::<P>::new().assert()
 }
 
@@ -362,13 +364,13 @@ pub struct Conformance<P> {
     _plugin: PhantomData<fn() -> P>,
 }
 
-impl<P: sdk::Plugin> Default for Conformance<P> {
+impl<P: Plugin> Default for Conformance<P> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<P: sdk::Plugin> Conformance<P> {
+impl<P: Plugin> Conformance<P> {
     /// The checks over a fresh [`FakeHost`] with no HTTP responder (every request fails).
     pub fn new() -> Self {
         Self {
@@ -377,13 +379,6 @@ impl<P: sdk::Plugin> Conformance<P> {
             _plugin: PhantomData,
         }
     }
-    /// Run over this fake instead (its clock, configuration and responder). Keep requests
-    /// failing: a responder that answers makes the checks exercise your happy paths, which is
-    /// fine, but the status check still requires no request at all.
-    pub fn with_host(mut self, host: FakeHost) -> Self {
-        self.host = host;
-        self
-    }
     /// Adds one of your own secret-holding types to the secrets check: `render` builds the
     /// object around the secret it is given and returns its `Debug` form, which must not show
     /// the secret. The host cannot see your types; only this check can.
@@ -391,9 +386,9 @@ impl<P: sdk::Plugin> Conformance<P> {
         self.probes.push((name.to_string(), Box::new(render)));
         self
     }
-    /// Run the checks.
+    /// Run the checks and return the report, passed or not.
     pub fn report(&self) -> Report {
-        check::run(sdk::root_module::<P>(), &self.host, &self.probes)
+        check::run(crate::root_module::<P>(), &self.host, &self.probes)
     }
     /// Run the checks and panic with the whole report if any failed.
     #[track_caller]
