@@ -21,7 +21,7 @@ use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
 use crate::plugins::supervise::{self, Findings};
 use crate::services::Net;
 use crate::text;
-use crate::timefmt::{human_duration, iso_from_ms, now_ms};
+use crate::timefmt::{human_duration, iso_from_ms};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
@@ -239,16 +239,17 @@ fn add(
         }
     }
     let deadline = match timeout {
-        Some(s) => {
-            now_ms().saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
-        }
+        Some(s) => provider
+            .time
+            .now_ms()
+            .saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000)),
         None => challenge.expires_at_ms,
     };
     if !ctx.out.animated() {
         // No terminal to animate: one plain line says what is happening and how to stop it.
         ctx.out.info(&format!(
             "waiting for approval; the code expires in {}; Ctrl-C to cancel",
-            human_duration(challenge.expires_at_ms - now_ms())
+            human_duration(challenge.expires_at_ms - provider.time.now_ms())
         ));
     }
     let spinner = ctx.out.animated().then(|| {
@@ -296,7 +297,7 @@ fn add(
     if expires > 0 {
         line.push_str(&format!(
             "; token valid {}",
-            human_duration(expires - now_ms())
+            human_duration(expires - provider.time.now_ms())
         ));
     }
     ctx.out.result(&line);

@@ -207,6 +207,7 @@ impl PluginSet {
                 plugin_id: entry.plugin_id.clone(),
                 handle,
                 policy: crate::services::Policy::of(&entry.provider),
+                time: crate::timefmt::Time::system(),
             }),
             RResult::RErr(e) => Err(Error::msg(format!(
                 "plugin {} could not open provider {}: {}",
@@ -257,24 +258,18 @@ pub fn open_entry(
     entry: &Entry,
     out: &crate::output::Output,
 ) -> Result<std::sync::Arc<Provider>> {
-    open_entry_with(
-        env,
-        settings,
-        set,
-        entry,
-        out,
-        crate::timefmt::system_clock(),
-    )
+    open_entry_with(env, settings, set, entry, out, env.time())
 }
 
-/// [`open_entry`] with a given clock.
+/// [`open_entry`] with a given clock and sleeper: the plugin's `now_ms` service, the sign-in
+/// driver and the token source of the provider all use it.
 pub fn open_entry_with(
     env: &crate::config::Env,
     settings: &crate::config::Settings,
     set: &PluginSet,
     entry: &Entry,
     out: &crate::output::Output,
-    clock: crate::timefmt::Clock,
+    time: crate::timefmt::Time,
 ) -> Result<std::sync::Arc<Provider>> {
     let overrides: Vec<(String, String)> = entry
         .provider
@@ -285,12 +280,13 @@ pub fn open_entry_with(
     let values = settings.values_for(&entry.provider.id, &overrides);
     let services =
         crate::services::ProviderServices::new(&entry.provider, env, values, out.clone())
-            .with_clock(clock);
+            .with_clock(time.clock.clone());
     // The host's own requests (chat) follow the same rules as the plugin's, configured base
     // URLs included.
     let policy = services.policy().clone();
     let mut provider = set.open(entry, services.into_box())?;
     provider.policy = policy;
+    provider.time = time;
     Ok(std::sync::Arc::new(provider))
 }
 
@@ -305,6 +301,9 @@ pub struct Provider {
     /// The rules its requests are held to (its allow-list plus the hosts of base URLs the
     /// user configured).
     pub policy: crate::services::Policy,
+    /// The clock its services give the plugin, and the sleeper that goes with it: the sign-in
+    /// driver and the token source read the same time as the plugin that made the deadlines.
+    pub time: crate::timefmt::Time,
 }
 
 /// Open a record's library through the confined walk and decide how far it can be trusted,

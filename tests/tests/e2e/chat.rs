@@ -402,7 +402,7 @@ fn regress_long_session_refreshes_per_request() {
         &set,
         &entry,
         &out,
-        clock.clone(),
+        hermes::timefmt::Time::with_clock(clock.clone()),
     )
     .unwrap();
     let source =
