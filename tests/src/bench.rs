@@ -300,8 +300,8 @@ pub fn tokens(dir: &Path, table: &mut Table) {
         let set = PluginSet::load(&env.paths(), Scope::Provider("minimax-oauth")).expect("plugins");
         let settings = hermes::config::Settings::load(&env.paths()).expect("settings");
         let entry = set.resolve("minimax-oauth").expect("provider");
-        let clock = hermes::timefmt::system_clock();
-        set.open(entry, &env, &settings, &out, clock)
+        let time = env.time();
+        set.open(entry, &env, &settings, &out, time)
             .expect("provider")
     };
 

@@ -14,7 +14,6 @@ use super::AuthError;
 use crate::error::{Error, Result};
 use crate::plugins::runtime::Provider;
 use crate::plugins::{boundary, deadline};
-use crate::timefmt::now_ms;
 
 /// A finished sign-in.
 #[derive(Debug)]
@@ -112,7 +111,8 @@ pub struct NotApproved {
 
 /// Poll until done. `deadline_ms` caps the wait (the challenge's own expiry also applies);
 /// `cancel` stops it between polls; `tick` is called about every 100 ms with the ms left
-/// before the deadline.
+/// before the deadline. Time is the provider's ([`Provider::time`]): its clock, and its
+/// sleeper between polls.
 pub fn wait(
     provider: &Arc<Provider>,
     challenge: &Challenge,
@@ -131,6 +131,9 @@ pub fn wait_ending(
     cancel: &AtomicBool,
     tick: &mut dyn FnMut(i64),
 ) -> std::result::Result<Approved, NotApproved> {
+    // The provider's clock (the one its plugin made the challenge's deadlines with) and its
+    // sleeper: a test clock moves instead of the test waiting.
+    let now_ms = || provider.time.now_ms();
     let secrets = json_strings(challenge.session.as_str(), challenge.user_code.as_str());
     let end = |ending: Ending, message: String| NotApproved {
         ending,
@@ -305,7 +308,7 @@ pub fn wait_ending(
                 ));
             }
             tick(challenge.expires_at_ms.min(deadline_ms) - now_ms());
-            std::thread::sleep(
+            (provider.time.sleep)(
                 Duration::from_millis(100)
                     .min(Duration::from_millis((wake - now_ms()).max(1) as u64)),
             );

@@ -100,6 +100,7 @@ impl TokenSource {
         let skew_ms = i64::try_from(provider.desc.refresh_skew_ms).unwrap_or(60_000);
         TokenSource {
             store,
+            clock: provider.time.clock.clone(),
             provider,
             account,
             account_reason: account_reason.to_string(),
@@ -108,7 +109,6 @@ impl TokenSource {
             flight: Mutex::new(()),
             fallback_said: std::sync::atomic::AtomicBool::new(false),
             out,
-            clock: crate::timefmt::system_clock(),
         }
     }
 

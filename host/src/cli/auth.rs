@@ -21,7 +21,7 @@ use crate::plugins::registry::Entry;
 use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
 use crate::plugins::supervise::{self, Findings};
 use crate::text;
-use crate::timefmt::{iso_from_ms, now_ms};
+use crate::timefmt::iso_from_ms;
 use hermes_plugin_sdk::duration::human as human_duration;
 
 #[derive(Debug, clap::Subcommand)]
@@ -124,8 +124,8 @@ fn open_entry(
     set: &PluginSet,
     entry: &Entry,
 ) -> Result<Arc<Provider>> {
-    let clock = crate::timefmt::system_clock();
-    set.open(entry, &ctx.env, settings, &ctx.out, clock)
+    let time = ctx.env.time();
+    set.open(entry, &ctx.env, settings, &ctx.out, time)
 }
 
 /// Sign in to `provider` with the defaults (used by the model picker).
@@ -243,16 +243,17 @@ fn add(
         }
     }
     let deadline = match timeout {
-        Some(s) => {
-            now_ms().saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
-        }
+        Some(s) => provider
+            .time
+            .now_ms()
+            .saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000)),
         None => challenge.expires_at_ms,
     };
     if !ctx.out.animated() {
         // No terminal to animate: one plain line says what is happening and how to stop it.
         ctx.out.info(&format!(
             "waiting for approval; the code expires in {}; Ctrl-C to cancel",
-            human_duration(challenge.expires_at_ms - now_ms())
+            human_duration(challenge.expires_at_ms - provider.time.now_ms())
         ));
     }
     let spinner = ctx.out.animated().then(|| {
@@ -299,7 +300,7 @@ fn add(
     if expires > 0 {
         line.push_str(&format!(
             "; token valid {}",
-            human_duration(expires - now_ms())
+            human_duration(expires - provider.time.now_ms())
         ));
     }
     ctx.out.result(&line);

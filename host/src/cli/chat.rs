@@ -100,8 +100,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         ));
     }
     let max_tokens = args.max_tokens.unwrap_or(4096.min(max_output.max(1)));
-    let clock = crate::timefmt::system_clock();
-    let provider = set.open(&entry, &ctx.env, &settings, &ctx.out, clock)?;
+    let time = ctx.env.time();
+    let provider = set.open(&entry, &ctx.env, &settings, &ctx.out, time)?;
     let choice =
         crate::auth::choice::account_choice(&ctx.env, &settings, &d.id, args.account.clone());
     let source = Arc::new(TokenSource::new(

@@ -127,6 +127,11 @@ pub struct Env {
     /// once its staging copy is written and verified, before it takes the plugins lock (and
     /// says so on stderr), so a test can kill an install that left its staging copy behind.
     pub test_pause_staged: Option<std::time::Duration>,
+    /// `HERMES_TEST_CLOCK`: a test hook. A file holding an offset in ms from the system clock:
+    /// hermes reads its time from it, and a wait (the sign-in driver's poll interval) moves
+    /// the offset instead of sleeping, so a test shares one clock with hermes and the emulator
+    /// and never waits in real time. Unset in normal use.
+    pub test_clock: Option<PathBuf>,
     /// `HERMES_PLUGIN_TIMEOUT_MS`: how long a plugin call may take before hermes gives up on
     /// it (default: [`DIAGNOSTIC_TIMEOUT`] for status calls in diagnostics).
     pub plugin_timeout: Option<std::time::Duration>,
@@ -186,6 +191,7 @@ impl Env {
             test_pause_staged: get("HERMES_TEST_PAUSE_INSTALL_STAGED_MS")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(std::time::Duration::from_millis),
+            test_clock: get("HERMES_TEST_CLOCK").map(PathBuf::from),
             plugin_timeout: get("HERMES_PLUGIN_TIMEOUT_MS")
                 .and_then(|v| v.parse::<u64>().ok())
                 .filter(|&ms| ms > 0)
@@ -206,6 +212,15 @@ impl Env {
     /// The deadline of one status call in diagnostics.
     pub fn diagnostic_timeout(&self) -> std::time::Duration {
         self.plugin_timeout.unwrap_or(DIAGNOSTIC_TIMEOUT)
+    }
+
+    /// The clock and the sleeper of this process: the system's, or the test clock of
+    /// `HERMES_TEST_CLOCK`.
+    pub fn time(&self) -> crate::timefmt::Time {
+        match &self.test_clock {
+            Some(path) => crate::timefmt::Time::test_file(path.clone()),
+            None => crate::timefmt::Time::system(),
+        }
     }
 
     /// The paths under `HERMES_HOME`.

@@ -87,10 +87,10 @@ impl AppState {
         }
         // Read at first use, so a URL override set while the dashboard runs still applies.
         let settings = crate::config::Settings::load(&self.env.paths())?;
-        let clock = crate::timefmt::system_clock();
+        let time = self.env.time();
         let p = self
             .set
-            .open(entry, &self.env, &settings, &self.out, clock)?;
+            .open(entry, &self.env, &settings, &self.out, time)?;
         self.opened
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

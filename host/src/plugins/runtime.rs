@@ -168,7 +168,8 @@ impl PluginSet {
     }
 
     /// Open provider `entry` wired to the host's services: its allow-list, URL overrides from
-    /// the environment and `settings`, logging, and `clock` for `now_ms` (the system clock
+    /// the environment and `settings`, logging, and `time` (its clock is the plugin's `now_ms`,
+    /// and the sign-in driver and the token source read it and sleep by it: the system's
     /// unless a test moves it).
     pub fn open(
         &self,
@@ -176,7 +177,7 @@ impl PluginSet {
         env: &crate::config::Env,
         settings: &crate::config::Settings,
         out: &crate::output::Output,
-        clock: crate::timefmt::Clock,
+        time: crate::timefmt::Time,
     ) -> Result<std::sync::Arc<Provider>> {
         let overrides: Vec<(String, String)> = entry
             .provider
@@ -187,7 +188,7 @@ impl PluginSet {
         let values = settings.values_for(&entry.provider.id, &overrides);
         let services =
             crate::services::ProviderServices::new(&entry.provider, env, values, out.clone())
-                .with_clock(clock);
+                .with_clock(time.clock.clone());
         // The host's own requests (chat) follow the same rules as the plugin's, configured
         // base URLs included.
         let policy = services.policy().clone();
@@ -211,6 +212,7 @@ impl PluginSet {
                 plugin_id: entry.plugin_id.clone(),
                 handle,
                 policy,
+                time,
             })),
             RResult::RErr(e) => Err(PluginsError::OpenFailed {
                 plugin: entry.plugin_id.clone(),
@@ -251,6 +253,9 @@ pub struct Provider {
     /// The rules its requests are held to (its allow-list plus the hosts of base URLs the
     /// user configured).
     pub policy: crate::net::Policy,
+    /// The clock its services give the plugin, and the sleeper that goes with it: the sign-in
+    /// driver and the token source read the same time as the plugin that made the deadlines.
+    pub time: crate::timefmt::Time,
 }
 
 /// Open a record's library through the confined walk and decide how far it can be trusted,

@@ -172,10 +172,10 @@ impl Gw {
         }
         let paths = self.env.paths();
         let settings = Settings::load(&paths)?;
-        let clock = crate::timefmt::system_clock();
+        let time = self.env.time();
         let provider = self
             .set
-            .open(entry, &self.env, &settings, &self.out, clock)?;
+            .open(entry, &self.env, &settings, &self.out, time)?;
         // The same choice every command makes (`providers.<id>.account`, `HERMES_ACCOUNT`).
         let choice = crate::auth::choice::account_choice(&self.env, &settings, id, None);
         let source = Arc::new(TokenSource::new(

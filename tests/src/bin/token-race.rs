@@ -21,9 +21,9 @@ fn main() {
     let set = PluginSet::load(&env.paths(), Scope::Provider("minimax-oauth")).expect("plugins");
     let settings = hermes::config::Settings::load(&env.paths()).expect("settings");
     let entry = set.resolve("minimax-oauth").expect("provider");
-    let clock = hermes::timefmt::system_clock();
+    let time = env.time();
     let provider = set
-        .open(entry, &env, &settings, &out, clock)
+        .open(entry, &env, &settings, &out, time)
         .expect("open provider");
     let start_at: i64 = std::env::var("RACE_START_AT_MS")
         .ok()

@@ -145,6 +145,10 @@ pub struct EmulatorConfig {
     /// Added to the wall clock for every expiry decision and every `expired_in` sent, so a
     /// test can age tokens by moving this forward instead of sleeping.
     pub clock_offset_ms: i64,
+    /// A test clock shared with the hermes under test (its `HERMES_TEST_CLOCK` file): its
+    /// offset is added to `clock_offset_ms`, so the emulator's codes and tokens age exactly
+    /// as far as hermes's waits and the test's moves push that clock.
+    pub clock_file: Option<std::path::PathBuf>,
     /// Wait this long before handling each refresh (`grant_type=refresh_token`); the pair
     /// rotates when the answer is made, after the wait, as on a slow production server.
     pub refresh_delay_ms: u64,
@@ -180,6 +184,7 @@ impl Default for EmulatorConfig {
             echo_token_in_errors: false,
             log_requests: false,
             clock_offset_ms: 0,
+            clock_file: None,
             refresh_delay_ms: 0,
             user_code_suffix: None,
             verification_uri_suffix: None,

@@ -198,10 +198,17 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// The emulator's clock: the wall clock moved by `clock_offset_ms`, so tests can age
-    /// tokens without sleeping.
+    /// The emulator's clock: the wall clock moved by `clock_offset_ms` and the shared test
+    /// clock of `clock_file`, so tests can age tokens and codes without sleeping.
     pub(crate) fn now_ms(&self) -> i64 {
-        now_ms().saturating_add(self.config.clock_offset_ms)
+        let shared = self
+            .config
+            .clock_file
+            .as_ref()
+            .map_or(0, |f| hermes::timefmt::TestClock::new(f).offset_ms());
+        now_ms()
+            .saturating_add(self.config.clock_offset_ms)
+            .saturating_add(shared)
     }
 
     pub(crate) fn region(&self, region: Region) -> &RegionState {

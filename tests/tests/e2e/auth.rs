@@ -206,11 +206,13 @@ fn approval_while_polling_signs_in() {
 
 #[test]
 fn expired_code_fails_clearly() {
-    let (_emu, home) = minimax(EmulatorConfig {
-        interval_ms: 0,
-        code_ttl_ms: 300,
+    // Polled every 2 s like production, on the test clock: the code's 20 s pass with no real
+    // waiting.
+    let (emu, home, clock) = minimax_on_test_clock(EmulatorConfig {
+        code_ttl_ms: 20_000,
         ..EmulatorConfig::default()
     });
+    let real = std::time::Instant::now();
     let r = home
         .run(&["auth", "add", "minimax-oauth", "--no-browser"])
         .code(1);
@@ -221,6 +223,12 @@ fn expired_code_fails_clearly() {
         r.stderr
     );
     assert!(!home.path().join("auth.json").exists());
+    // The whole life of the code went by (on the clock, or in real time while polling), one
+    // interval per poll.
+    let passed = clock.offset_ms() + real.elapsed().as_millis() as i64;
+    assert!(passed >= 20_000, "{passed}");
+    let polls = emu.counters().token_polls;
+    assert!((8..=12).contains(&polls), "{polls} polls in 20 s at 2 s");
 }
 
 #[test]
@@ -247,10 +255,8 @@ fn state_mismatch_is_refused() {
 
 #[test]
 fn timeout_flag_gives_up_and_saves_nothing() {
-    let (_emu, home) = minimax(EmulatorConfig {
-        interval_ms: 0,
-        ..EmulatorConfig::default()
-    });
+    let (emu, home, clock) = minimax_on_test_clock(EmulatorConfig::default());
+    let real = std::time::Instant::now();
     let r = home
         .run(&[
             "auth",
@@ -258,9 +264,15 @@ fn timeout_flag_gives_up_and_saves_nothing() {
             "minimax-oauth",
             "--no-browser",
             "--timeout",
-            "1",
+            "20",
         ])
         .code(1);
+    // 20 s went by at one poll every 2 s; the code (10 minutes) was still alive.
+    let passed = clock.offset_ms() + real.elapsed().as_millis() as i64;
+    assert!(passed >= 20_000, "{passed}");
+    assert!(clock.offset_ms() < 60_000, "{}", clock.offset_ms());
+    let polls = emu.counters().token_polls;
+    assert!((8..=11).contains(&polls), "{polls} polls in 20 s at 2 s");
     assert!(
         r.stderr.contains("gave up waiting for approval"),
         "{}",
@@ -397,12 +409,10 @@ fn refresh_through_malformed_json_is_transient() {
 
 #[test]
 fn expired_token_with_a_transient_failure_is_an_error_but_keeps_the_login() {
-    let (emu, home) = minimax(EmulatorConfig {
-        access_ttl_ms: 1_000,
-        ..approving()
-    });
+    let (emu, home, clock) = minimax_on_test_clock(approving());
     login(&home);
-    std::thread::sleep(Duration::from_millis(1_100));
+    // Past the token's 15 minutes.
+    clock.advance(900_000 + 1_000);
     emu.inject("/oauth2/token", Fault::Status429, 1);
     let r = home.run(&["auth", "token", "minimax-oauth"]).code(1);
     assert!(r.stderr.contains("your login is kept"), "{}", r.stderr);

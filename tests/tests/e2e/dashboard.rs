@@ -710,13 +710,16 @@ fn dashboard_login_saves_exactly_what_the_cli_saves() {
 
 #[test]
 fn dashboard_cancel_never_saves() {
-    // Polled every 2 s like production, so a sign-in that kept polling after the cancel would
-    // complete within the window below.
-    let (emu, home) = minimax(EmulatorConfig::default());
+    // Polled every 2 s like production, on the test clock. The clock is held: the sign-in
+    // polls once, then waits in its first interval until the test lets the clock go, after
+    // the cancel and past several intervals, so a sign-in that kept polling would complete
+    // within the window below.
+    let (emu, home, clock) = minimax_on_test_clock(EmulatorConfig::default());
+    clock.hold(true);
     let d = Dash::start(&home, &[]);
     let started = d.start_login("minimax-portal", None);
     let sid = started["session_id"].as_str().unwrap().to_string();
-    // Let the first poll be answered, so none is in flight: the next would come 2 s later.
+    // The first poll is answered, and none is in flight.
     let first = Instant::now();
     while emu.counters().polls_pending == 0 {
         assert!(
@@ -725,6 +728,7 @@ fn dashboard_cancel_never_saves() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    assert!(emu.wait_idle(Duration::from_secs(30)));
     let cancelled = d.json(
         "DELETE",
         &format!("/api/providers/oauth/sessions/{sid}"),
@@ -733,7 +737,9 @@ fn dashboard_cancel_never_saves() {
     );
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert!(emu.approve(started["user_code"].as_str().unwrap()));
-    let until = Instant::now() + Duration::from_millis(2600);
+    clock.advance(10_000);
+    clock.hold(false);
+    let until = Instant::now() + Duration::from_millis(600);
     while Instant::now() < until {
         let v = d.json(
             "GET",

@@ -378,12 +378,13 @@ fn a_lock_held_by_a_stuck_process_times_out_clearly() {
 
 #[test]
 fn login_rides_out_bursts_of_429_500_and_dropped_connections() {
-    let (emu, home) = minimax(EmulatorConfig {
+    // Each failed poll costs one 2 s interval: on the test clock, not in real time.
+    let (emu, home, clock) = minimax_on_test_clock(EmulatorConfig {
         auto_approve: true,
         approve_after_polls: 1,
-        interval_ms: 0,
         ..EmulatorConfig::default()
     });
+    let real = std::time::Instant::now();
     emu.inject("/oauth2/token", Fault::Status429, 2);
     emu.inject("/oauth2/token", Fault::DropConnection, 1);
     emu.inject("/oauth2/token", Fault::Slow(Duration::from_millis(300)), 1);
@@ -392,6 +393,10 @@ fn login_rides_out_bursts_of_429_500_and_dropped_connections() {
     let c = emu.counters();
     assert_eq!(c.faults_injected, 4, "{c:?}");
     assert_eq!(c.logins_completed, 1);
+    // Three failed polls and one pending answer, each followed by the 2 s interval (on the
+    // clock, or in real time while polling).
+    let passed = clock.offset_ms() + real.elapsed().as_millis() as i64;
+    assert!(passed >= 8_000, "{passed}");
     home.run(&["auth", "status", "minimax-oauth"]).ok();
 }
 

@@ -1,10 +1,12 @@
 //! `hermes serve` driven by the official Anthropic and OpenAI Python SDKs (real clients nobody
 //! here wrote) against the emulator.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -54,6 +56,76 @@ fn sdk_python() -> PathBuf {
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/serve/sdk_client.py")
+}
+
+/// One `sdk_client.py serve` for the whole run: importing both SDKs costs seconds of CPU, so
+/// they are imported once, and each test's request runs on its own thread there.
+struct SdkClient {
+    stdin: Mutex<std::process::ChildStdin>,
+    waiting: Arc<Mutex<HashMap<u64, mpsc::Sender<Value>>>>,
+    next: AtomicU64,
+}
+
+impl SdkClient {
+    fn get() -> &'static SdkClient {
+        static CLIENT: OnceLock<SdkClient> = OnceLock::new();
+        CLIENT.get_or_init(|| {
+            let mut child = Command::new(sdk_python())
+                .arg(script())
+                .arg("serve")
+                .env_remove("ANTHROPIC_API_KEY")
+                .env_remove("OPENAI_API_KEY")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run the SDK client");
+            let waiting: Arc<Mutex<HashMap<u64, mpsc::Sender<Value>>>> = Arc::default();
+            let stdin = child.stdin.take().unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let routes = Arc::clone(&waiting);
+            // The process lives as long as the test binary; each answer goes to its caller.
+            std::thread::spawn(move || {
+                let _child = child;
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let v: Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("SDK client said {line:?}: {e}"));
+                    let id = v["id"].as_u64().unwrap();
+                    if let Some(tx) = routes.lock().unwrap().remove(&id) {
+                        let _ = tx.send(v);
+                    }
+                }
+                // Gone: every caller still waiting learns it from its closed channel.
+                routes.lock().unwrap().clear();
+            });
+            SdkClient {
+                stdin: Mutex::new(stdin),
+                waiting,
+                next: AtomicU64::new(0),
+            }
+        })
+    }
+
+    /// Run `action` with `args`; its JSON answer.
+    fn call(&self, action: &str, args: &[&str]) -> Value {
+        let id = self.next.fetch_add(1, AtomicOrdering::SeqCst);
+        let (tx, rx) = mpsc::channel();
+        self.waiting.lock().unwrap().insert(id, tx);
+        let line = serde_json::json!({"id": id, "action": action, "args": args}).to_string();
+        {
+            let mut stdin = self.stdin.lock().unwrap();
+            writeln!(stdin, "{line}")
+                .and_then(|()| stdin.flush())
+                .expect("the SDK client is gone");
+        }
+        let v = rx.recv().expect("the SDK client ended without answering");
+        assert!(
+            v.get("crash").is_none(),
+            "SDK client failed:\n{}",
+            v["crash"]
+        );
+        v["result"].clone()
+    }
 }
 
 /// A running `hermes serve --port 0`; stopped on drop. Its stderr is collected.
@@ -116,23 +188,9 @@ impl Gateway {
     }
 
     fn sdk_with_key(&self, action: &str, key: &str, args: &[&str]) -> Value {
-        let out = Command::new(sdk_python())
-            .arg(script())
-            .arg(action)
-            .arg(&self.url)
-            .arg(key)
-            .args(args)
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("OPENAI_API_KEY")
-            .output()
-            .expect("run the SDK client");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "SDK client failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+        let mut all = vec![self.url.as_str(), key];
+        all.extend_from_slice(args);
+        SdkClient::get().call(action, &all)
     }
 
     fn stderr(&self) -> String {

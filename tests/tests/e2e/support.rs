@@ -210,11 +210,33 @@ pub use hermes_tests::emulator::{Canned, Emulator, EmulatorConfig, ExpiryEncodin
 
 /// An emulator and a home whose MiniMax URLs point at it, with the plugin installed.
 pub fn minimax(config: EmulatorConfig) -> (Emulator, Home) {
+    minimax_in(Home::new(), config)
+}
+
+pub use hermes::timefmt::TestClock;
+
+/// [`minimax`] on one test clock shared by hermes (`HERMES_TEST_CLOCK`), the emulator and the
+/// test: hermes's waits between polls move it instead of taking real time, and the test ages
+/// tokens and codes with [`TestClock::advance`] instead of sleeping.
+pub fn minimax_on_test_clock(config: EmulatorConfig) -> (Emulator, Home, TestClock) {
+    let mut home = Home::new();
+    let clock = TestClock::new(home.scratch().join("clock"));
+    home.set_env("HERMES_TEST_CLOCK", &clock.path().display().to_string());
+    let (emu, home) = minimax_in(
+        home,
+        EmulatorConfig {
+            clock_file: Some(clock.path().to_path_buf()),
+            ..config
+        },
+    );
+    (emu, home, clock)
+}
+
+fn minimax_in(mut home: Home, config: EmulatorConfig) -> (Emulator, Home) {
     let emu = Emulator::start(EmulatorConfig {
         log_requests: false,
         ..config
     });
-    let mut home = Home::new();
     home.set_env("MINIMAX_PORTAL_BASE_URL", &emu.url());
     home.set_env("MINIMAX_INFERENCE_BASE_URL", &emu.inference_url());
     home.install_minimax();

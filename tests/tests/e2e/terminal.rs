@@ -116,7 +116,8 @@ fn opening_the_browser_is_announced() {
 
 #[test]
 fn a_sign_in_whose_polls_all_fail_says_the_server_failed_not_just_timed_out() {
-    let (emu, home) = minimax(approving());
+    // 20 s of polls every 2 s, on the test clock.
+    let (emu, home, _clock) = minimax_on_test_clock(approving());
     emu.inject("/oauth2/token", Fault::Status500, 1000);
     let r = home
         .run(&[
@@ -125,7 +126,7 @@ fn a_sign_in_whose_polls_all_fail_says_the_server_failed_not_just_timed_out() {
             "minimax-oauth",
             "--no-browser",
             "--timeout",
-            "3",
+            "20",
         ])
         .code(1);
     assert!(
@@ -133,7 +134,21 @@ fn a_sign_in_whose_polls_all_fail_says_the_server_failed_not_just_timed_out() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("the server failed"), "{}", r.stderr);
+    // Every poll failed, and each was counted.
+    let counted: Vec<u32> = r
+        .stderr
+        .split("the server failed ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}", r.stderr))
+        .split_whitespace()
+        .take(3)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        counted.len() == 2 && counted[0] == counted[1] && counted[0] >= 8,
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("500"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was saved"), "{}", r.stderr);
 }

@@ -2,6 +2,8 @@
 
 Usage: sdk_client.py ACTION BASE_URL KEY [ARGS...]; prints one JSON object on stdout.
 An SDK exception is reported as {"error": class name, "status": code, "message": text}.
+`sdk_client.py serve` answers such requests read from stdin, one JSON line each (the tests use
+one such process for the whole run).
 """
 
 import concurrent.futures
@@ -99,13 +101,41 @@ ACTIONS = {
     "disconnect": disconnect,
 }
 
-if __name__ == "__main__":
-    action, args = sys.argv[1], sys.argv[2:]
+def run(action, args):
     try:
-        result = ACTIONS[action](*args)
+        return ACTIONS[action](*args)
     except (anthropic.APIStatusError, openai.APIStatusError) as e:
-        result = {"error": type(e).__name__, "status": e.status_code, "message": str(e)}
+        return {"error": type(e).__name__, "status": e.status_code, "message": str(e)}
     except (anthropic.APIError, openai.APIError) as e:
         # An error inside a stream: no status, the error event's body.
-        result = {"error": type(e).__name__, "status": None, "message": str(e), "body": repr(e.body)}
-    print(json.dumps(result))
+        return {"error": type(e).__name__, "status": None, "message": str(e), "body": repr(e.body)}
+
+
+def serve():
+    """One request per stdin line, {"id", "action", "args"}, each answered on its own thread
+    with one stdout line {"id", "result"} (or {"id", "crash"}): the SDKs are imported once per
+    test run instead of once per request."""
+    import threading
+    import traceback
+
+    out = threading.Lock()
+
+    def answer(req):
+        try:
+            reply = {"id": req["id"], "result": run(req["action"], req["args"])}
+        except Exception:
+            reply = {"id": req["id"], "crash": traceback.format_exc()}
+        with out:
+            sys.stdout.write(json.dumps(reply) + "\n")
+            sys.stdout.flush()
+
+    for line in sys.stdin:
+        if line.strip():
+            threading.Thread(target=answer, args=(json.loads(line),), daemon=True).start()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve()
+    else:
+        print(json.dumps(run(sys.argv[1], sys.argv[2:])))
