@@ -54,6 +54,7 @@ mod tests {
                 name: "global".into(),
                 portal_base_url: String::new(),
                 inference_base_url: String::new(),
+                label: String::new(),
             }],
             models: vec![ModelDesc {
                 id: "MiniMax-M2.7".into(),

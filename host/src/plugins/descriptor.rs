@@ -21,6 +21,21 @@ pub struct RegionDesc {
     pub portal_base_url: String,
     /// Inference base URL.
     pub inference_base_url: String,
+    /// What people call it ("China" for `cn`), from the descriptor's `region_labels`
+    /// extension; empty when the provider names none.
+    #[serde(default)]
+    pub label: String,
+}
+
+impl RegionDesc {
+    /// The region for people: `China (cn)`, or the bare id when it has no label.
+    pub fn display(&self) -> String {
+        if self.label.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} ({})", self.label, self.name)
+        }
+    }
 }
 
 /// A model.
@@ -91,6 +106,7 @@ pub struct PluginDesc {
 
 impl From<&ProviderInfo> for ProviderDesc {
     fn from(p: &ProviderInfo) -> Self {
+        let labels = rules::region_labels(p);
         ProviderDesc {
             id: p.id.to_string(),
             display_name: p.display_name.to_string(),
@@ -108,6 +124,11 @@ impl From<&ProviderInfo> for ProviderDesc {
                     name: r.name.to_string(),
                     portal_base_url: r.portal_base_url.to_string(),
                     inference_base_url: r.inference_base_url.to_string(),
+                    label: labels
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(&r.name))
+                        .map(|(_, l)| crate::text::line(l, MAX_NAME))
+                        .unwrap_or_default(),
                 })
                 .collect(),
             models: p
@@ -226,11 +247,28 @@ impl From<&ProviderDesc> for ProviderInfo {
                 })
                 .collect(),
             refresh_skew_ms: p.refresh_skew_ms,
-            extension: match p.credential_env.is_empty() {
-                true => RString::new(),
-                false => serde_json::json!({ rules::CREDENTIAL_ENV_KEY: p.credential_env })
-                    .to_string()
-                    .into(),
+            extension: {
+                let mut ext = serde_json::Map::new();
+                if !p.credential_env.is_empty() {
+                    ext.insert(
+                        rules::CREDENTIAL_ENV_KEY.into(),
+                        serde_json::json!(p.credential_env),
+                    );
+                }
+                let labels: serde_json::Map<String, serde_json::Value> = p
+                    .regions
+                    .iter()
+                    .filter(|r| !r.label.is_empty())
+                    .map(|r| (r.name.clone(), serde_json::json!(r.label)))
+                    .collect();
+                if !labels.is_empty() {
+                    ext.insert(rules::REGION_LABELS_KEY.into(), labels.into());
+                }
+                if ext.is_empty() {
+                    RString::new()
+                } else {
+                    serde_json::Value::Object(ext).to_string().into()
+                }
             },
             ..ProviderInfo::new(&p.id, &p.display_name, &p.flow, &p.api_mode)
         }
@@ -271,6 +309,7 @@ mod tests {
                     name: "global".into(),
                     portal_base_url: "https://example.com".into(),
                     inference_base_url: "https://example.com/v1".into(),
+                    label: "Global".into(),
                 }],
                 models: vec![ModelDesc {
                     id: "m".into(),

@@ -184,6 +184,7 @@ mod tests {
                 name: "global".into(),
                 portal_base_url: String::new(),
                 inference_base_url: String::new(),
+                label: String::new(),
             }],
             models: vec![],
             aux_model: None,

@@ -233,6 +233,23 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
     if !pr.extension.trim().is_empty() {
         match serde_json::from_str::<serde_json::Value>(&pr.extension) {
             Ok(v) if v.is_object() => {
+                for (region, label) in declared_labels(&v) {
+                    if pr.region(&region).is_none() {
+                        problems.push(format!(
+                            "provider {id}: a label names no declared region {:?}",
+                            clip(&region)
+                        ));
+                    }
+                    if label.trim().is_empty()
+                        || label.len() > MAX_NAME
+                        || label.chars().any(char::is_control)
+                    {
+                        problems.push(format!(
+                            "provider {id}: the label of region {:?} is not 1 to {MAX_NAME} printable bytes",
+                            clip(&region)
+                        ));
+                    }
+                }
                 for name in declared_env(&v) {
                     if !valid_env_name(&name) {
                         problems.push(format!(
@@ -251,6 +268,29 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
 /// variables that carry a credential (`{"credential_env": ["MINIMAX_API_KEY"]}`). A host that
 /// knows the key hands their values to the plugin through `config_get`, like URL overrides.
 pub const CREDENTIAL_ENV_KEY: &str = "credential_env";
+
+/// The key of [`ProviderInfo::extension`] under which a provider names its regions for people
+/// (`{"region_labels": {"global": "Global", "cn": "China"}}`); hosts show them beside the ids.
+pub const REGION_LABELS_KEY: &str = "region_labels";
+
+/// The region labels a provider declares in its extension (see [`REGION_LABELS_KEY`]), as
+/// (region, label); empty when none or when the extension is not valid JSON.
+pub fn region_labels(pr: &ProviderInfo) -> Vec<(String, String)> {
+    serde_json::from_str::<serde_json::Value>(&pr.extension)
+        .map(|v| declared_labels(&v))
+        .unwrap_or_default()
+}
+
+fn declared_labels(v: &serde_json::Value) -> Vec<(String, String)> {
+    v.get(REGION_LABELS_KEY)
+        .and_then(|l| l.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// The credential variables a provider declares in its extension (see [`CREDENTIAL_ENV_KEY`]);
 /// empty when none or when the extension is not valid JSON.
