@@ -388,7 +388,8 @@ fn sign_in_and_out(
     let status = b.wait_text(&sel(r#"[data-role="status"]"#), "logged in", |t| {
         t.contains("Logged in")
     });
-    assert!(status.contains(&format!("region {region}")), "{status}");
+    let label = if region == "cn" { "China (cn)" } else { "Global (global)" };
+    assert!(status.contains(&format!("region {label}")), "{status}");
     assert!(status.contains("expires in 1"), "{status}");
     let s = stored(home);
     assert_eq!(s["region"], region, "auth.json says region {region}");
