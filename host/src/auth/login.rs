@@ -162,7 +162,10 @@ pub struct PollWatch(Mutex<PollFailures>);
 impl PollWatch {
     /// The counts after the last poll.
     pub fn get(&self) -> PollFailures {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
     fn set(&self, polls: u32, failed: u32, last: &str) {
         let mut g = self.0.lock().unwrap_or_else(PoisonError::into_inner);

@@ -203,10 +203,7 @@ pub async fn start(
             ApiError::new(
                 status,
                 "payload_too_large",
-                format!(
-                    "the request body is over {} KiB",
-                    super::MAX_BODY / 1024
-                ),
+                format!("the request body is over {} KiB", super::MAX_BODY / 1024),
             )
         } else {
             ApiError::new(status, "bad_request", e.body_text())

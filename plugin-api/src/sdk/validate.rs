@@ -403,6 +403,32 @@ mod tests {
     }
 
     #[test]
+    fn region_labels_name_declared_regions_with_printable_text() {
+        let mut p = sample();
+        let region = p.providers[0].regions[0].name.to_string();
+        p.providers[0].extension =
+            format!(r#"{{"region_labels": {{"{region}": "Everywhere"}}}}"#).into();
+        assert!(plugin_info(&p).is_empty(), "{:?}", plugin_info(&p));
+        assert_eq!(
+            region_labels(&p.providers[0]),
+            [(region.clone(), "Everywhere".to_string())]
+        );
+        p.providers[0].extension =
+            format!(r#"{{"region_labels": {{"mars": "Mars", "{region}": "a\u0007b"}}}}"#).into();
+        let problems = plugin_info(&p).join("\n");
+        assert!(
+            problems.contains("no declared region \"mars\""),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("is not 1 to 64 printable bytes"),
+            "{problems}"
+        );
+        p.providers[0].extension = format!(r#"{{"region_labels": {{"{region}": 7}}}}"#).into();
+        assert!(plugin_info(&p).join("\n").contains("printable"));
+    }
+
+    #[test]
     fn ids_and_aliases() {
         assert!(valid_id("minimax-oauth"));
         assert!(!valid_id("minimax_oauth"));

@@ -1151,8 +1151,14 @@ fn dashboard_start_on_a_failing_server_names_the_status_and_message_not_json() {
     );
     assert_eq!(r["error"], "start_failed", "{r}");
     let m = r["message"].as_str().unwrap();
-    assert!(m.contains("HTTP 500") && m.contains("internal server error"), "{m}");
-    assert!(!m.contains('{') && !m.contains("base_resp"), "raw JSON: {m}");
+    assert!(
+        m.contains("HTTP 500") && m.contains("internal server error"),
+        "{m}"
+    );
+    assert!(
+        !m.contains('{') && !m.contains("base_resp"),
+        "raw JSON: {m}"
+    );
 }
 
 #[test]
@@ -1170,7 +1176,10 @@ fn dashboard_poll_says_how_often_the_server_failed_while_waiting_and_at_the_end(
     let start = Instant::now();
     let failing = loop {
         let v = d.json("GET", &path, None, 200);
-        assert_eq!(v["status"], "pending", "ended before a failure was reported: {v}");
+        assert_eq!(
+            v["status"], "pending",
+            "ended before a failure was reported: {v}"
+        );
         if !v["server_failures"].is_null() {
             break v;
         }
@@ -1180,13 +1189,22 @@ fn dashboard_poll_says_how_often_the_server_failed_while_waiting_and_at_the_end(
     let f = &failing["server_failures"];
     assert!(f["failed"].as_u64().unwrap() >= 1, "{failing}");
     assert!(f["polls"].as_u64().unwrap() >= f["failed"].as_u64().unwrap());
-    assert!(f["last"].as_str().unwrap().contains("HTTP 500"), "{failing}");
+    assert!(
+        f["last"].as_str().unwrap().contains("HTTP 500"),
+        "{failing}"
+    );
     // At the end, the message says it too (as the terminal does), not only "expired".
     let done = d.poll_until_done("minimax-oauth", &sid, Duration::from_secs(30));
     assert_ne!(done["status"], "approved", "{done}");
     let m = done["error_message"].as_str().unwrap();
-    assert!(m.contains("the server failed") && m.contains("HTTP 500"), "{m}");
-    assert_eq!(done["server_failures"]["failed"], done["server_failures"]["polls"], "{done}");
+    assert!(
+        m.contains("the server failed") && m.contains("HTTP 500"),
+        "{m}"
+    );
+    assert_eq!(
+        done["server_failures"]["failed"], done["server_failures"]["polls"],
+        "{done}"
+    );
     assert!(!home.path().join("auth.json").exists());
     // A sign-in whose polls all succeed reports no failures.
     let (emu2, home2) = minimax(manual());
