@@ -232,6 +232,23 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
     if !pr.extension.trim().is_empty() {
         match serde_json::from_str::<serde_json::Value>(&pr.extension) {
             Ok(v) if v.is_object() => {
+                for (region, label) in declared_labels(&v) {
+                    if pr.region(&region).is_none() {
+                        problems.push(format!(
+                            "provider {id}: a label names no declared region {:?}",
+                            clip(&region)
+                        ));
+                    }
+                    if label.trim().is_empty()
+                        || label.len() > MAX_NAME
+                        || label.chars().any(char::is_control)
+                    {
+                        problems.push(format!(
+                            "provider {id}: the label of region {:?} is not 1 to {MAX_NAME} printable bytes",
+                            clip(&region)
+                        ));
+                    }
+                }
                 for name in declared_env(&v) {
                     if !valid_env_name(&name) {
                         problems.push(format!(
@@ -250,6 +267,29 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
 /// variables that carry a credential (`{"credential_env": ["MINIMAX_API_KEY"]}`). A host that
 /// knows the key hands their values to the plugin through `config_get`, like URL overrides.
 pub const CREDENTIAL_ENV_KEY: &str = "credential_env";
+
+/// The key of [`ProviderInfo::extension`] under which a provider names its regions for people
+/// (`{"region_labels": {"global": "Global", "cn": "China"}}`); hosts show them beside the ids.
+pub const REGION_LABELS_KEY: &str = "region_labels";
+
+/// The region labels a provider declares in its extension (see [`REGION_LABELS_KEY`]), as
+/// (region, label); empty when none or when the extension is not valid JSON.
+pub fn region_labels(pr: &ProviderInfo) -> Vec<(String, String)> {
+    serde_json::from_str::<serde_json::Value>(&pr.extension)
+        .map(|v| declared_labels(&v))
+        .unwrap_or_default()
+}
+
+fn declared_labels(v: &serde_json::Value) -> Vec<(String, String)> {
+    v.get(REGION_LABELS_KEY)
+        .and_then(|l| l.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// The credential variables a provider declares in its extension (see [`CREDENTIAL_ENV_KEY`]);
 /// empty when none or when the extension is not valid JSON.
@@ -359,6 +399,32 @@ mod tests {
             "{problems}"
         );
         assert!(problems.contains("declared variable \"\""), "{problems}");
+    }
+
+    #[test]
+    fn region_labels_name_declared_regions_with_printable_text() {
+        let mut p = sample();
+        let region = p.providers[0].regions[0].name.to_string();
+        p.providers[0].extension =
+            format!(r#"{{"region_labels": {{"{region}": "Everywhere"}}}}"#).into();
+        assert!(plugin_info(&p).is_empty(), "{:?}", plugin_info(&p));
+        assert_eq!(
+            region_labels(&p.providers[0]),
+            [(region.clone(), "Everywhere".to_string())]
+        );
+        p.providers[0].extension =
+            format!(r#"{{"region_labels": {{"mars": "Mars", "{region}": "a\u0007b"}}}}"#).into();
+        let problems = plugin_info(&p).join("\n");
+        assert!(
+            problems.contains("no declared region \"mars\""),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("is not 1 to 64 printable bytes"),
+            "{problems}"
+        );
+        p.providers[0].extension = format!(r#"{{"region_labels": {{"{region}": 7}}}}"#).into();
+        assert!(plugin_info(&p).join("\n").contains("printable"));
     }
 
     #[test]

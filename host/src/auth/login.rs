@@ -3,7 +3,7 @@
 //! save the result exactly one way.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hermes_plugin_api::{poll_status, Challenge, Credential};
@@ -123,6 +123,56 @@ pub fn wait(
     wait_ending(provider, challenge, deadline_ms, cancel, tick).map_err(|n| n.error)
 }
 
+/// How the server answered a sign-in's polls so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollFailures {
+    /// Polls answered (or failed) so far.
+    pub polls: u32,
+    /// Of those, how many the server failed (429, 5xx, dropped).
+    pub failed: u32,
+    /// The last failure's message (empty when none failed).
+    pub last: String,
+}
+
+impl PollFailures {
+    /// What ends a sign-in's message when polls failed: `; the server failed N of M polls
+    /// (last: …)`; empty when none did.
+    pub fn clause(&self) -> String {
+        if self.failed == 0 {
+            String::new()
+        } else {
+            format!(
+                "; the server failed {} of {} polls (last: {})",
+                self.failed,
+                self.polls,
+                crate::text::line(&self.last, 200)
+            )
+        }
+    }
+}
+
+/// Where a waiting sign-in publishes its [`PollFailures`] after each poll, for a watcher
+/// that shows them while it waits (the dashboard).
+#[derive(Debug, Default)]
+pub struct PollWatch(Mutex<PollFailures>);
+
+impl PollWatch {
+    /// The counts after the last poll.
+    pub fn get(&self) -> PollFailures {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+    fn set(&self, polls: u32, failed: u32, last: &str) {
+        let mut g = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        (g.polls, g.failed) = (polls, failed);
+        if g.last != last {
+            g.last = last.to_string();
+        }
+    }
+}
+
 /// [`wait`], saying how a sign-in that did not succeed ended.
 pub fn wait_ending(
     provider: &Arc<Provider>,
@@ -130,6 +180,19 @@ pub fn wait_ending(
     deadline_ms: i64,
     cancel: &AtomicBool,
     tick: &mut dyn FnMut(i64),
+) -> std::result::Result<Approved, NotApproved> {
+    let watch = PollWatch::default();
+    wait_watched(provider, challenge, deadline_ms, cancel, tick, &watch)
+}
+
+/// [`wait_ending`], publishing the poll counts to `watch` after each poll.
+pub fn wait_watched(
+    provider: &Arc<Provider>,
+    challenge: &Challenge,
+    deadline_ms: i64,
+    cancel: &AtomicBool,
+    tick: &mut dyn FnMut(i64),
+    watch: &PollWatch,
 ) -> std::result::Result<Approved, NotApproved> {
     // The provider's clock (the one its plugin made the challenge's deadlines with) and its
     // sleeper: a test clock moves instead of the test waiting.
@@ -151,14 +214,12 @@ pub fn wait_ending(
     // approved but the server never confirmed is not reported as a plain timeout.
     let (mut polls, mut failed, mut last_failure) = (0u32, 0u32, String::new());
     let failing = |polls: u32, failed: u32, last: &str| {
-        if failed == 0 {
-            String::new()
-        } else {
-            format!(
-                "; the server failed {failed} of {polls} polls (last: {})",
-                crate::text::line(last, 200)
-            )
+        PollFailures {
+            polls,
+            failed,
+            last: last.to_string(),
         }
+        .clause()
     };
     loop {
         if cancel.load(Ordering::SeqCst) {
@@ -228,6 +289,7 @@ pub fn wait_ending(
                 ));
             }
         };
+        watch.set(polls, failed, &last_failure);
         if outcome.interval_ms > 0 {
             interval = outcome.interval_ms;
         }

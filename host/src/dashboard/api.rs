@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -129,6 +130,9 @@ fn list_blocking(state: &AppState) -> ApiResult {
             "cli_command": cli_command,
             "docs_url": d.docs_url,
             "regions": d.regions.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            "region_labels": d.regions.iter().filter(|r| !r.label.is_empty())
+                .map(|r| (r.name.clone(), Value::from(r.label.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
             "aliases": entry.aliases,
             "plugin": entry.plugin_id,
         });
@@ -190,8 +194,21 @@ struct StartBody {
 pub async fn start(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    // A body over the cap gets the same JSON error shape as every other refusal.
+    let body = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "payload_too_large",
+                format!("the request body is over {} KiB", super::MAX_BODY / 1024),
+            )
+        } else {
+            ApiError::new(status, "bad_request", e.body_text())
+        }
+    })?;
     let entry = resolve(&state, &name)?.clone();
     let d = &entry.provider;
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -238,6 +255,7 @@ pub async fn start(
             "too many sign-ins in progress; cancel some or wait for them to expire",
         ));
     }
+    let asked = region.clone();
     let st = Arc::clone(&state);
     let started = blocking(move || {
         let provider = st.provider(&entry)?;
@@ -248,12 +266,16 @@ pub async fn start(
     let (provider, challenge, entry) =
         started.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e.message()))?;
     let now = now_ms();
-    let session = Arc::new(Session::new(
+    let mut session = Session::new(
         crate::secret::random_hex(16)?,
         entry.provider.id.clone(),
         now,
         challenge.expires_at_ms,
-    ));
+    );
+    session.region = asked
+        .or_else(|| entry.provider.regions.first().map(|r| r.name.clone()))
+        .unwrap_or_default();
+    let session = Arc::new(session);
     state
         .sessions
         .insert(Arc::clone(&session), now)
@@ -273,6 +295,7 @@ pub async fn start(
         "expires_in": ((session.expires_at_ms - now).max(0) + 999) / 1000,
         "expires_at": iso(session.expires_at_ms),
         "poll_interval": (challenge.interval_ms.div_ceil(1000)).clamp(1, 10),
+        "region": Some(session.region.as_str()).filter(|r| !r.is_empty()),
     });
     let store = Store::new(&state.env.paths());
     let out = state.out.clone();
@@ -299,6 +322,14 @@ fn session_json(session: &Session, snap: &Snapshot) -> Value {
         "error_message": if failed { snap.message.clone() } else { None },
         "message": if failed { None } else { snap.message.clone() },
         "expires_at": iso(session.expires_at_ms),
+        "region": Some(session.region.as_str()).filter(|r| !r.is_empty()),
+        // The same counts `hermes auth add` reports: the page says the server is failing
+        // while it waits, not only once the code has expired.
+        "server_failures": (snap.polls.failed > 0).then(|| json!({
+            "failed": snap.polls.failed,
+            "polls": snap.polls.polls,
+            "last": crate::text::line(&snap.polls.last, 200),
+        })),
     })
 }
 

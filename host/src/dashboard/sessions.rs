@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hermes_plugin_api::Challenge;
 
-use crate::auth::login::{self, Ending};
+use crate::auth::login::{self, Ending, PollFailures, PollWatch};
 use crate::auth::Store;
 use crate::plugins::runtime::Provider;
 
@@ -82,7 +82,11 @@ pub struct Session {
     pub created_ms: i64,
     /// When its code stops working (capped at the session's life), unix ms.
     pub expires_at_ms: i64,
+    /// The region asked for (empty: the provider's default).
+    pub region: String,
     cancel: Arc<AtomicBool>,
+    /// How the provider's server answered the polls so far.
+    polls: PollWatch,
     inner: Mutex<Inner>,
 }
 
@@ -92,6 +96,8 @@ pub struct Snapshot {
     pub status: Status,
     /// Error message (failed sessions) or the provider's note (approved).
     pub message: Option<String>,
+    /// How the provider's server answered the polls so far.
+    pub polls: PollFailures,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,6 +112,8 @@ impl Session {
         Session {
             id,
             provider_id,
+            region: String::new(),
+            polls: PollWatch::default(),
             created_ms: now_ms,
             expires_at_ms: code_expires_at_ms.min(now_ms.saturating_add(MAX_SESSION_LIFE_MS)),
             cancel: Arc::new(AtomicBool::new(false)),
@@ -126,6 +134,7 @@ impl Session {
         Snapshot {
             status,
             message: g.message.clone(),
+            polls: self.polls.get(),
         }
     }
 
@@ -165,12 +174,13 @@ impl Session {
     /// Run the sign-in to its end: poll the provider through the host's driver, save on
     /// approval. Blocks for up to the session's life: call it on a blocking thread.
     pub fn drive(&self, provider: &std::sync::Arc<Provider>, challenge: &Challenge, store: &Store) {
-        let result = login::wait_ending(
+        let result = login::wait_watched(
             provider,
             challenge,
             self.expires_at_ms,
             &self.cancel,
             &mut |_| {},
+            &self.polls,
         );
         match result {
             Ok(approved) => {
@@ -191,8 +201,10 @@ impl Session {
                     Ending::Expired => Status::Expired,
                     // The session's own life ran out before the code's: to the user, the same.
                     Ending::GaveUp => {
-                        message =
-                            "the sign-in session ended after 15 minutes; nothing was saved".into();
+                        message = format!(
+                            "the sign-in session ended after 15 minutes{}; nothing was saved",
+                            self.polls.get().clause()
+                        );
                         Status::Expired
                     }
                     Ending::Failed => Status::Error,

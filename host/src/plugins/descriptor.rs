@@ -15,6 +15,21 @@ pub struct RegionDesc {
     pub name: String,
     pub portal_base_url: String,
     pub inference_base_url: String,
+    /// What people call it ("China" for `cn`), from the descriptor's `region_labels`
+    /// extension; empty when the provider names none.
+    #[serde(default)]
+    pub label: String,
+}
+
+impl RegionDesc {
+    /// The region for people: `China (cn)`, or the bare id when it has no label.
+    pub fn display(&self) -> String {
+        if self.label.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} ({})", self.label, self.name)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +89,7 @@ pub struct PluginDesc {
 
 impl From<&ProviderInfo> for ProviderDesc {
     fn from(p: &ProviderInfo) -> Self {
+        let labels = rules::region_labels(p);
         ProviderDesc {
             id: p.id.to_string(),
             display_name: p.display_name.to_string(),
@@ -91,6 +107,11 @@ impl From<&ProviderInfo> for ProviderDesc {
                     name: r.name.to_string(),
                     portal_base_url: r.portal_base_url.to_string(),
                     inference_base_url: r.inference_base_url.to_string(),
+                    label: labels
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(&r.name))
+                        .map(|(_, l)| crate::text::line(l, MAX_NAME))
+                        .unwrap_or_default(),
                 })
                 .collect(),
             models: p
@@ -148,6 +169,7 @@ impl ProviderDesc {
                 name: "global".into(),
                 portal_base_url: String::new(),
                 inference_base_url: String::new(),
+                label: String::new(),
             }],
             models: vec![],
             aux_model: None,

@@ -57,6 +57,8 @@ pub const MAX_OUTPUT: u64 = 131_072;
 pub struct Region {
     /// Region name as stored in `auth.json`.
     pub name: &'static str,
+    /// What people call it.
+    pub label: &'static str,
     /// Base of `/oauth/code` and `/oauth/token`.
     pub portal: &'static str,
     /// Base of the Anthropic Messages API.
@@ -67,11 +69,13 @@ pub struct Region {
 pub const REGIONS: &[Region] = &[
     Region {
         name: "global",
+        label: "Global",
         portal: "https://api.minimax.io",
         inference: "https://api.minimax.io/anthropic",
     },
     Region {
         name: "cn",
+        label: "China",
         portal: "https://api.minimaxi.com",
         inference: "https://api.minimaxi.com/anthropic",
     },
@@ -149,6 +153,15 @@ pub fn provider_info() -> ProviderInfo {
     })
     .collect();
     p.refresh_skew_ms = REFRESH_SKEW_MS as u64;
+    let labels: serde_json::Map<String, serde_json::Value> = REGIONS
+        .iter()
+        .map(|r| (r.name.to_string(), r.label.into()))
+        .collect();
+    p.extension = serde_json::json!({
+        hermes_plugin_sdk::validate::REGION_LABELS_KEY: labels
+    })
+    .to_string()
+    .into();
     p
 }
 

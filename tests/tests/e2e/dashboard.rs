@@ -34,11 +34,20 @@ impl Dash {
 
     /// Start `hermes dashboard --port 0 <args>`.
     pub fn start_args(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Dash {
+        Dash::spawn(home, &[&["--port", "0"][..], args].concat(), env)
+    }
+
+    /// Start `hermes dashboard --no-open` on this port (free it first).
+    pub fn start_on(home: &Home, port: u16) -> Dash {
+        Dash::spawn(home, &["--port", &port.to_string(), "--no-open"], &[])
+    }
+
+    fn spawn(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Dash {
         let stderr_path = home
             .scratch()
             .join(format!("dashboard-{}.stderr", now_ms()));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut cmd = home.command(&[&["dashboard", "--port", "0"][..], args].concat());
+        let mut cmd = home.command(&[&["dashboard"][..], args].concat());
         cmd.envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr);
@@ -523,6 +532,13 @@ fn dashboard_answers_bad_requests_with_errors_and_keeps_running() {
         Some(&huge),
     );
     assert_eq!(r.status, 413, "a huge body is refused");
+    // In the documented error shape, like every other refusal.
+    let too_large = r.json();
+    assert_eq!(too_large["error"], "payload_too_large", "{too_large}");
+    assert!(
+        too_large["message"].as_str().unwrap().contains("16 KiB"),
+        "{too_large}"
+    );
     assert_eq!(
         d.json(
             "GET",
@@ -1126,4 +1142,107 @@ fn dashboard_opens_no_browser_with_no_open() {
         })
         .collect();
     assert!(leftovers.is_empty());
+}
+
+#[test]
+fn dashboard_start_on_a_failing_server_names_the_status_and_message_not_json() {
+    let (emu, home) = minimax(manual());
+    emu.inject("/oauth2/device/code", Fault::Status500, 1);
+    let d = Dash::start(&home, &[]);
+    let r = d.json(
+        "POST",
+        "/api/providers/oauth/minimax-oauth/start",
+        None,
+        502,
+    );
+    assert_eq!(r["error"], "start_failed", "{r}");
+    let m = r["message"].as_str().unwrap();
+    assert!(
+        m.contains("HTTP 500") && m.contains("internal server error"),
+        "{m}"
+    );
+    assert!(
+        !m.contains('{') && !m.contains("base_resp"),
+        "raw JSON: {m}"
+    );
+}
+
+#[test]
+fn dashboard_poll_says_how_often_the_server_failed_while_waiting_and_at_the_end() {
+    let (emu, home) = minimax(EmulatorConfig {
+        code_ttl_ms: 7_000,
+        ..manual()
+    });
+    emu.inject("/oauth2/token", Fault::Status500, 1000);
+    let d = Dash::start(&home, &[]);
+    let started = d.start_login("minimax-oauth", None);
+    let sid = started["session_id"].as_str().unwrap().to_string();
+    let path = format!("/api/providers/oauth/minimax-oauth/poll/{sid}");
+    // While the sign-in is still pending, the answer already says the server is failing.
+    let start = Instant::now();
+    let failing = loop {
+        let v = d.json("GET", &path, None, 200);
+        assert_eq!(
+            v["status"], "pending",
+            "ended before a failure was reported: {v}"
+        );
+        if !v["server_failures"].is_null() {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let f = &failing["server_failures"];
+    assert!(f["failed"].as_u64().unwrap() >= 1, "{failing}");
+    assert!(f["polls"].as_u64().unwrap() >= f["failed"].as_u64().unwrap());
+    assert!(
+        f["last"].as_str().unwrap().contains("HTTP 500"),
+        "{failing}"
+    );
+    // At the end, the message says it too (as the terminal does), not only "expired".
+    let done = d.poll_until_done("minimax-oauth", &sid, Duration::from_secs(30));
+    assert_ne!(done["status"], "approved", "{done}");
+    let m = done["error_message"].as_str().unwrap();
+    assert!(
+        m.contains("the server failed") && m.contains("HTTP 500"),
+        "{m}"
+    );
+    assert_eq!(
+        done["server_failures"]["failed"], done["server_failures"]["polls"],
+        "{done}"
+    );
+    assert!(!home.path().join("auth.json").exists());
+    // A sign-in whose polls all succeed reports no failures.
+    let (emu2, home2) = minimax(manual());
+    let d2 = Dash::start(&home2, &[]);
+    let ok = d2.start_login("minimax-oauth", None);
+    let sid2 = ok["session_id"].as_str().unwrap();
+    assert!(emu2.approve(ok["user_code"].as_str().unwrap()));
+    let done2 = d2.poll_until_done("minimax-oauth", sid2, Duration::from_secs(30));
+    assert_eq!(done2["status"], "approved");
+    assert_eq!(done2["server_failures"], Value::Null, "{done2}");
+}
+
+#[test]
+fn dashboard_names_regions_and_the_region_of_a_sign_in() {
+    let (_emu, home) = minimax(manual());
+    let d = Dash::start(&home, &[]);
+    let list = d.json("GET", "/api/providers/oauth", None, 200);
+    assert_eq!(
+        list["providers"][0]["region_labels"],
+        json!({"global": "Global", "cn": "China"})
+    );
+    assert_eq!(d.start_login("minimax-oauth", None)["region"], "global");
+    let cn = d.start_login("minimax-oauth", Some("CN"));
+    assert_eq!(cn["region"], "cn");
+    let polled = d.json(
+        "GET",
+        &format!(
+            "/api/providers/oauth/minimax-oauth/poll/{}",
+            cn["session_id"].as_str().unwrap()
+        ),
+        None,
+        200,
+    );
+    assert_eq!(polled["region"], "cn");
 }

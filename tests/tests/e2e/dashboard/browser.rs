@@ -1,7 +1,6 @@
 //! The dashboard page in a real browser: headless Chromium driven through chromedriver
 //! (WebDriver, with `fantoccini`). Signs in and out of MiniMax in both regions against the
-//! emulator, the way a person would, and leaves screenshots under
-//! `target/test-output/dashboard/`.
+//! emulator, the way a person would, and leaves screenshots under `target/screens/`.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver`; without them the test fails
 //! and says so (it never passes silently).
@@ -47,13 +46,9 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
     None
 }
 
-/// Where screenshots go: `target/test-output/dashboard/`.
+/// Where screenshots go: `target/screens/`.
 fn output_dir() -> PathBuf {
-    let dir = bin_dir()
-        .parent()
-        .expect("target dir")
-        .join("test-output")
-        .join("dashboard");
+    let dir = bin_dir().parent().expect("target dir").join("screens");
     std::fs::create_dir_all(&dir).expect("create the test output dir");
     dir
 }
@@ -173,6 +168,32 @@ impl Browser {
         }
     }
 
+    /// [`Browser::wait_text`] with its own time limit.
+    #[track_caller]
+    fn wait_text_for(
+        &self,
+        css: &str,
+        what: &str,
+        limit: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let t = self.text(css);
+            if ok(&t) {
+                return t;
+            }
+            if start.elapsed() > limit {
+                let shot = self.screenshot("failure");
+                panic!(
+                    "timed out waiting for {what} ({css}); last text {t:?}; screenshot {}",
+                    shot.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Wait until `script` (a JS expression) is true.
     #[track_caller]
     fn wait_js(&self, script: &str, what: &str) {
@@ -250,7 +271,7 @@ impl Browser {
             .expect("resize the window");
     }
 
-    /// Save a PNG of the window as `target/test-output/dashboard/<name>.png`.
+    /// Save a PNG of the window as `target/screens/<name>.png`.
     fn screenshot(&self, name: &str) -> PathBuf {
         let png = self
             .rt
@@ -274,6 +295,12 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// Whether `t` reads like `9:58`.
+fn is_mss(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 4 && b[0].is_ascii_digit() && b[1] == b':' && b[2..].iter().all(u8::is_ascii_digit)
 }
 
 const CARD: &str = r#"[data-provider="minimax-oauth"]"#;
@@ -325,9 +352,28 @@ fn sign_in_and_out(
             .starts_with(&format!("{portal}/verify?user_code=")),
         "{href}"
     );
-    b.wait_text(&sel(r#"[data-role="countdown"]"#), "the countdown", |t| {
-        t.contains("expires in")
-    });
+    // m:ss under 10 minutes, as in the terminal.
+    b.wait_text(
+        &sel(r#"[data-role="countdown"]"#),
+        "the countdown in m:ss",
+        |t| t.starts_with("The code expires in ") && is_mss(t.rsplit(' ').next().unwrap_or("")),
+    );
+    // The panel names the region, and the region cannot change under a sign-in.
+    let label = if region == "cn" {
+        "China (cn)"
+    } else {
+        "Global (global)"
+    };
+    let heading = b.text(&sel(r#"[data-role="signing-in"]"#));
+    assert!(heading.contains(label), "{heading}");
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{}').disabled;",
+            sel(r#"[data-role="region"]"#).replace('\'', "\\'")
+        )),
+        json!(true),
+        "the region select is disabled during a sign-in"
+    );
     b.wait_js(
         &format!("document.querySelector('{}').complete && !document.querySelector('{0}').hidden && document.querySelector('{0}').naturalWidth > 0", sel(r#"[data-role="qr"]"#).replace('\'', "\\'")),
         "the QR code",
@@ -346,18 +392,39 @@ fn sign_in_and_out(
     let status = b.wait_text(&sel(r#"[data-role="status"]"#), "logged in", |t| {
         t.contains("Logged in")
     });
-    assert!(status.contains(&format!("region {region}")), "{status}");
+    let label = if region == "cn" {
+        "China (cn)"
+    } else {
+        "Global (global)"
+    };
+    assert!(status.contains(&format!("region {label}")), "{status}");
     assert!(status.contains("expires in 1"), "{status}");
     let s = stored(home);
     assert_eq!(s["region"], region, "auth.json says region {region}");
     assert!(s["access_token"].as_str().unwrap().starts_with("mm-at-"));
     b.screenshot(&format!("{shot}-signed-in"));
 
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{}').disabled;",
+            sel(r#"[data-role="region"]"#).replace('\'', "\\'")
+        )),
+        json!(false),
+        "the region select is enabled again after the sign-in"
+    );
     b.click(&sel(r#"[data-action="signout"]"#));
     b.wait_js(
         "document.getElementById('confirm').open",
         "the sign-out confirmation",
     );
+    // Commands show as code, not between backticks.
+    let dialog = b.text("#confirm-text");
+    assert!(!dialog.contains('`'), "{dialog}");
+    assert_eq!(
+        b.js("return document.querySelector('#confirm-text code').textContent;"),
+        json!("hermes auth logout minimax-oauth")
+    );
+    b.screenshot(&format!("{shot}-sign-out-dialog"));
     b.click("#confirm-yes");
     b.wait_text(&sel(r#"[data-role="status"]"#), "signed out", |t| {
         t.contains("Not signed in")
@@ -402,7 +469,7 @@ fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
         "the token to leave the address bar",
     );
     browser.wait_text("#doctor-summary", "the doctor section", |t| {
-        t.contains("finding(s) need action")
+        t.contains("needs action") || t.contains("need action")
     });
     sign_in_and_out(&browser, &emu, &home, "global", false, "global");
     assert_eq!(emu.counters().global.logins_completed, 1);
@@ -431,6 +498,25 @@ fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
     browser.wait_text(&sel(r#"[data-role="user-code"]"#), "the user code", |t| {
         !t.trim().is_empty()
     });
+    // The link may wrap, but never inside the user code it carries.
+    let code = browser.text(&sel(r#"[data-role="user-code"]"#));
+    let lines = browser.js(&format!(
+        "const a = document.querySelector('{}'); const span = a.querySelector('.nowrap'); \
+         if (!span || span.textContent !== {code:?}) return -1; \
+         const r = document.createRange(); r.selectNodeContents(span); \
+         return new Set(Array.from(r.getClientRects()).map((x) => Math.round(x.top))).size;",
+        sel(r#"[data-role="verification-url"]"#).replace('\'', "\\'")
+    ));
+    assert_eq!(lines, json!(1), "the code in the link is on one line");
+    let link_lines = browser.js(&format!(
+        "const r = document.createRange(); r.selectNodeContents(document.querySelector('{}')); \
+         return new Set(Array.from(r.getClientRects()).map((x) => Math.round(x.top))).size;",
+        sel(r#"[data-role="verification-url"]"#).replace('\'', "\\'")
+    ));
+    assert!(
+        link_lines.as_u64().unwrap() >= 2,
+        "the narrow window does wrap the link: {link_lines}"
+    );
     let overflow = browser.js("return document.documentElement.scrollWidth > window.innerWidth;");
     assert_eq!(
         overflow,
@@ -441,4 +527,241 @@ fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
     // The session token never appears in the page's own text.
     let html = browser.js("return document.documentElement.outerHTML;");
     assert!(!html.as_str().unwrap().contains(&d.token));
+}
+
+/// Open `d`'s page in `b` and wait for the MiniMax card.
+fn open(b: &Browser, d: &Dash) {
+    b.goto(&d.url);
+    b.wait_text(
+        &sel(r#"[data-role="status"]"#),
+        "the provider's status",
+        |t| !t.is_empty(),
+    );
+}
+
+/// The page's visible text.
+fn body_text(b: &Browser) -> String {
+    b.text("body")
+}
+
+#[test]
+fn dashboard_page_says_when_the_dashboard_stopped() {
+    let (emu, home) = minimax(manual_emulator());
+    let browser = Browser::start(&home.scratch());
+    let d = Dash::start(&home, &[]);
+    open(&browser, &d);
+    browser.click(&sel(r#"[data-action="signin"]"#));
+    let code = browser.wait_text(&sel(r#"[data-role="user-code"]"#), "the user code", |t| {
+        !t.trim().is_empty()
+    });
+    browser.wait_text(&sel(r#"[data-role="result"]"#), "waiting", |t| {
+        t.contains("Waiting for you to approve")
+    });
+    // The dashboard process goes away (killed: no chance to say goodbye).
+    drop(d);
+    let notice = browser.wait_text("#notice", "the lost-dashboard notice", |t| {
+        t.contains("The dashboard stopped")
+    });
+    assert!(notice.contains("run hermes dashboard again"), "{notice}");
+    assert_eq!(
+        browser.js("return document.querySelector('#notice code').textContent;"),
+        json!("hermes dashboard")
+    );
+    let result = browser.text(&sel(r#"[data-role="result"]"#));
+    assert!(result.contains("nothing was saved"), "{result}");
+    // No countdown, no waiting text, nothing left to click.
+    let text = body_text(&browser);
+    assert!(!text.contains("Waiting for you"), "{text}");
+    assert!(!text.contains("expires in"), "{text}");
+    assert!(!text.contains('`'), "{text}");
+    assert_eq!(
+        browser.js("return document.querySelector('[data-action=\"signin\"]').disabled;"),
+        json!(true)
+    );
+    browser.screenshot("dashboard-stopped");
+    // Approving now saves nothing, and the page never claims otherwise.
+    assert!(emu.approve(code.trim()));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!home.path().join("auth.json").exists());
+    assert!(!body_text(&browser).contains("Signed in."));
+}
+
+#[test]
+fn dashboard_page_rereads_provider_state() {
+    let (emu, home) = minimax(approving());
+    login(&home);
+    let browser = Browser::start(&home.scratch());
+    let d = Dash::start(&home, &[]);
+    open(&browser, &d);
+    browser.wait_text(&sel(r#"[data-role="status"]"#), "logged in", |t| {
+        t.contains("Logged in")
+    });
+    // A logout in a terminal shows when the tab comes back into focus.
+    home.run(&["auth", "logout", "minimax-oauth"]).ok();
+    browser.js("window.dispatchEvent(new Event('focus')); return 0;");
+    // Well within the 30 s between periodic reads: the focus itself re-read the state.
+    browser.wait_text_for(
+        &sel(r#"[data-role="status"]"#),
+        "signed out, on focus",
+        Duration::from_secs(10),
+        |t| t.contains("Not signed in"),
+    );
+    // And with no event at all, within the page's refresh period (30 s).
+    login(&home);
+    browser.wait_text_for(
+        &sel(r#"[data-role="status"]"#),
+        "the terminal's sign-in to show without a reload",
+        Duration::from_secs(45),
+        |t| t.contains("Logged in"),
+    );
+    // A page behind a terminal logout does not claim to sign out what is not there.
+    home.run(&["auth", "logout", "minimax-oauth"]).ok();
+    browser.click(&sel(r#"[data-action="signout"]"#));
+    browser.wait_js(
+        "document.getElementById('confirm').open",
+        "the confirmation",
+    );
+    browser.click("#confirm-yes");
+    let r = browser.wait_text(&sel(r#"[data-role="result"]"#), "the result", |t| {
+        t.contains("nothing was removed")
+    });
+    assert!(!r.contains("Signed out of"), "{r}");
+    browser.wait_text(&sel(r#"[data-role="status"]"#), "signed out", |t| {
+        t.contains("Not signed in")
+    });
+    browser.screenshot("signed-out-elsewhere");
+
+    // A token that expires while the page is open never reads "expires in 0 s" on a green
+    // badge: it turns into the expired state on time.
+    emu.set_config(|c| c.access_ttl_ms = 15_000);
+    login(&home);
+    browser.js("window.dispatchEvent(new Event('focus')); return 0;");
+    browser.wait_text(
+        &sel(r#"[data-role="status"]"#),
+        "a short-lived login",
+        |t| t.contains("Logged in") && t.contains("expires in 1"),
+    );
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let t = browser.text(&sel(r#"[data-role="status"]"#));
+        let green = browser.js(&format!(
+            "return !!document.querySelector('{} .badge.ok');",
+            sel(r#"[data-role="status"]"#).replace('\'', "\\'")
+        ));
+        assert!(
+            !(t.contains("expires in 0 s")),
+            "an expired token shown as alive: {t:?}"
+        );
+        if t.contains("Token expired") {
+            assert_eq!(green, json!(false), "{t}");
+            assert!(t.contains("fetched on next use"), "{t}");
+            break;
+        }
+        seen.push(t);
+        assert!(start.elapsed() < WAIT, "never shown as expired: {seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    browser.screenshot("token-expired");
+}
+
+#[test]
+fn dashboard_page_shows_a_failing_server_while_waiting_and_at_the_end() {
+    let (emu, home) = minimax(EmulatorConfig {
+        code_ttl_ms: 9_000,
+        ..manual_emulator()
+    });
+    let browser = Browser::start(&home.scratch());
+    let d = Dash::start(&home, &[]);
+    open(&browser, &d);
+    // A 500 when the sign-in starts: the status and the server's message, never its JSON.
+    emu.inject("/oauth2/device/code", Fault::Status500, 1);
+    browser.click(&sel(r#"[data-action="signin"]"#));
+    let r = browser.wait_text(&sel(r#"[data-role="result"]"#), "the start error", |t| {
+        t.contains("Could not start")
+    });
+    assert!(
+        r.contains("HTTP 500") && r.contains("internal server error"),
+        "{r}"
+    );
+    assert!(!r.contains('{') && !r.contains("base_resp"), "{r}");
+    browser.screenshot("start-500");
+
+    // A 500 on every poll: said while waiting, with how often, and at the end.
+    emu.inject("/oauth2/token", Fault::Status500, 1000);
+    browser.click(&sel(r#"[data-action="signin"]"#));
+    let failing = browser.wait_text(
+        &sel(r#"[data-role="failing"]"#),
+        "the failing-server line",
+        |t| t.contains("The server is failing"),
+    );
+    assert!(failing.contains("HTTP 500"), "{failing}");
+    assert!(failing.contains(" of "), "{failing}");
+    assert!(
+        browser
+            .text(&sel(r#"[data-role="countdown"]"#))
+            .contains("expires in"),
+        "still waiting"
+    );
+    browser.screenshot("polls-failing");
+    let end = browser.wait_text(&sel(r#"[data-role="result"]"#), "the end", |t| {
+        !t.contains("Waiting") && !t.contains("Starting")
+    });
+    assert!(
+        end.starts_with("The code expired before it was approved"),
+        "{end}"
+    );
+    assert!(end.contains("the server was failing: it failed "), "{end}");
+    assert!(!end.contains(".;") && !end.contains("timed out"), "{end}");
+    assert!(end.contains("HTTP 500"), "{end}");
+    assert!(end.to_lowercase().contains("nothing was saved"), "{end}");
+    assert!(browser.text(&sel(r#"[data-role="failing"]"#)).is_empty());
+    browser.screenshot("polls-failed-end");
+}
+
+#[test]
+fn dashboard_page_after_its_session_ended_says_so_once() {
+    let (_emu, home) = minimax(manual_emulator());
+    let browser = Browser::start(&home.scratch());
+    let d = Dash::start(&home, &[]);
+    open(&browser, &d);
+    browser.wait_text("#doctor-summary", "the doctor section", |t| {
+        t.contains("needs action") || t.contains("need action") || t.contains("No problems")
+    });
+    // The dashboard restarts on the same port with a new token: the open page is stale.
+    let port = d.port;
+    drop(d);
+    let d2 = Dash::start_on(&home, port);
+    browser.js("window.dispatchEvent(new Event('focus')); return 0;");
+    let notice = browser.wait_text("#notice", "the ended-session notice", |t| {
+        t.contains("session ended")
+    });
+    assert!(notice.contains("run hermes dashboard again"), "{notice}");
+    let text = body_text(&browser);
+    assert!(!text.contains("Loading"), "{text}");
+    assert!(!text.contains("Run the checks again"), "{text}");
+    assert!(!text.contains("MiniMax"), "no stale cards: {text}");
+    assert!(!text.contains('`'), "{text}");
+    browser.screenshot("session-ended");
+
+    // Opened without a token at all: the same one message, no empty doctor card.
+    browser.js("sessionStorage.clear(); return 0;");
+    browser.goto(&format!("http://127.0.0.1:{}/", d2.port));
+    let notice = browser.wait_text("#notice", "the no-token notice", |t| {
+        t.contains("session ended")
+    });
+    assert!(notice.contains("hermes dashboard"), "{notice}");
+    let text = body_text(&browser);
+    assert!(!text.contains("Loading"), "{text}");
+    assert!(!text.contains("Run the checks again"), "{text}");
+    assert!(!text.contains("Doctor"), "{text}");
+    assert!(!text.contains('`'), "{text}");
+    browser.screenshot("no-token");
+}
+
+fn manual_emulator() -> EmulatorConfig {
+    EmulatorConfig {
+        interval_ms: 0,
+        ..EmulatorConfig::default()
+    }
 }
