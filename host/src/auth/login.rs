@@ -87,6 +87,25 @@ fn scrub(message: &str, secrets: &[String]) -> String {
 pub enum Tick {
     /// Still waiting; ms left before the deadline.
     Waiting(i64),
+    /// A poll failed in a way that may pass (429, 5xx, a dropped connection): still waiting,
+    /// but the user should know the server is failing, not only at the end.
+    ServerFailing {
+        /// Polls that failed so far.
+        failed: u32,
+        /// Polls so far.
+        polls: u32,
+        /// What the last failure said.
+        last: String,
+    },
+}
+
+/// "the server failed 3 of 5 polls (last: …)", for the waiting line and the final error.
+pub fn server_failing(failed: u32, polls: u32, last: &str) -> String {
+    format!(
+        "the server failed {failed} of {polls} {} (last: {})",
+        if polls == 1 { "poll" } else { "polls" },
+        crate::text::line(last, 200)
+    )
 }
 
 /// How a sign-in that did not succeed ended: the dashboard reports it as a status, the CLI
@@ -112,6 +131,9 @@ pub struct NotApproved {
     pub ending: Ending,
     /// What to tell the user.
     pub error: Error,
+    /// For a denial: the provider's own words (empty when it gave none), for a display that
+    /// already says "denied" in its own way.
+    pub reason: String,
 }
 
 /// Poll until done. `deadline_ms` caps the wait (the challenge's own expiry also applies);
@@ -138,6 +160,7 @@ pub fn wait_ending(
     let end = |ending: Ending, message: String| NotApproved {
         ending,
         error: Error::msg(scrub(&message, &secrets)),
+        reason: String::new(),
     };
     if provider.handle.auth_flow.is_none() {
         return Err(end(
@@ -154,10 +177,7 @@ pub fn wait_ending(
         if failed == 0 {
             String::new()
         } else {
-            format!(
-                "; the server failed {failed} of {polls} polls (last: {})",
-                crate::text::line(last, 200)
-            )
+            format!("; {}", server_failing(failed, polls, last))
         }
     };
     loop {
@@ -202,6 +222,7 @@ pub fn wait_ending(
                 return Err(NotApproved {
                     ending: Ending::Failed,
                     error: stop.error(&provider.plugin_id, "AuthFlow::poll"),
+                    reason: String::new(),
                 })
             }
         };
@@ -212,7 +233,12 @@ pub fn wait_ending(
             // approving right now: keep polling; the deadline decides.
             Err(e) if e.is_transient() && now_ms() < hard_deadline => {
                 failed += 1;
-                last_failure = e.message.to_string();
+                last_failure = scrub(&e.message, &secrets);
+                tick(Tick::ServerFailing {
+                    failed,
+                    polls,
+                    last: last_failure.clone(),
+                });
                 hermes_plugin_api::PollOutcome::pending()
             }
             Err(e) => {
@@ -255,15 +281,18 @@ pub fn wait_ending(
                 });
             }
             poll_status::DENIED => {
-                let why = if outcome.message.is_empty() {
+                let reason = scrub(
+                    &crate::text::line(&outcome.message, boundary::MAX_LINE),
+                    &secrets,
+                );
+                let why = if reason.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        ": {}",
-                        crate::text::line(&outcome.message, boundary::MAX_LINE)
-                    )
+                    format!(": {reason}")
                 };
-                return Err(end(Ending::Denied, format!("sign-in was denied{why}")));
+                let mut not = end(Ending::Denied, format!("sign-in was denied{why}"));
+                not.reason = reason;
+                return Err(not);
             }
             poll_status::EXPIRED => {
                 return Err(end(

@@ -105,6 +105,7 @@ pub fn main() -> ExitCode {
     crate::services::set_proxies(env.proxies.clone());
     crate::plugins::deadline::configure(env.plugin_timeout);
     let out = Output::new(&env, cli.verbose, cli.quiet);
+    crate::services::set_request_log(&out);
     let ctx = Ctx {
         env,
         out: out.clone(),

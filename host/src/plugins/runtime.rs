@@ -168,15 +168,15 @@ impl PluginSet {
             } else {
                 format!("installed providers: {}", known.join(", "))
             };
-            Error::msg(format!(
-                "unknown provider {:?} ({list})",
-                descriptor::clip(name)
-            ))
-            .with_help(if known.is_empty() {
-                "install one, e.g. `hermes plugins install minimax-oauth`".to_string()
-            } else {
-                "run `hermes plugins list` to see providers and their aliases".to_string()
-            })
+            // A name that names nothing is a usage error (exit 2), as an unknown region is.
+            Error::usage(
+                format!("unknown provider {:?} ({list})", descriptor::clip(name)),
+                if known.is_empty() {
+                    "install one, e.g. `hermes plugins install minimax-oauth`".to_string()
+                } else {
+                    "run `hermes plugins list` to see providers and their aliases".to_string()
+                },
+            )
         })
     }
 

@@ -72,11 +72,16 @@ pub fn start(host: &Host, region: &str, _options: &str) -> Result<Challenge, Plu
     .map_err(|e| authorization_failed(e.kind, &e.message))?;
 
     if resp.status != 200 {
-        let mut detail = wire::body_for_message(&resp, &[]);
-        if detail.is_empty() {
-            detail = wire::reason_phrase(resp.status);
-        }
-        return Err(authorization_failed(kind_for_status(resp.status), &detail));
+        // The status and the server's own words, never its raw JSON.
+        return Err(PluginError::new(
+            kind_for_status(resp.status),
+            "authorization_failed",
+            format!(
+                "MiniMax OAuth authorization failed (HTTP {}): {}",
+                resp.status,
+                wire::describe_error_body(&resp, &[])
+            ),
+        ));
     }
     let Some(obj) = wire::json_object(&resp) else {
         return Err(authorization_failed(

@@ -180,12 +180,26 @@ fn authorization_failed_on_non_200_with_body() {
     assert_eq!(err.code.as_str(), "authorization_failed");
     assert_eq!(
         err.message.as_str(),
-        "MiniMax OAuth authorization failed: bad client"
+        "MiniMax OAuth authorization failed (HTTP 400): bad client"
     );
     assert_eq!(err.kind, kind::TERMINAL);
     let err = start_replying(|| Reply::json(503, "busy"));
     assert_eq!(err.code.as_str(), "authorization_failed");
     assert_eq!(err.kind, kind::TRANSIENT);
+}
+
+#[test]
+fn a_json_error_on_the_code_request_is_told_by_its_words_not_its_json() {
+    let err = start_replying(|| {
+        Reply::json(
+            500,
+            r#"{"error":"server_error","error_description":"temporarily unavailable","base_resp":{"status_code":1000}}"#,
+        )
+    });
+    assert_eq!(
+        err.message.as_str(),
+        "MiniMax OAuth authorization failed (HTTP 500): temporarily unavailable"
+    );
 }
 
 #[test]
@@ -195,7 +209,7 @@ fn authorization_failed_with_empty_body_names_the_reason() {
     let err = start_replying(|| Reply::json(307, ""));
     assert_eq!(
         err.message.as_str(),
-        "MiniMax OAuth authorization failed: Temporary Redirect"
+        "MiniMax OAuth authorization failed (HTTP 307): Temporary Redirect"
     );
 }
 
@@ -239,7 +253,7 @@ fn login_requests_carry_the_15_s_timeout() {
 #[test]
 fn regress_unbounded_error_body_in_authorization_failed() {
     let err = start_replying(|| Reply::json(500, &"e".repeat(100_000)));
-    let prefix = "MiniMax OAuth authorization failed: ";
+    let prefix = "MiniMax OAuth authorization failed (HTTP 500): ";
     assert_eq!(
         err.message.len(),
         prefix.len() + MAX_ERROR_BODY + TRUNCATED_SUFFIX.len()
