@@ -302,9 +302,14 @@ fn ctrl_c_during_sign_in_leaves_no_spinner_line_behind() {
     };
     // Wait until the waiting line says the server is failing, then press Ctrl-C (the byte the
     // terminal turns into SIGINT, and echoes as `^C`).
-    let seen = |what: &str| String::from_utf8_lossy(&shown.lock().unwrap()).contains(what);
+    // (After the warning, once the spinner has been drawn again below it.)
+    let redrawn = || {
+        let text = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+        text.split_once("still waiting for approval")
+            .is_some_and(|(_, after)| after.contains("(Ctrl-C to cancel)"))
+    };
     let start = std::time::Instant::now();
-    while !seen("still waiting for approval") {
+    while !redrawn() {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(60),
             "no failing-server notice: {:?}",
