@@ -51,6 +51,7 @@ mod tests {
             flow: "device_code".into(),
             api_mode: "anthropic_messages".into(),
             regions: vec![RegionDesc {
+                label: String::new(),
                 name: "global".into(),
                 portal_base_url: String::new(),
                 inference_base_url: String::new(),

@@ -178,7 +178,7 @@ proptest! {
             aliases: aliases.clone(),
             flow: text.chars().take(12).collect(),
             api_mode: "anthropic_messages".into(),
-            regions: vec![RegionDesc { name: id.clone(), portal_base_url: text.clone(), inference_base_url: "https://x".into() }],
+            regions: vec![RegionDesc { label: String::new(), name: id.clone(), portal_base_url: text.clone(), inference_base_url: "https://x".into() }],
             models: (0..models).map(|i| ModelDesc { id: format!("m{i}"), context_window: u64::MAX, max_output: 0 }).collect(),
             aux_model: Some(text.clone()),
             docs_url: text.clone(),

@@ -168,10 +168,9 @@ fn add(
     let region = region.or(configured.as_deref());
     if let Some(r) = region {
         if d.region(Some(r)).is_none() {
-            let names: Vec<&str> = d.regions.iter().map(|r| r.name.as_str()).collect();
             return Err(Error::usage(
                 format!("{} has no region {r:?}", d.display_name),
-                format!("choose one of: {}", names.join(", ")),
+                format!("choose one of: {}", d.region_list()),
             ));
         }
     }
@@ -299,7 +298,10 @@ fn add(
     let saved = login::save(&store, &d.id, approved.credential, label)?;
     let mut line = format!("{} Signed in to {}", ctx.out.ok_mark(), d.display_name);
     if !region_name.is_empty() {
-        line.push_str(&format!(" (region {region_name})"));
+        let shown = d
+            .region(Some(&region_name))
+            .map_or(region_name.clone(), |r| r.shown());
+        line.push_str(&format!(" (region {shown})"));
     }
     if saved.extra_account {
         line.push_str(&format!(" as an extra account {:?}", label.unwrap_or("")));

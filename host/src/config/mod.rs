@@ -222,8 +222,10 @@ impl Paths {
 pub struct Declared {
     /// The provider's display name, for messages.
     pub display_name: String,
-    /// Its region names.
+    /// Its region ids.
     pub regions: Vec<String>,
+    /// Its regions as people read them: `global, cn (China)` (a name that only differs in case is left out).
+    pub regions_shown: String,
     /// What its URL override variables target (`portal`, `inference`).
     pub url_targets: Vec<String>,
 }
@@ -233,6 +235,7 @@ impl From<&ProviderDesc> for Declared {
         Declared {
             display_name: d.display_name.clone(),
             regions: d.regions.iter().map(|r| r.name.clone()).collect(),
+            regions_shown: d.region_list(),
             url_targets: d.url_overrides.iter().map(|o| o.target.clone()).collect(),
         }
     }
@@ -283,7 +286,7 @@ pub fn check_provider_setting(d: &Declared, key: &str, value: &str) -> Option<Se
                         d.display_name,
                         crate::text::line(value, 64)
                     ),
-                    format!("choose one of: {}", d.regions.join(", ")),
+                    format!("choose one of: {}", d.regions_shown),
                 )
             }
         }
@@ -319,6 +322,7 @@ mod tests {
         Declared {
             display_name: "MiniMax".into(),
             regions: vec!["global".into(), "cn".into()],
+            regions_shown: "global, cn (China)".into(),
             url_targets: vec!["portal".into(), "inference".into()],
         }
     }
@@ -330,7 +334,7 @@ mod tests {
         assert!(matches!(
             check_provider_setting(&d, "region", "mars"),
             Some(SettingProblem::Invalid { why, help })
-                if why == "MiniMax has no region \"mars\"" && help == "choose one of: global, cn"
+                if why == "MiniMax has no region \"mars\"" && help == "choose one of: global, cn (China)"
         ));
         assert_eq!(check_provider_setting(&d, "account", "work"), None);
         assert_eq!(

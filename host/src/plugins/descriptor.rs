@@ -17,10 +17,25 @@ pub use hermes_plugin_api::sdk::validate::{
 pub struct RegionDesc {
     /// Name.
     pub name: String,
+    /// The name people read (`China` for `cn`), from the provider's `region_names`
+    /// extension; empty when it gives none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label: String,
     /// Portal base URL.
     pub portal_base_url: String,
     /// Inference base URL.
     pub inference_base_url: String,
+}
+
+impl RegionDesc {
+    /// The id with the name people read beside it: `cn (China)`, or the id alone.
+    pub fn shown(&self) -> String {
+        if self.label.is_empty() || self.label.eq_ignore_ascii_case(&self.name) {
+            self.name.clone()
+        } else {
+            format!("{} ({})", self.name, self.label)
+        }
+    }
 }
 
 /// A model.
@@ -106,6 +121,10 @@ impl From<&ProviderInfo> for ProviderDesc {
                 .iter()
                 .map(|r| RegionDesc {
                     name: r.name.to_string(),
+                    label: rules::region_names(p)
+                        .remove(r.name.as_str())
+                        .map(|l| clip(&l))
+                        .unwrap_or_default(),
                     portal_base_url: r.portal_base_url.to_string(),
                     inference_base_url: r.inference_base_url.to_string(),
                 })
@@ -158,6 +177,14 @@ impl ProviderDesc {
             None => self.regions.first(),
             Some(n) => self.regions.iter().find(|r| r.name.eq_ignore_ascii_case(n)),
         }
+    }
+    /// Region ids with their names for people: `global, cn (China)` (a name that only differs in case is left out).
+    pub fn region_list(&self) -> String {
+        self.regions
+            .iter()
+            .map(RegionDesc::shown)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
     /// The model with this id (case-insensitive).
     pub fn model(&self, id: &str) -> Option<&ModelDesc> {
@@ -226,11 +253,28 @@ impl From<&ProviderDesc> for ProviderInfo {
                 })
                 .collect(),
             refresh_skew_ms: p.refresh_skew_ms,
-            extension: match p.credential_env.is_empty() {
-                true => RString::new(),
-                false => serde_json::json!({ rules::CREDENTIAL_ENV_KEY: p.credential_env })
-                    .to_string()
-                    .into(),
+            extension: {
+                let mut ext = serde_json::Map::new();
+                if !p.credential_env.is_empty() {
+                    ext.insert(
+                        rules::CREDENTIAL_ENV_KEY.into(),
+                        serde_json::json!(p.credential_env),
+                    );
+                }
+                let names: serde_json::Map<String, serde_json::Value> = p
+                    .regions
+                    .iter()
+                    .filter(|r| !r.label.is_empty())
+                    .map(|r| (r.name.clone(), serde_json::json!(r.label)))
+                    .collect();
+                if !names.is_empty() {
+                    ext.insert(rules::REGION_NAMES_KEY.into(), names.into());
+                }
+                if ext.is_empty() {
+                    RString::new()
+                } else {
+                    serde_json::Value::Object(ext).to_string().into()
+                }
             },
             ..ProviderInfo::new(&p.id, &p.display_name, &p.flow, &p.api_mode)
         }
@@ -256,6 +300,28 @@ pub fn validate(p: &PluginDesc) -> Vec<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn regions_are_shown_with_the_names_the_provider_gives_them() {
+        let mut info =
+            hermes_plugin_api::ProviderInfo::new("p", "P", "device_code", "anthropic_messages");
+        for name in ["global", "cn", "eu"] {
+            info.regions.push(hermes_plugin_api::RegionInfo {
+                name: name.into(),
+                portal_base_url: "https://x.example".into(),
+                inference_base_url: "https://x.example".into(),
+            });
+        }
+        info.extension = r#"{"region_names": {"global": "Global", "cn": "China"}}"#.into();
+        let d = ProviderDesc::from(&info);
+        assert_eq!(d.region_list(), "global, cn (China), eu");
+        // The names survive the way back to the ABI form.
+        let back = ProviderInfo::from(&d);
+        assert_eq!(
+            ProviderDesc::from(&back).region_list(),
+            "global, cn (China), eu"
+        );
+    }
+
     fn sample() -> PluginDesc {
         PluginDesc {
             id: "demo".into(),
@@ -268,6 +334,7 @@ mod tests {
                 flow: "device_code".into(),
                 api_mode: "anthropic_messages".into(),
                 regions: vec![RegionDesc {
+                    label: String::new(),
                     name: "global".into(),
                     portal_base_url: "https://example.com".into(),
                     inference_base_url: "https://example.com/v1".into(),

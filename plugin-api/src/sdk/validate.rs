@@ -252,6 +252,24 @@ fn provider_info(pr: &ProviderInfo, problems: &mut Vec<String>) {
 /// knows the key hands their values to the plugin through `config_get`, like URL overrides.
 pub const CREDENTIAL_ENV_KEY: &str = "credential_env";
 
+/// The key of [`ProviderInfo::extension`] under which a provider names its regions for people
+/// (`{"region_names": {"global": "Global", "cn": "China"}}`); hosts show them beside the ids.
+pub const REGION_NAMES_KEY: &str = "region_names";
+
+/// The names a provider gives its regions (see [`REGION_NAMES_KEY`]), by region id; empty when
+/// none or when the extension is not valid JSON.
+pub fn region_names(pr: &ProviderInfo) -> std::collections::BTreeMap<String, String> {
+    serde_json::from_str::<serde_json::Value>(&pr.extension)
+        .ok()
+        .and_then(|v| v.get(REGION_NAMES_KEY)?.as_object().cloned())
+        .map(|m| {
+            m.into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The credential variables a provider declares in its extension (see [`CREDENTIAL_ENV_KEY`]);
 /// empty when none or when the extension is not valid JSON.
 pub fn credential_env(pr: &ProviderInfo) -> Vec<String> {

@@ -57,6 +57,8 @@ pub const MAX_OUTPUT: u64 = 131_072;
 pub struct Region {
     /// Region name as stored in `auth.json`.
     pub name: &'static str,
+    /// The name people read.
+    pub label: &'static str,
     /// Base of `/oauth/code` and `/oauth/token`.
     pub portal: &'static str,
     /// Base of the Anthropic Messages API.
@@ -67,11 +69,13 @@ pub struct Region {
 pub const REGIONS: &[Region] = &[
     Region {
         name: "global",
+        label: "Global",
         portal: "https://api.minimax.io",
         inference: "https://api.minimax.io/anthropic",
     },
     Region {
         name: "cn",
+        label: "China",
         portal: "https://api.minimaxi.com",
         inference: "https://api.minimaxi.com/anthropic",
     },
@@ -127,6 +131,16 @@ pub fn provider_info() -> ProviderInfo {
             inference_base_url: r.inference.into(),
         })
         .collect();
+    p.extension = format!(
+        "{{\"{}\": {{{}}}}}",
+        hermes_plugin_api::sdk::validate::REGION_NAMES_KEY,
+        REGIONS
+            .iter()
+            .map(|r| format!("\"{}\": \"{}\"", r.name, r.label))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+    .into();
     p.models = MODELS
         .iter()
         .map(|id| ModelInfo {

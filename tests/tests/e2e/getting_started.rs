@@ -207,7 +207,7 @@ fn a_region_the_provider_does_not_have_is_refused_and_reported() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("choose one of: global, cn"),
+        r.stderr.contains("choose one of: global, cn (China)"),
         "{}",
         r.stderr
     );
