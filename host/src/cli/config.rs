@@ -13,7 +13,8 @@ pub enum Cmd {
         /// Dotted key.
         key: String,
     },
-    /// Set a value (parsed as YAML: `true`, `3`, or text).
+    /// Set a value (parsed as YAML: `true`, `3`, or text); a provider setting is checked
+    /// against what the provider declares (exit 2 when refused).
     Set {
         /// Dotted key.
         key: String,

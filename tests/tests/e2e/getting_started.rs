@@ -303,3 +303,16 @@ fn very_verbose_logs_each_request_line_without_secrets() {
     let r = home.run(&["-v", "chat", "-q", "hello"]).ok();
     assert!(!r.stderr.contains("http POST"), "{}", r.stderr);
 }
+
+#[test]
+fn help_and_version_reach_stdout() {
+    let home = Home::new();
+    let r = home.run(&["--help"]).ok();
+    assert!(r.stdout.contains("Usage: hermes"), "{r:?}");
+    let r = home.run(&["plugins", "new", "--help"]).ok();
+    assert!(r.stdout.contains("--api-path"), "{r:?}");
+    let r = home.run(&["--version"]).ok();
+    assert!(r.stdout.starts_with("hermes "), "{r:?}");
+    let r = home.run(&["auth", "nope"]).code(2);
+    assert!(r.stderr.contains("unrecognized subcommand"), "{r:?}");
+}
