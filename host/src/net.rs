@@ -53,6 +53,61 @@ fn client_builder() -> reqwest::ClientBuilder {
 }
 
 static NET: OnceLock<Net> = OnceLock::new();
+static REQUEST_LOG: OnceLock<crate::output::Output> = OnceLock::new();
+
+/// Log every HTTP request of this process to `out` at `-vv` (see [`log_request`]).
+pub fn set_request_log(out: &crate::output::Output) {
+    if out.verbose() >= 2 {
+        let _ = REQUEST_LOG.set(out.clone());
+    }
+}
+
+/// A URL as the request log shows it: scheme, host, port and path. User info, the query and
+/// the fragment can carry secrets (keys, codes, tokens in `?…`), so they never appear; a
+/// query is marked `?…`.
+pub fn loggable_url(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://", url.scheme());
+    match url.host() {
+        Some(url::Host::Ipv6(ip)) => shown.push_str(&format!("[{ip}]")),
+        Some(h) => shown.push_str(&h.to_string()),
+        None => {}
+    }
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(&crate::text::line(url.path(), 300));
+    if url.query().is_some() {
+        shown.push_str("?…");
+    }
+    shown
+}
+
+/// The one place HTTP requests are logged (at `-vv`): method, URL without secrets, the status
+/// or why there is none, and the time taken. Every request the host makes comes through here:
+/// plugins' (each redirect hop), chat's, the gateway's and plugin downloads.
+pub fn log_request(
+    method: &str,
+    url: &reqwest::Url,
+    outcome: std::result::Result<u16, &str>,
+    took: Duration,
+) {
+    let Some(out) = REQUEST_LOG.get() else {
+        return;
+    };
+    let result = match outcome {
+        Ok(status) => status.to_string(),
+        Err(why) => format!("failed: {}", crate::text::line(why, 200)),
+    };
+    out.log(
+        2,
+        &format!(
+            "http {} {} -> {result} ({} ms)",
+            crate::text::line(method, 16),
+            loggable_url(url),
+            took.as_millis()
+        ),
+    );
+}
 static PROXIES: OnceLock<crate::config::Proxies> = OnceLock::new();
 
 /// Use these proxy settings (read from the environment at start) for every remote request of
@@ -291,17 +346,25 @@ async fn http(net: &Net, policy: &Policy, req: HttpRequest) -> Result<HttpRespon
             rb = rb.body(body.clone());
         }
         let left = deadline.saturating_duration_since(Instant::now());
+        let sent = Instant::now();
         let resp = match tokio::time::timeout(left, rb.send()).await {
             Err(_) => {
-                return Err(transient(
+                let e = transient(
                     "timeout",
                     format!("request to {host} timed out after {} s", timeout.as_secs()),
-                ))
+                );
+                log_request(method.as_str(), &url, Err(&e.message), sent.elapsed());
+                return Err(e);
             }
-            Ok(Err(e)) => return Err(classify(&e, &host)),
+            Ok(Err(e)) => {
+                let e = classify(&e, &host);
+                log_request(method.as_str(), &url, Err(&e.message), sent.elapsed());
+                return Err(e);
+            }
             Ok(Ok(r)) => r,
         };
         let status = resp.status().as_u16();
+        log_request(method.as_str(), &url, Ok(status), sent.elapsed());
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
             let Some(loc) = resp
                 .headers()
@@ -501,6 +564,16 @@ mod tests {
         policy()
             .check_redirect(&remote, &"https://api.example.com/y".parse().unwrap())
             .unwrap();
+    }
+
+    #[test]
+    fn logged_urls_carry_no_user_info_query_or_fragment() {
+        let url: reqwest::Url = "https://user:pw@api.example.com:8443/v1/x?key=sk-secret#frag"
+            .parse()
+            .unwrap();
+        assert_eq!(loggable_url(&url), "https://api.example.com:8443/v1/x?…");
+        let url: reqwest::Url = "http://[::1]:9/oauth/token".parse().unwrap();
+        assert_eq!(loggable_url(&url), "http://[::1]:9/oauth/token");
     }
 
     #[test]

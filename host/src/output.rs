@@ -10,7 +10,9 @@
 
 use std::io::IsTerminal;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 /// hermes's own stdout and stderr, duplicated at start.
 struct Saved {
@@ -253,9 +255,20 @@ impl Output {
         }
     }
 
-    /// A line on hermes's stderr.
+    /// A line on hermes's stderr. While a spinner runs, its line is cleared first so that the
+    /// text does not land behind it (the spinner redraws below on its next frame).
     fn stderr(&self, line: &str) {
-        write_fd(err_fd(), format!("{line}\n").as_bytes());
+        let clear = if SPINNING.load(Ordering::SeqCst) {
+            CLEAR_LINE
+        } else {
+            ""
+        };
+        write_fd(err_fd(), format!("{clear}{line}\n").as_bytes());
+    }
+
+    /// A spinner on stderr showing `message`, when progress may be animated ([`Self::animated`]).
+    pub fn spinner(&self, message: &str) -> Option<Spinner> {
+        self.animated().then(|| Spinner::start(message))
     }
 
     /// `✓` in green.
@@ -277,10 +290,127 @@ impl Output {
     }
 }
 
+/// Back to the start of the line and clear it.
+const CLEAR_LINE: &str = "\r\x1b[2K";
+
+/// Whether a [`Spinner`] is drawing on stderr.
+static SPINNING: AtomicBool = AtomicBool::new(false);
+
+/// Columns of the terminal on stderr (80 when it does not say).
+fn terminal_columns() -> usize {
+    // SAFETY: TIOCGWINSZ fills a plain struct; the descriptor stays open for the process.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(err_fd(), libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
+    }
+}
+
+/// One frame of a spinner: `glyph message`, cut to fit in `columns` with room to spare.
+///
+/// The line never reaches the last columns: the terminal echoes `^C` where the cursor is, and
+/// on a full line that echo wraps onto a new line, leaving the spinner frozen above it (the
+/// clean-up clears only the line the cursor is on).
+fn spinner_frame(glyph: char, message: &str, columns: usize) -> String {
+    let room = columns.saturating_sub(4).max(1);
+    let mut line: String = std::iter::once(glyph)
+        .chain(std::iter::once(' '))
+        .chain(message.chars())
+        .collect();
+    if line.chars().count() > room {
+        line = line.chars().take(room.saturating_sub(1)).collect();
+        line.push('…');
+    }
+    format!("{CLEAR_LINE}{line}")
+}
+
+/// A one-line spinner on stderr, redrawn from its own thread; its line is cleared when it is
+/// dropped. At most one runs at a time.
+pub struct Spinner {
+    shared: Arc<(Mutex<(String, bool)>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spinner {
+    const GLYPHS: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    const FRAME: Duration = Duration::from_millis(120);
+
+    fn start(message: &str) -> Spinner {
+        let shared = Arc::new((
+            Mutex::new((crate::text::line(message, 400), false)),
+            Condvar::new(),
+        ));
+        SPINNING.store(true, Ordering::SeqCst);
+        let s = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("hermes-spinner".into())
+            .spawn(move || {
+                let (lock, wake) = &*s;
+                let mut frame = 0usize;
+                let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+                while !g.1 {
+                    let glyph = Spinner::GLYPHS[frame % Spinner::GLYPHS.len()];
+                    write_fd(
+                        err_fd(),
+                        spinner_frame(glyph, &g.0, terminal_columns()).as_bytes(),
+                    );
+                    frame += 1;
+                    g = wake
+                        .wait_timeout(g, Spinner::FRAME)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            })
+            .ok();
+        Spinner { shared, thread }
+    }
+
+    /// Show `message` from the next frame on.
+    pub fn set(&self, message: &str) {
+        let mut g = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = crate::text::line(message, 400);
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        {
+            let mut g = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+            g.1 = true;
+        }
+        self.shared.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        SPINNING.store(false, Ordering::SeqCst);
+        write_fd(err_fd(), CLEAR_LINE.as_bytes());
+    }
+}
+
 fn paint(color: bool, text: &str, code: &str) -> String {
     if color {
         format!("\x1b[{code}m{text}\x1b[0m")
     } else {
         text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spinner_frame_leaves_room_for_the_ctrl_c_echo() {
+        let long = "waiting for approval… 9:59 left; ".repeat(5);
+        for columns in [20, 60, 80] {
+            let frame = spinner_frame('⠋', &long, columns);
+            let shown = frame.strip_prefix(CLEAR_LINE).unwrap();
+            assert!(shown.chars().count() <= columns - 4, "{columns}: {shown}");
+            assert!(shown.ends_with('…'), "{shown}");
+        }
+        let short = spinner_frame('⠋', "waiting", 80);
+        assert_eq!(short, format!("{CLEAR_LINE}⠋ waiting"));
     }
 }

@@ -132,14 +132,8 @@ impl ProviderServices {
 impl HostServices for ProviderServices {
     fn http(&self, mut request: HttpRequest) -> RResult<HttpResponse, PluginError> {
         request.timeout_ms = effective_timeout_ms(request.timeout_ms, self.interactive_timeout);
-        let what = format!(
-            "{} {}",
-            crate::text::line(request.method.as_str(), 16),
-            crate::text::line(request.url.as_str(), 300)
-        );
-        self.out
-            .log(2, &format!("[{}] {what}", self.policy.provider));
-        let r = self.guard(
+        // Each request (and redirect hop) is logged by `log_request`.
+        self.guard(
             "http",
             || http_blocking(&self.policy, request),
             || {
@@ -149,18 +143,8 @@ impl HostServices for ProviderServices {
                     "internal error in the host's HTTP service",
                 ))
             },
-        );
-        match &r {
-            Ok(resp) => self.out.log(
-                2,
-                &format!("[{}] {what} -> {}", self.policy.provider, resp.status),
-            ),
-            Err(e) => self.out.log(
-                2,
-                &format!("[{}] {what} -> {}", self.policy.provider, e.message),
-            ),
-        }
-        r.into()
+        )
+        .into()
     }
     fn now_ms(&self) -> i64 {
         (self.clock)()

@@ -185,9 +185,31 @@ pub fn now_ms() -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Time left on a countdown: `m:ss` under ten minutes (`1:30`, `0:05`), whole minutes above
+/// (`14 min`). Seconds are rounded up, so a fresh ten-minute code reads `10 min`, not `9:59`.
+pub fn countdown(ms: i64) -> String {
+    let s = ms.max(0).saturating_add(999) / 1000;
+    if s < 600 {
+        format!("{}:{:02}", s / 60, s % 60)
+    } else {
+        hermes_plugin_sdk::duration::human(s * 1000)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn countdowns_show_seconds_under_ten_minutes() {
+        assert_eq!(countdown(90_000), "1:30");
+        assert_eq!(countdown(4_200), "0:05");
+        assert_eq!(countdown(0), "0:00");
+        assert_eq!(countdown(-5), "0:00");
+        assert_eq!(countdown(599_001), "10 min");
+        assert_eq!(countdown(598_500), "9:59");
+        assert_eq!(countdown(14 * 60_000), "14 min");
+    }
 
     #[test]
     fn round_trips_and_accepts_both_utc_spellings() {

@@ -100,7 +100,7 @@ pub fn choose(
         let reason = if entries.len() == 1 {
             "the only login".to_string()
         } else {
-            format!("first usable of {} by priority", entries.len())
+            format!("the first of {} logins that works", entries.len())
         };
         return Ok(Some(Chosen {
             entry: preferred.clone(),

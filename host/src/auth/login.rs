@@ -85,6 +85,31 @@ fn scrub(message: &str, secrets: &[String]) -> String {
     crate::secret::redact(message, &refs)
 }
 
+/// What happened while waiting.
+pub enum Tick {
+    /// Still waiting; ms left before the deadline.
+    Waiting(i64),
+    /// A poll failed in a way that may pass (429, 5xx, a dropped connection): still waiting,
+    /// but the user should know the server is failing, not only at the end.
+    ServerFailing {
+        /// Polls that failed so far.
+        failed: u32,
+        /// Polls so far.
+        polls: u32,
+        /// What the last failure said.
+        last: String,
+    },
+}
+
+/// "the server failed 3 of 5 polls (last: …)", for the waiting line and the final error.
+pub fn server_failing(failed: u32, polls: u32, last: &str) -> String {
+    format!(
+        "the server failed {failed} of {polls} {} (last: {})",
+        if polls == 1 { "poll" } else { "polls" },
+        crate::text::line(last, 200)
+    )
+}
+
 /// How a sign-in that did not succeed ended: the dashboard reports it as a status, the CLI
 /// only prints the error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +132,9 @@ pub struct NotApproved {
     pub ending: Ending,
     /// What to tell the user.
     pub error: Error,
+    /// For a denial: the provider's own words (empty when it gave none), for a display that
+    /// already says "denied" in its own way.
+    pub reason: String,
 }
 
 /// Poll until done. `deadline_ms` caps the wait (the challenge's own expiry also applies);
@@ -118,7 +146,7 @@ pub fn wait(
     challenge: &Challenge,
     deadline_ms: i64,
     cancel: &AtomicBool,
-    tick: &mut dyn FnMut(i64),
+    tick: &mut dyn FnMut(Tick),
 ) -> Result<Approved> {
     wait_ending(provider, challenge, deadline_ms, cancel, tick).map_err(|n| n.error)
 }
@@ -141,12 +169,7 @@ impl PollFailures {
         if self.failed == 0 {
             String::new()
         } else {
-            format!(
-                "; the server failed {} of {} polls (last: {})",
-                self.failed,
-                self.polls,
-                crate::text::line(&self.last, 200)
-            )
+            format!("; {}", server_failing(self.failed, self.polls, &self.last))
         }
     }
 }
@@ -179,7 +202,7 @@ pub fn wait_ending(
     challenge: &Challenge,
     deadline_ms: i64,
     cancel: &AtomicBool,
-    tick: &mut dyn FnMut(i64),
+    tick: &mut dyn FnMut(Tick),
 ) -> std::result::Result<Approved, NotApproved> {
     let watch = PollWatch::default();
     wait_watched(provider, challenge, deadline_ms, cancel, tick, &watch)
@@ -191,7 +214,7 @@ pub fn wait_watched(
     challenge: &Challenge,
     deadline_ms: i64,
     cancel: &AtomicBool,
-    tick: &mut dyn FnMut(i64),
+    tick: &mut dyn FnMut(Tick),
     watch: &PollWatch,
 ) -> std::result::Result<Approved, NotApproved> {
     // The provider's clock (the one its plugin made the challenge's deadlines with) and its
@@ -201,6 +224,7 @@ pub fn wait_watched(
     let end = |ending: Ending, message: String| NotApproved {
         ending,
         error: AuthError::SignIn(scrub(&message, &secrets)).into(),
+        reason: String::new(),
     };
     if provider.handle.auth_flow.is_none() {
         return Err(end(
@@ -263,6 +287,7 @@ pub fn wait_watched(
                 return Err(NotApproved {
                     ending: Ending::Failed,
                     error: stop.error(&provider.plugin_id, "AuthFlow::poll"),
+                    reason: String::new(),
                 })
             }
         };
@@ -273,7 +298,12 @@ pub fn wait_watched(
             // approving right now: keep polling; the deadline decides.
             Err(e) if e.is_transient() && now_ms() < hard_deadline => {
                 failed += 1;
-                last_failure = e.message.to_string();
+                last_failure = scrub(&e.message, &secrets);
+                tick(Tick::ServerFailing {
+                    failed,
+                    polls,
+                    last: last_failure.clone(),
+                });
                 hermes_plugin_api::PollOutcome::pending()
             }
             Err(e) => {
@@ -317,15 +347,18 @@ pub fn wait_watched(
                 });
             }
             poll_status::DENIED => {
-                let why = if outcome.message.is_empty() {
+                let reason = scrub(
+                    &crate::text::line(&outcome.message, boundary::MAX_LINE),
+                    &secrets,
+                );
+                let why = if reason.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        ": {}",
-                        crate::text::line(&outcome.message, boundary::MAX_LINE)
-                    )
+                    format!(": {reason}")
                 };
-                return Err(end(Ending::Denied, format!("sign-in was denied{why}")));
+                let mut not = end(Ending::Denied, format!("sign-in was denied{why}"));
+                not.reason = reason;
+                return Err(not);
             }
             poll_status::EXPIRED => {
                 return Err(end(
@@ -369,7 +402,9 @@ pub fn wait_watched(
                     "sign-in cancelled; nothing was saved".into(),
                 ));
             }
-            tick(challenge.expires_at_ms.min(deadline_ms) - now_ms());
+            tick(Tick::Waiting(
+                challenge.expires_at_ms.min(deadline_ms) - now_ms(),
+            ));
             (provider.time.sleep)(
                 Duration::from_millis(100)
                     .min(Duration::from_millis((wake - now_ms()).max(1) as u64)),

@@ -303,15 +303,20 @@ impl ChatClient {
         for (k, v) in &tok.extra_headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
+        let sent = std::time::Instant::now();
         let resp = tokio::time::timeout(self.idle, rb.send())
             .await
-            .map_err(|_| {
-                fail(ChatError::Network(format!(
-                    "{host} did not answer within {} s",
-                    self.idle.as_secs_f64()
-                )))
-            })?
-            .map_err(|e| fail(ChatError::Network(network_error(&e, &host))))?;
+            .map_err(|_| format!("{host} did not answer within {} s", self.idle.as_secs_f64()))
+            .and_then(|r| r.map_err(|e| network_error(&e, &host)));
+        crate::net::log_request(
+            "POST",
+            &url,
+            resp.as_ref()
+                .map(|r| r.status().as_u16())
+                .map_err(String::as_str),
+            sent.elapsed(),
+        );
+        let resp = resp.map_err(|e| fail(ChatError::Network(e)))?;
         let status = resp.status().as_u16();
         if status == 401 {
             return Err(Attempt::Unauthorized);

@@ -4,14 +4,13 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hermes_plugin_api::{flow, RemovalPlan, StatusReport};
 use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::auth::choice;
-use crate::auth::login;
+use crate::auth::login::{self, Tick};
 use crate::auth::pool::{self, EntryView, Slot, SINGLETON_SOURCE};
 use crate::auth::{Store, TokenSource};
 use crate::config::Settings;
@@ -21,7 +20,7 @@ use crate::plugins::registry::Entry;
 use crate::plugins::runtime::{self, PluginSet, Provider, Scope};
 use crate::plugins::supervise::{self, Findings};
 use crate::text;
-use crate::timefmt::iso_from_ms;
+use crate::timefmt::{countdown, iso_from_ms};
 use hermes_plugin_sdk::duration::human as human_duration;
 
 #[derive(Debug, clap::Subcommand)]
@@ -173,10 +172,9 @@ fn add(
     let region = region.or(configured.as_deref());
     if let Some(r) = region {
         if d.region(Some(r)).is_none() {
-            let names: Vec<&str> = d.regions.iter().map(|r| r.name.as_str()).collect();
             return Err(Error::usage(
                 format!("{} has no region {r:?}", d.display_name),
-                format!("choose one of: {}", names.join(", ")),
+                format!("choose one of: {}", d.region_list()),
             ));
         }
     }
@@ -253,25 +251,44 @@ fn add(
         // No terminal to animate: one plain line says what is happening and how to stop it.
         ctx.out.info(&format!(
             "waiting for approval; the code expires in {}; Ctrl-C to cancel",
-            human_duration(challenge.expires_at_ms - provider.time.now_ms())
+            countdown(challenge.expires_at_ms - provider.time.now_ms())
         ));
     }
-    let spinner = ctx.out.animated().then(|| {
-        let s = indicatif::ProgressBar::new_spinner();
-        s.enable_steady_tick(Duration::from_millis(120));
-        s
-    });
-    let result = login::wait(&provider, &challenge, deadline, &cancel, &mut |left| {
-        if let Some(s) = &spinner {
-            s.set_message(format!(
-                "waiting for approval… {} left (Ctrl-C to cancel)",
-                human_duration(left)
-            ));
+    let waiting = |left: i64, failing: &str| {
+        format!(
+            "waiting for approval… {} left (Ctrl-C to cancel){failing}",
+            countdown(left)
+        )
+    };
+    let spinner = ctx.out.spinner(&waiting(
+        deadline.min(challenge.expires_at_ms) - provider.time.now_ms(),
+        "",
+    ));
+    let mut failing = String::new();
+    let result = login::wait(&provider, &challenge, deadline, &cancel, &mut |t| match t {
+        Tick::Waiting(left) => {
+            if let Some(s) = &spinner {
+                s.set(&waiting(left, &failing));
+            }
+        }
+        Tick::ServerFailing {
+            failed,
+            polls,
+            last,
+        } => {
+            failing = format!("; the server failed {failed} of {polls}");
+            // In full (status and the server's words) at the 1st, 2nd, 4th, 8th… failure,
+            // above the spinner when there is one: the user learns the server is failing
+            // without a line per poll.
+            if failed.is_power_of_two() {
+                ctx.out.warn(&format!(
+                    "{}; still waiting for approval",
+                    login::server_failing(failed, polls, &last)
+                ));
+            }
         }
     });
-    if let Some(s) = spinner {
-        s.finish_and_clear();
-    }
+    drop(spinner);
     let approved = match result {
         Ok(a) => a,
         Err(e) if cancel.load(Ordering::SeqCst) => {
@@ -286,7 +303,10 @@ fn add(
     let saved = login::save(&store, &d.id, approved.credential, label)?;
     let mut line = format!("{} Signed in to {}", ctx.out.ok_mark(), d.display_name);
     if !region_name.is_empty() {
-        line.push_str(&format!(" (region {region_name})"));
+        let shown = d
+            .region(Some(&region_name))
+            .map_or(region_name.clone(), |r| r.shown());
+        line.push_str(&format!(" (region {shown})"));
     }
     if saved.extra_account {
         line.push_str(&format!(" as an extra account {:?}", label.unwrap_or("")));
@@ -439,13 +459,13 @@ fn list(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
                     l => l,
                 };
                 ctx.out.result(&format!(
-                    "  #{} {} {:<22} {:<8} {}  {}",
+                    "  #{} {} {:<22} {:<13} {}  {}",
                     r["number"],
                     field("id", 16),
                     name,
                     text::line(
                         shown_source(&entry.provider, r["source"].as_str().unwrap_or("")),
-                        64
+                        13
                     ),
                     field("token_preview", 32),
                     field("summary", 200),
@@ -511,7 +531,13 @@ fn status(ctx: &Ctx, name: Option<&str>, as_json: bool) -> Result<ExitCode> {
                 "problems": report.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             });
             if let Some(e) = chosen {
-                v["account"] = entry_json(e, 0, &report);
+                // Numbered as `auth list` numbers them (from 1).
+                let n = file
+                    .entries(&d.id)
+                    .iter()
+                    .position(|l| l.id == e.id)
+                    .map_or(0, |i| i + 1);
+                v["account"] = entry_json(e, n, &report);
             }
             out.push(v);
             continue;
@@ -669,10 +695,13 @@ fn token(ctx: &Ctx, name: &str, account: Option<String>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The main login's source as people read it: an API-key login is not called `oauth`.
+/// A login's source as people read it: the main login by its kind (an API-key login is not
+/// called `oauth`), a further account as such, not by its storage name `manual:<provider>`.
 fn shown_source<'a>(d: &crate::plugins::ProviderDesc, source: &'a str) -> &'a str {
     if source == crate::auth::pool::SINGLETON_SOURCE {
         d.main_login_name()
+    } else if source.starts_with("manual:") {
+        "extra account"
     } else {
         source
     }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::Ctx;
 use crate::config::{yaml, Settings};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
@@ -13,7 +13,8 @@ pub enum Cmd {
         /// Dotted key.
         key: String,
     },
-    /// Set a value (parsed as YAML: `true`, `3`, or text).
+    /// Set a value (parsed as YAML: `true`, `3`, or text); a provider setting is checked
+    /// against what the provider declares (exit 2 when refused).
     Set {
         /// Dotted key.
         key: String,
@@ -52,10 +53,44 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> Result<ExitCode> {
             }
         }
         Cmd::Set { key, value } => {
+            check_setting(ctx, &key, &value)?;
             let mut s = Settings::load(&paths)?;
             s.set(&key, crate::config::parse_value(&value))?;
             s.save()?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Refuse a provider setting the provider does not accept (`providers.minimax-oauth.region
+/// mars`); warn about a key hermes does not read (kept: the plugin may read it).
+fn check_setting(ctx: &Ctx, key: &str, value: &str) -> Result<()> {
+    use crate::config::{check_provider_setting, Declared, SettingProblem};
+    use crate::plugins::runtime::{PluginSet, Scope};
+    let parts: Vec<&str> = key.split('.').collect();
+    let ["providers", id, setting] = parts.as_slice() else {
+        return Ok(());
+    };
+    let paths = ctx.env.paths();
+    let provider = PluginSet::load(&paths, Scope::Provider(id))
+        .ok()
+        .and_then(|set| set.registry.resolve(id).map(|e| e.provider.clone()));
+    let Some(d) = provider else {
+        ctx.out.warn(&format!(
+            "no installed provider is called {:?}; the setting is saved unchecked",
+            crate::text::line(id, 64)
+        ));
+        return Ok(());
+    };
+    match check_provider_setting(&Declared::from(&d), setting, value) {
+        None => Ok(()),
+        Some(SettingProblem::Invalid { why, help }) => Err(Error::usage(why, help)),
+        Some(SettingProblem::Unknown) => {
+            ctx.out.warn(&format!(
+                "{key} is not a setting hermes reads; saved for the plugin (settings hermes reads: {})",
+                crate::config::PROVIDER_KEYS.join(", ")
+            ));
+            Ok(())
         }
     }
 }

@@ -50,7 +50,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 .iter()
                 .filter(|f| f.severity >= Severity::Warning)
                 .count();
-            ctx.out.info(&format!("{n} finding(s) need action"));
+            ctx.out.info(&if n == 1 {
+                "1 finding needs action".to_string()
+            } else {
+                format!("{n} findings need action")
+            });
         }
     }
     Ok(if healthy {

@@ -23,7 +23,7 @@ use crate::output::Output;
 #[derive(Debug, Parser)]
 #[command(name = "hermes", version, about, propagate_version = true)]
 struct Cli {
-    /// More detail on stderr (-v, -vv, -vvv).
+    /// More detail on stderr (-v details, -vv every HTTP request and plugin logs, -vvv all).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Less prose on stderr (`-q` belongs to `chat`'s prompt).
@@ -89,7 +89,15 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
+            // Help, version and usage errors go through the output layer: clap would write
+            // them to fd 1, which hermes pointed at /dev/null above.
+            let text = e.render().to_string();
+            let out = Output::plain(0);
+            if e.use_stderr() {
+                out.notice(text.trim_end());
+            } else {
+                out.result(text.trim_end());
+            }
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
@@ -103,6 +111,7 @@ pub fn main() -> ExitCode {
     crate::net::set_proxies(env.proxies.clone());
     crate::plugins::deadline::configure(env.plugin_timeout);
     let out = Output::new(&env, cli.verbose, cli.quiet);
+    crate::net::set_request_log(&out);
     let ctx = Ctx {
         env,
         out: out.clone(),

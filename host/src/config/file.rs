@@ -145,6 +145,17 @@ impl Settings {
             .collect()
     }
 
+    /// The ids under `providers` that hold settings.
+    pub fn provider_ids(&self) -> Vec<String> {
+        match self.get("providers") {
+            Some(Value::Mapping(m)) => m
+                .iter()
+                .filter_map(|(k, _)| k.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// What a provider's plugin may read through `config_get`: its scalar settings, plus each
     /// URL override it declares (`(env var, target)`) filled from `<target>_base_url` — the
     /// environment variable itself, when set, wins over this later.

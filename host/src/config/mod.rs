@@ -8,6 +8,8 @@ pub mod yaml;
 
 pub use file::{parse_value, Settings};
 
+use crate::plugins::ProviderDesc;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -317,9 +319,148 @@ impl Paths {
     }
 }
 
+/// What a provider declares that its settings (`providers.<id>.<key>` in `config.yaml`) are
+/// checked against.
+#[derive(Clone, Debug, Default)]
+pub struct Declared {
+    /// The provider's display name, for messages.
+    pub display_name: String,
+    /// Its region ids.
+    pub regions: Vec<String>,
+    /// Its regions as people read them: `global, cn (China)` (a name that only differs in case is left out).
+    pub regions_shown: String,
+    /// What its URL override variables target (`portal`, `inference`).
+    pub url_targets: Vec<String>,
+}
+
+impl From<&ProviderDesc> for Declared {
+    fn from(d: &ProviderDesc) -> Self {
+        Declared {
+            display_name: d.display_name.clone(),
+            regions: d.regions.iter().map(|r| r.name.clone()).collect(),
+            regions_shown: d.region_list(),
+            url_targets: d.url_overrides.iter().map(|o| o.target.clone()).collect(),
+        }
+    }
+}
+
+/// What is wrong with one provider setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingProblem {
+    /// A key hermes does not read. It is kept (the provider's plugin may read it).
+    Unknown,
+    /// A key hermes reads, with a value the provider does not accept.
+    Invalid {
+        /// What is wrong.
+        why: String,
+        /// What to write instead.
+        help: String,
+    },
+}
+
+/// The settings hermes reads under `providers.<id>`.
+pub const PROVIDER_KEYS: &[&str] = &[
+    "region",
+    "account",
+    "portal_base_url",
+    "inference_base_url",
+    "base_url",
+];
+
+/// Check `providers.<id>.<key> = value` against what the provider declares: a region must be
+/// one of its regions, a base URL an http(s) URL for a URL it lets be overridden (`base_url`
+/// also serves providers that read it themselves). `None`: nothing to report.
+pub fn check_provider_setting(d: &Declared, key: &str, value: &str) -> Option<SettingProblem> {
+    let value = value.trim();
+    let invalid = |why: String, help: String| Some(SettingProblem::Invalid { why, help });
+    match key {
+        "region" => {
+            if d.regions.iter().any(|r| r.eq_ignore_ascii_case(value)) {
+                None
+            } else if d.regions.is_empty() {
+                invalid(
+                    format!("{} has no regions", d.display_name),
+                    "remove the setting".into(),
+                )
+            } else {
+                invalid(
+                    format!(
+                        "{} has no region {:?}",
+                        d.display_name,
+                        crate::text::line(value, 64)
+                    ),
+                    format!("choose one of: {}", d.regions_shown),
+                )
+            }
+        }
+        "account" => None,
+        "portal_base_url" | "inference_base_url" | "base_url" => {
+            let target = match key {
+                "portal_base_url" => "portal",
+                _ => "inference",
+            };
+            if key != "base_url" && !d.url_targets.iter().any(|t| t == target) {
+                return invalid(
+                    format!("{} has no {target} URL to override", d.display_name),
+                    "remove the setting".into(),
+                );
+            }
+            match reqwest::Url::parse(value) {
+                Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => None,
+                _ => invalid(
+                    format!("{:?} is not an http(s) URL", crate::text::line(value, 200)),
+                    "give a full URL such as https://api.example.com/v1".into(),
+                ),
+            }
+        }
+        _ => Some(SettingProblem::Unknown),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn minimax() -> Declared {
+        Declared {
+            display_name: "MiniMax".into(),
+            regions: vec!["global".into(), "cn".into()],
+            regions_shown: "global, cn (China)".into(),
+            url_targets: vec!["portal".into(), "inference".into()],
+        }
+    }
+
+    #[test]
+    fn provider_settings_are_checked_against_what_the_provider_declares() {
+        let d = minimax();
+        assert_eq!(check_provider_setting(&d, "region", "CN"), None);
+        assert!(matches!(
+            check_provider_setting(&d, "region", "mars"),
+            Some(SettingProblem::Invalid { why, help })
+                if why == "MiniMax has no region \"mars\"" && help == "choose one of: global, cn (China)"
+        ));
+        assert_eq!(check_provider_setting(&d, "account", "work"), None);
+        assert_eq!(
+            check_provider_setting(&d, "portal_base_url", "http://127.0.0.1:9"),
+            None
+        );
+        assert!(matches!(
+            check_provider_setting(&d, "inference_base_url", "not a url"),
+            Some(SettingProblem::Invalid { .. })
+        ));
+        assert_eq!(
+            check_provider_setting(&d, "colour", "blue"),
+            Some(SettingProblem::Unknown)
+        );
+        let no_portal = Declared {
+            url_targets: vec!["inference".into()],
+            ..minimax()
+        };
+        assert!(matches!(
+            check_provider_setting(&no_portal, "portal_base_url", "https://x.example"),
+            Some(SettingProblem::Invalid { .. })
+        ));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_vars(

@@ -197,7 +197,11 @@ impl Session {
                 let mut message = not.error.message().to_string();
                 let status = match not.ending {
                     Ending::Cancelled => Status::Cancelled,
-                    Ending::Denied => Status::Denied,
+                    // The page says "denied" itself: only the provider's words go with it.
+                    Ending::Denied => {
+                        message = not.reason.clone();
+                        Status::Denied
+                    }
                     Ending::Expired => Status::Expired,
                     // The session's own life ran out before the code's: to the user, the same.
                     Ending::GaveUp => {

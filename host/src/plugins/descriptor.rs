@@ -22,12 +22,13 @@ pub struct RegionDesc {
 }
 
 impl RegionDesc {
-    /// The region for people: `China (cn)`, or the bare id when it has no label.
-    pub fn display(&self) -> String {
-        if self.label.is_empty() {
+    /// The id with the name people read beside it: `cn (China)`, or the id alone (also when
+    /// the name only differs from the id in case).
+    pub fn shown(&self) -> String {
+        if self.label.is_empty() || self.label.eq_ignore_ascii_case(&self.name) {
             self.name.clone()
         } else {
-            format!("{} ({})", self.label, self.name)
+            format!("{} ({})", self.name, self.label)
         }
     }
 }
@@ -190,6 +191,14 @@ impl ProviderDesc {
             Some(n) => self.regions.iter().find(|r| r.name.eq_ignore_ascii_case(n)),
         }
     }
+    /// Region ids with their names for people: `global, cn (China)` (a name that only differs in case is left out).
+    pub fn region_list(&self) -> String {
+        self.regions
+            .iter()
+            .map(RegionDesc::shown)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
     /// The model with this id (case-insensitive).
     pub fn model(&self, id: &str) -> Option<&ModelDesc> {
         self.models.iter().find(|m| m.id.eq_ignore_ascii_case(id))
@@ -218,6 +227,22 @@ impl ProviderDesc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regions_are_shown_with_the_names_the_provider_gives_them() {
+        let mut info =
+            hermes_plugin_api::ProviderInfo::new("p", "P", "device_code", "anthropic_messages");
+        for name in ["global", "cn", "eu"] {
+            info.regions.push(hermes_plugin_api::RegionInfo {
+                name: name.into(),
+                portal_base_url: "https://x.example".into(),
+                inference_base_url: "https://x.example".into(),
+            });
+        }
+        info.extension = r#"{"region_labels": {"global": "Global", "cn": "China"}}"#.into();
+        let d = ProviderDesc::from(&info);
+        assert_eq!(d.region_list(), "global, cn (China), eu");
+    }
 
     fn sample() -> PluginInfo {
         let mut p = ProviderInfo::new("demo", "Demo", "device_code", "anthropic_messages");

@@ -286,12 +286,17 @@ fn download(url: &str, sha256: Option<String>) -> Result<Fetched> {
     let bytes = net
         .runtime()
         .block_on(async {
-            let mut resp = net
-                .client_for(&parsed)
-                .get(parsed.clone())
-                .send()
-                .await?
-                .error_for_status()?;
+            let sent = std::time::Instant::now();
+            let resp = net.client_for(&parsed).get(parsed.clone()).send().await;
+            crate::net::log_request(
+                "GET",
+                &parsed,
+                resp.as_ref()
+                    .map(|r| r.status().as_u16())
+                    .map_err(|_| "no answer"),
+                sent.elapsed(),
+            );
+            let mut resp = resp?.error_for_status()?;
             let mut buf = Vec::new();
             while let Some(chunk) = resp.chunk().await? {
                 if buf.len() + chunk.len() > MAX_DOWNLOAD {

@@ -213,6 +213,10 @@ impl PluginsError {
 
     /// Whether the command line asked for it (exit 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, PluginsError::NoChecksum { .. })
+        // A name that names nothing is a usage error (exit 2), as an unknown region is.
+        matches!(
+            self,
+            PluginsError::NoChecksum { .. } | PluginsError::UnknownProvider { .. }
+        )
     }
 }

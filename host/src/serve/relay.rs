@@ -310,12 +310,23 @@ async fn send(
     for (k, v) in &token.extra_headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
-    match tokio::time::timeout(IDLE, rb.body(body).send()).await {
+    let sent = std::time::Instant::now();
+    let answer = match tokio::time::timeout(IDLE, rb.body(body).send()).await {
         Err(_) => Err(format!("{host} did not answer within {} s", IDLE.as_secs())),
         Ok(Err(e)) if e.is_connect() => Err(format!("cannot connect to {host}")),
         Ok(Err(_)) => Err(format!("the connection to {host} failed before an answer")),
         Ok(Ok(r)) => Ok(r),
-    }
+    };
+    crate::net::log_request(
+        "POST",
+        &url,
+        answer
+            .as_ref()
+            .map(|r| r.status().as_u16())
+            .map_err(String::as_str),
+        sent.elapsed(),
+    );
+    answer
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and cookies are not passed back.

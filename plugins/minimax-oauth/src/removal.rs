@@ -5,8 +5,8 @@ use hermes_plugin_sdk::prelude::*;
 use crate::descriptor::SIGN_IN_COMMAND;
 
 /// The plan for removing `source`: the `oauth` singleton clears the stored login and is
-/// suppressed so that it is not seeded back into the pool; a `manual:` entry is only its own
-/// pool entry; an unknown source touches nothing beyond what the host removes itself.
+/// suppressed so that it is not seeded back into the pool; a `manual:` entry (an extra account) is
+/// only its own pool entry; an unknown source touches nothing beyond what the host removes itself.
 pub fn removal(source: &str) -> RemovalPlan {
     if source == "oauth" {
         RemovalPlan {
@@ -21,7 +21,7 @@ pub fn removal(source: &str) -> RemovalPlan {
         RemovalPlan {
             clear_provider_state: false,
             suppress_source: false,
-            message: "Removed the MiniMax (OAuth) pool entry.".into(),
+            message: "Removed the extra MiniMax (OAuth) account.".into(),
         }
     } else {
         RemovalPlan {

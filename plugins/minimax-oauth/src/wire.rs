@@ -155,15 +155,23 @@ pub fn status_msg(obj: &Map<String, Value>) -> Option<&str> {
         .and_then(|b| str_field(b, "status_msg"))
 }
 
-/// The `status_msg` of a JSON body, else the body, else the reason phrase; cleaned.
+/// The server's own message in an error body, cleaned: `base_resp.status_msg`, else an OAuth
+/// `error_description`, else `message`, else `error`. A JSON body with none of them is never
+/// shown raw (the reason phrase stands for it); a body that is not JSON is, cleaned.
 pub fn describe_error_body(resp: &HttpResponse, secrets: &[&str]) -> String {
-    if let Some(msg) = serde_json::from_slice::<Value>(&resp.body)
-        .ok()
-        .as_ref()
-        .and_then(Value::as_object)
-        .and_then(status_msg)
-    {
-        return clean(msg, secrets);
+    let parsed = serde_json::from_slice::<Value>(&resp.body).ok();
+    if let Some(obj) = parsed.as_ref().and_then(Value::as_object) {
+        let said = status_msg(obj)
+            .or_else(|| str_field(obj, "error_description"))
+            .or_else(|| str_field(obj, "message"))
+            .or_else(|| str_field(obj, "error"));
+        return match said {
+            Some(msg) => clean(msg, secrets),
+            None => reason_phrase(resp.status),
+        };
+    }
+    if parsed.is_some() {
+        return reason_phrase(resp.status);
     }
     let body = body_for_message(resp, secrets);
     if body.is_empty() {
@@ -283,6 +291,17 @@ mod tests {
             false,
         );
         assert_eq!(describe_error_body(&r, &[]), "bad code");
+        // The shape a real MiniMax 500 has: its words, never the JSON.
+        let r = resp(
+            500,
+            br#"{"error":"server_error","error_description":"try again later","base_resp":{"status_code":1000}}"#,
+            false,
+        );
+        assert_eq!(describe_error_body(&r, &[]), "try again later");
+        let r = resp(500, br#"{"error":"server_error","trace":{"id":1}}"#, false);
+        assert_eq!(describe_error_body(&r, &[]), "server_error");
+        let r = resp(500, br#"{"trace":{"id":1}}"#, false);
+        assert_eq!(describe_error_body(&r, &[]), "Internal Server Error");
         assert_eq!(describe_error_body(&resp(503, b"down", false), &[]), "down");
         assert_eq!(
             describe_error_body(&resp(307, b"", false), &[]),

@@ -84,7 +84,7 @@ fn login_cn_region() {
             "cn",
         ])
         .ok();
-    assert!(r.stdout.contains("(region cn)"), "{}", r.stdout);
+    assert!(r.stdout.contains("(region cn (China))"), "{}", r.stdout);
     assert_eq!(stored(&home)["region"], "cn");
     let c = emu.counters();
     assert_eq!((c.cn.logins_completed, c.global.logins_completed), (1, 0));
@@ -109,7 +109,7 @@ fn unknown_region_is_a_usage_error() {
         ])
         .code(2);
     assert!(
-        r.stderr.contains("choose one of: global, cn"),
+        r.stderr.contains("choose one of: global, cn (China)"),
         "{}",
         r.stderr
     );

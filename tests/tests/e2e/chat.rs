@@ -450,7 +450,7 @@ fn status_says_which_login_is_used_and_why() {
     let r = home.run(&["status"]).ok();
     assert!(r.stdout.contains("[login oauth ("), "{}", r.stdout);
     assert!(
-        r.stdout.contains("first usable of 2 by priority]"),
+        r.stdout.contains("the first of 2 logins that works]"),
         "{}",
         r.stdout
     );

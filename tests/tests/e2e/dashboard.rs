@@ -1246,3 +1246,23 @@ fn dashboard_names_regions_and_the_region_of_a_sign_in() {
     );
     assert_eq!(polled["region"], "cn");
 }
+
+#[test]
+fn a_denied_sign_in_is_not_called_denied_twice() {
+    let (emu, home) = minimax(EmulatorConfig {
+        auto_approve: false,
+        interval_ms: 100,
+        ..EmulatorConfig::default()
+    });
+    let d = Dash::start(&home, &[]);
+    let started = d.start_login("minimax-oauth", None);
+    let code = started["user_code"].as_str().unwrap().to_string();
+    let sid = started["session_id"].as_str().unwrap().to_string();
+    assert!(emu.deny(&code));
+    let end = d.poll_until_done("minimax-oauth", &sid, Duration::from_secs(30));
+    assert_eq!(end["status"], "denied", "{end}");
+    // The page says "The sign-in was denied." itself: the message carries only the
+    // provider's own words.
+    let said = end["error_message"].as_str().unwrap_or("");
+    assert!(!said.contains("sign-in was denied"), "{end}");
+}

@@ -144,3 +144,175 @@ fn the_model_picker_asks_again_after_a_number_it_did_not_list() {
     let r = home.run(&["config", "get", "model.default"]).ok();
     assert_eq!(r.stdout.trim(), "MiniMax-M2.7-highspeed", "{text}");
 }
+
+#[test]
+fn logins_are_listed_in_the_users_words_numbered_alike_everywhere() {
+    let (_emu, home) = crate::support::minimax(crate::support::approving());
+    crate::support::login(&home);
+    home.run(&[
+        "auth",
+        "add",
+        "minimax-oauth",
+        "--no-browser",
+        "--label",
+        "work",
+    ])
+    .ok();
+    let r = home.run(&["auth", "list"]).ok();
+    assert!(!r.stdout.contains("manual:"), "{}", r.stdout);
+    assert!(r.stdout.contains("extra account"), "{}", r.stdout);
+    // The source fits its column: the masked tokens line up.
+    let at: Vec<usize> = r
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .map(|l| l.find("mm-").expect("a masked token"))
+        .collect();
+    assert_eq!(at.len(), 2, "{}", r.stdout);
+    assert_eq!(at[0], at[1], "{}", r.stdout);
+    let r = home.run(&["auth", "status"]).ok();
+    assert!(!r.stdout.contains("priority"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("the first of 2 logins that works"),
+        "{}",
+        r.stdout
+    );
+    // `auth status --json` numbers the login as `auth list --json` does (from 1).
+    let status = home.run(&["auth", "status", "--json"]).ok().json();
+    let list = home.run(&["auth", "list", "--json"]).ok().json();
+    let account = &status["providers"][0]["account"];
+    let same = list["providers"][0]["logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == account["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(account["number"], same["number"]);
+    assert_eq!(account["number"], 1);
+    let r = home.run(&["auth", "remove", "minimax-oauth", "work"]).ok();
+    assert!(!r.all().contains("pool entry"), "{}", r.all());
+}
+
+#[test]
+fn a_region_the_provider_does_not_have_is_refused_and_reported() {
+    let (_emu, home) = crate::support::minimax(crate::support::approving());
+    crate::support::login(&home);
+    let r = home
+        .run(&["config", "set", "providers.minimax-oauth.region", "mars"])
+        .code(2);
+    assert!(
+        r.stderr.contains("MiniMax (OAuth) has no region \"mars\""),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("choose one of: global, cn (China)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        home.run(&["config", "get", "providers.minimax-oauth.region"])
+            .code
+            == 1
+    );
+    home.run(&["config", "set", "providers.minimax-oauth.region", "cn"])
+        .ok();
+    // A key hermes does not read is kept, with a word.
+    let r = home
+        .run(&["config", "set", "providers.minimax-oauth.colour", "blue"])
+        .ok();
+    assert!(
+        r.stderr.contains("not a setting hermes reads"),
+        "{}",
+        r.stderr
+    );
+    let r = home.run(&["doctor"]).ok();
+    assert!(
+        r.stdout
+            .contains("providers.minimax-oauth.colour is not a setting hermes reads"),
+        "{}",
+        r.stdout
+    );
+    // A file written by hand: doctor reports the bad value, and counts findings properly.
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "providers:\n  minimax-oauth:\n    region: mars\n",
+    )
+    .unwrap();
+    let r = home.run(&["doctor"]).code(1);
+    assert!(
+        r.stdout
+            .contains("providers.minimax-oauth.region: MiniMax (OAuth) has no region \"mars\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("(fix: hermes config set providers.minimax-oauth.region global)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("1 finding needs action"), "{}", r.stderr);
+    // An unknown provider and an unknown region are both usage errors.
+    let r = home
+        .run(&["auth", "add", "minimax-oauth", "--region", "mars"])
+        .code(2);
+    assert!(r.stderr.contains("no region"), "{}", r.stderr);
+    let r = home.run(&["auth", "add", "nope"]).code(2);
+    assert!(r.stderr.contains("unknown provider"), "{}", r.stderr);
+}
+
+#[test]
+fn very_verbose_logs_each_request_line_without_secrets() {
+    let (_emu, home) = crate::support::minimax(crate::support::approving());
+    let r = home
+        .run(&["-vv", "auth", "add", "minimax-oauth", "--no-browser"])
+        .ok();
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains("http ")).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("http POST http://127.0.0.1:")
+                && l.contains("/oauth2/device/code -> 200 (")
+                && l.ends_with(" ms)")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("/oauth2/token -> 200")),
+        "{}",
+        r.stderr
+    );
+    // Chat's request too.
+    let r = home.run(&["-vv", "chat", "-q", "hello"]).ok();
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.contains("http POST http://127.0.0.1:")
+                && l.contains("/anthropic/v1/messages -> 200 (")),
+        "{}",
+        r.stderr
+    );
+    let secrets = vec![crate::support::stored(&home)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()];
+    crate::support::assert_no_secret(&r.stderr, &secrets);
+    // Without -vv, no request lines.
+    let r = home.run(&["-v", "chat", "-q", "hello"]).ok();
+    assert!(!r.stderr.contains("http POST"), "{}", r.stderr);
+}
+
+#[test]
+fn help_and_version_reach_stdout() {
+    let home = Home::new();
+    let r = home.run(&["--help"]).ok();
+    assert!(r.stdout.contains("Usage: hermes"), "{r:?}");
+    let r = home.run(&["plugins", "new", "--help"]).ok();
+    assert!(r.stdout.contains("--api-path"), "{r:?}");
+    let r = home.run(&["--version"]).ok();
+    assert!(r.stdout.starts_with("hermes "), "{r:?}");
+    let r = home.run(&["auth", "nope"]).code(2);
+    assert!(r.stderr.contains("unrecognized subcommand"), "{r:?}");
+}

@@ -399,7 +399,7 @@ fn duplicate_records_the_later_is_ignored_and_doctor_reports_it() {
     let rows = j["plugins"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{j:#}");
     assert_eq!(rows[0]["status"], "disabled");
-    let r = home.run(&["auth", "status", "minimax-oauth"]).code(1);
+    let r = home.run(&["auth", "status", "minimax-oauth"]).code(2);
     assert!(r.stderr.contains("unknown provider"), "{}", r.stderr);
     // The disable rewrote plugins.json without the duplicate.
     assert_eq!(manifest(&home)["plugins"].as_array().unwrap().len(), 1);

@@ -343,7 +343,7 @@ fn remove_disable_and_enable() {
     home.run(&["plugins", "disable", "minimax-oauth"]).ok();
     let j = home.run(&["plugins", "list", "--json"]).ok().json();
     assert_eq!(j["plugins"][0]["status"], "disabled");
-    let r = home.run(&["auth", "status", "minimax-oauth"]).code(1);
+    let r = home.run(&["auth", "status", "minimax-oauth"]).code(2);
     assert!(r.stderr.contains("unknown provider"), "{}", r.stderr);
     home.run(&["plugins", "enable", "minimax-oauth"]).ok();
     home.run(&["plugins", "remove", "minimax-oauth"]).ok();
@@ -385,7 +385,7 @@ fn url_install_without_a_checksum_is_refused() {
 fn unknown_provider_names_what_is_installed() {
     let home = Home::new();
     home.install_minimax();
-    let r = home.run(&["auth", "status", "nope"]).code(1);
+    let r = home.run(&["auth", "status", "nope"]).code(2);
     assert!(
         r.stderr
             .contains("unknown provider \"nope\" (installed providers: minimax-oauth)"),

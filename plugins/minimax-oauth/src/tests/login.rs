@@ -200,6 +200,20 @@ fn authorization_failed_on_non_200_with_body() {
 }
 
 #[test]
+fn a_json_error_on_the_code_request_is_told_by_its_words_not_its_json() {
+    let err = start_replying(|| {
+        Reply::json(
+            500,
+            r#"{"error":"server_error","error_description":"temporarily unavailable","base_resp":{"status_code":1000}}"#,
+        )
+    });
+    assert_eq!(
+        err.message.as_str(),
+        "MiniMax OAuth authorization failed (HTTP 500): temporarily unavailable"
+    );
+}
+
+#[test]
 fn authorization_failed_with_empty_body_names_the_reason() {
     // The Python original's symptom of an unfollowed redirect; the host follows 307s, but if
     // one ever reaches the plugin the message must say what happened.
