@@ -19,7 +19,7 @@ use super::index::{self, IndexEntry};
 use super::loader::{self, Layout};
 use super::manifest::{self, Record, Verified};
 use super::registry::{PluginProviders, Registry};
-use super::runtime::{PluginSet, Scope};
+use super::runtime::PluginSet;
 use crate::config::Env;
 use crate::error::{Error, Result};
 
@@ -461,21 +461,24 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     // From reading the installed set to writing it, under the plugins lock: a concurrent
     // install or remove sees the state before this one or after it, never half of it.
     manifest::update(&paths, |m| {
-        let existing = PluginSet::load(&paths, Scope::All)?;
+        // The others as their recorded descriptors describe them: installing runs no code of
+        // any other plugin (records without one load as before, and get it recorded).
+        let existing = PluginSet::from_manifest(&paths.home, m);
+        super::runtime::apply_fills(m, &existing.fills());
         let mut warnings = Vec::new();
         {
-            let others: Vec<&crate::plugins::LoadedPlugin> = existing
+            let others: Vec<&PluginDesc> = existing
                 .installed
                 .iter()
-                .filter_map(|i| i.usable())
-                .filter(|p| p.desc.id != desc.id)
+                .filter_map(|i| i.desc())
+                .filter(|p| p.id != desc.id)
                 .collect();
             let reg = Registry::build(
                 others
                     .iter()
                     .map(|p| PluginProviders {
-                        plugin_id: &p.desc.id,
-                        providers: &p.desc.providers,
+                        plugin_id: &p.id,
+                        providers: &p.providers,
                     })
                     .chain(std::iter::once(PluginProviders {
                         plugin_id: &desc.id,
@@ -539,6 +542,8 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             source: fetched.source.clone(),
             installed_at: crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default(),
             verified: Some(Verified::new(&now)),
+            // Read in the trial load of the very file hashed, identified and now placed.
+            desc: Some(desc.clone()),
         };
         match m.get_mut(&record.id) {
             Some(r) => *r = record.clone(),

@@ -422,3 +422,138 @@ fn ctrl_c_ends_a_hanging_poll() {
         "{rest}"
     );
 }
+
+/// Commands about minimax-oauth — by id, by alias, chat — and listings read the descriptors
+/// recorded at install and load only the plugin they call: whatever the hostile plugin does
+/// when it is loaded or opened, they never run its code.
+#[test]
+fn commands_load_only_the_plugin_they_call() {
+    let (_emu, home) = setup();
+    let token = stored(&home)["access_token"].as_str().unwrap().to_string();
+    for hostile in [
+        "segv:describe",
+        "hang:describe",
+        "abort:describe",
+        "hang:provider",
+        "segv:provider",
+    ] {
+        let run = with(&home, hostile, &["auth", "token", "minimax-portal"]);
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, format!("{token}\n").as_str()),
+            "{hostile}: {}",
+            run.stderr
+        );
+        let run = with(
+            &home,
+            hostile,
+            &["auth", "status", "minimax-portal", "--json"],
+        );
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+        let doc = run.json();
+        assert_eq!(doc["providers"][0]["provider"], "minimax-oauth", "{doc:#}");
+        assert_eq!(doc["providers"][0]["logged_in"], true, "{hostile}: {doc:#}");
+
+        let run = with(
+            &home,
+            hostile,
+            &["chat", "-q", "hi", "--provider", "minimax-oauth", "--json"],
+        );
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+        assert!(run.json()["text"].is_string(), "{hostile}: {}", run.stdout);
+        let run = with(
+            &home,
+            hostile,
+            &["chat", "-q", "hi", "--provider", "minimax-portal"],
+        );
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+
+        let run = with(&home, hostile, &["plugins", "list"]);
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+        assert!(
+            run.stdout.contains("minimax-oauth (minimax-portal")
+                && run
+                    .stdout
+                    .lines()
+                    .any(|l| l.starts_with("hostile ") && l.contains(" ok ")),
+            "{hostile}: {}",
+            run.stdout
+        );
+        let run = with(&home, hostile, &["plugins", "list", "--json"]);
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+        let doc = run.json();
+        assert_eq!(doc["plugins"].as_array().unwrap().len(), 2, "{doc:#}");
+        for p in doc["plugins"].as_array().unwrap() {
+            assert_eq!(p["loaded"], false, "listing loads nothing: {doc:#}");
+        }
+        for name in ["minimax-oauth", "minimax-portal", "hostile"] {
+            let run = with(&home, hostile, &["plugins", "info", name]);
+            assert_eq!(run.code, 0, "{hostile} {name}: {}", run.all());
+            assert!(run.stdout.contains("  provider "), "{name}: {}", run.stdout);
+        }
+        let run = with(
+            &home,
+            hostile,
+            &["model", "--provider", "minimax-portal", "--aux"],
+        );
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+    }
+}
+
+/// Records written before descriptors were recorded keep working (the plugins are loaded,
+/// as before) and get their descriptor recorded; a library that is no longer the file its
+/// descriptor was read from is not described by it.
+#[test]
+fn records_without_a_descriptor_or_with_a_changed_library_fall_back_to_loading() {
+    let (_emu, home) = setup();
+    let path = home.path().join("plugins.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for p in doc["plugins"].as_array_mut().unwrap() {
+        assert!(
+            p["desc"]["providers"].is_array(),
+            "install records it: {p:#}"
+        );
+        p.as_object_mut().unwrap().remove("desc");
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+
+    let token = stored(&home)["access_token"].as_str().unwrap().to_string();
+    let run = with(&home, "", &["auth", "token", "minimax-portal"]).ok();
+    assert_eq!(run.stdout, format!("{token}\n"));
+    // Loaded once without a descriptor, recorded since.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for p in doc["plugins"].as_array().unwrap() {
+        assert!(p["desc"]["providers"].is_array(), "filled in: {p:#}");
+    }
+    let run = with(&home, "segv:describe", &["plugins", "list"]).ok();
+    assert!(run.stdout.contains("hostile "), "{}", run.stdout);
+
+    // Another library in the hostile plugin's place: its recorded descriptor no longer
+    // describes it; listing re-hashes it and says it changed.
+    let rel = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "hostile")
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lib_path = home.path().join(rel);
+    std::fs::remove_file(&lib_path).unwrap();
+    std::fs::copy(lib("fixture_test_provider"), &lib_path).unwrap();
+    let run = with(&home, "", &["plugins", "list", "--json"]).ok();
+    let doc = run.json();
+    let hostile = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "hostile")
+        .unwrap()
+        .clone();
+    assert_eq!(hostile["status"], "changed", "{doc:#}");
+    let run = with(&home, "", &["auth", "token", "minimax-portal"]).ok();
+    assert_eq!(run.stdout, format!("{token}\n"));
+}
