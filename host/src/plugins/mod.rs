@@ -10,6 +10,7 @@ pub mod index;
 pub mod install;
 pub mod loader;
 pub mod manifest;
+pub mod probe;
 pub mod registry;
 pub mod runtime;
 pub mod supervise;

@@ -396,17 +396,17 @@ pub fn in_scope(set: &PluginSet, scope: Scope<'_>) -> Vec<Record> {
 /// its library is still the file that descriptor was read from (the confined open, then the
 /// same identity check as [`open_verified`]); otherwise loaded as before ([`load_record`]).
 pub fn describe_record(home: &Path, record: Record) -> Installed {
-    try_describe(home, record).unwrap_or_else(|r| load_record(home, r))
+    try_describe(home, record).unwrap_or_else(|r| load_record(home, *r))
 }
 
 /// [`describe_record`] without the fallback: `Err` gives the record back when only loading
 /// the library can tell what it provides.
-pub fn try_describe(home: &Path, record: Record) -> Result<Installed, Record> {
+pub fn try_describe(home: &Path, record: Record) -> Result<Installed, Box<Record>> {
     if !record.enabled {
         return Ok(Installed::new(record, None));
     }
     let (Some(desc), Some(verified)) = (&record.desc, &record.verified) else {
-        return Err(record);
+        return Err(Box::new(record));
     };
     match open_confined(home, &record) {
         Ok(lib) if verified.matches(&lib.identity) && desc.id == record.id => {
@@ -418,7 +418,7 @@ pub fn try_describe(home: &Path, record: Record) -> Result<Installed, Record> {
         // A missing or unsafe library is reported as loading would report it.
         Err(e) => Ok(Installed::new(record, Some(Err(e)))),
         // Another file: its descriptor is not trusted; it is re-hashed and loaded.
-        Ok(_) => Err(record),
+        Ok(_) => Err(Box::new(record)),
     }
 }
 

@@ -230,7 +230,7 @@ pub fn diagnose(
 ) -> crate::Result<(runtime::PluginSet, Findings)> {
     let paths = env.paths();
     let manifest = manifest::read(&paths)?;
-    let tried: Vec<Result<Installed, Record>> = manifest
+    let tried: Vec<Result<Installed, Box<Record>>> = manifest
         .plugins
         .iter()
         .map(|r| runtime::try_describe(&paths.home, r.clone()))

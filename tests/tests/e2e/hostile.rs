@@ -557,3 +557,101 @@ fn records_without_a_descriptor_or_with_a_changed_library_fall_back_to_loading()
     let run = with(&home, "", &["auth", "token", "minimax-portal"]).ok();
     assert_eq!(run.stdout, format!("{token}\n"));
 }
+
+/// `plugins check` on the hostile library with `hostile` set: the JSON document (always
+/// printed) and the findings of its failed checks, one string.
+fn probe(home: &Home, hostile: &str, env: &[(&str, &str)]) -> (serde_json::Value, String) {
+    let mut c = home.command(&[
+        "plugins",
+        "check",
+        lib("fixture_hostile").to_str().unwrap(),
+        "--json",
+    ]);
+    c.env("HERMES_HOSTILE", hostile)
+        .env("HERMES_HOSTILE_MB", "8");
+    c.envs(env.iter().copied());
+    let run = Run::from_output(c.output().expect("run hermes"));
+    assert_eq!(run.code, 1, "{hostile}: {}", run.all());
+    let doc = run.json();
+    assert_eq!(doc["ok"], false, "{hostile}: {doc:#}");
+    let findings = doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["outcome"] == "fail")
+        .flat_map(|c| c["findings"].as_array().cloned().unwrap_or_default())
+        .map(|f| f.as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    (doc, findings)
+}
+
+/// The install probe names the call a library hung or crashed in, prints JSON whatever
+/// happened, and reports writes to stdout and a closed stdout as findings naming the call.
+#[test]
+fn the_install_probe_names_the_call_and_always_reports() {
+    let (_emu, home) = setup();
+    for (hostile, expected) in [
+        ("hang:status", "did not answer within 3 s in Status::status"),
+        ("hang:describe", "did not answer within 3 s in describe()"),
+        (
+            "hang:refresh",
+            "did not answer within 3 s in RuntimeCredential::refresh",
+        ),
+        (
+            "segv:status",
+            "crashed with signal 11 during Status::status",
+        ),
+        ("abort:poll", "crashed with signal 6 during AuthFlow::poll"),
+        ("stdout:describe", "wrote to stdout during describe()"),
+        ("stdout:status", "wrote to stdout during Status::status"),
+        (
+            "close-stdout:status",
+            "closed or replaced stdout (fd 1) during Status::status",
+        ),
+    ] {
+        let (doc, findings) = probe(&home, hostile, &[]);
+        assert!(
+            findings.contains(expected),
+            "{hostile}: no finding says {expected:?}: {doc:#}"
+        );
+        assert!(
+            !findings.contains("exited with status 0"),
+            "{hostile}: {doc:#}"
+        );
+    }
+    // Install refuses it with the same line.
+    let mut c = home.command(&[
+        "plugins",
+        "install",
+        lib("fixture_hostile").to_str().unwrap(),
+        "--force",
+    ]);
+    c.env("HERMES_HOSTILE", "hang:status");
+    let run = Run::from_output(c.output().expect("run hermes")).code(1);
+    assert!(
+        run.stderr
+            .contains("did not answer within 3 s in Status::status"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The probe child runs under an address-space limit: a library that allocates without
+/// bound fails there (and is reported) instead of taking the machine's memory.
+#[test]
+fn the_install_probe_limits_the_memory_of_the_library() {
+    let (_emu, home) = setup();
+    let (doc, findings) = probe(
+        &home,
+        "huge:describe",
+        &[
+            ("HERMES_HOSTILE_MB", "768"),
+            ("HERMES_PROBE_MEMORY_MB", "512"),
+        ],
+    );
+    assert!(
+        findings.contains("crashed with signal 6 while loading"),
+        "{doc:#}"
+    );
+}
