@@ -356,8 +356,53 @@ pub fn tokens(dir: &Path, table: &mut Table) {
     );
     table.row("hermes auth token, peak RSS", mb(rss), "");
 
+    let (wall, _) = repeat(
+        30,
+        &with_env(hermes(dir, &home, &["auth", "token", "minimax-portal"])),
+    );
+    table.row(
+        "hermes auth token <alias>, 1 plugin (median of 30)",
+        ms(wall),
+        "",
+    );
+
     race(dir, &emu, &home, table);
     chat_overhead(dir, &emu, &home, table);
+
+    // The same login beside 49 more plugins: names are resolved and plugins listed without
+    // loading every plugin.
+    let copies = bench_copies(dir, &home.with_file_name("copies"), 49);
+    for p in &copies {
+        run_ok(hermes(
+            dir,
+            &home,
+            &["plugins", "install", &p.display().to_string()],
+        ));
+    }
+    let (wall, _) = repeat(
+        30,
+        &with_env(hermes(dir, &home, &["auth", "token", "minimax-portal"])),
+    );
+    table.row(
+        "hermes auth token <alias>, 50 plugins installed (median of 30)",
+        ms(wall),
+        "",
+    );
+    let (wall, _) = repeat(
+        30,
+        &with_env(hermes(dir, &home, &["auth", "token", "minimax-oauth"])),
+    );
+    table.row(
+        "hermes auth token <canonical id>, 50 plugins installed (median of 30)",
+        ms(wall),
+        "",
+    );
+    let (wall, _) = repeat(20, &hermes(dir, &home, &["plugins", "list"]));
+    table.row(
+        "hermes plugins list, 50 plugins (median of 20)",
+        ms(wall),
+        "",
+    );
 }
 
 /// 8 processes × 4 threads on one token 30 s from expiry, repeated.

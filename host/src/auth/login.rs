@@ -130,8 +130,8 @@ pub enum Ending {
 #[derive(Debug)]
 pub struct NotApproved {
     pub ending: Ending,
-    /// What to tell the user.
-    pub error: Error,
+    /// What to tell the user (boxed: a sign-in's `Err` stays small).
+    pub error: Box<Error>,
     /// For a denial: the provider's own words (empty when it gave none), for a display that
     /// already says "denied" in its own way.
     pub reason: String,
@@ -148,7 +148,7 @@ pub fn wait(
     cancel: &AtomicBool,
     tick: &mut dyn FnMut(Tick),
 ) -> Result<Approved> {
-    wait_ending(provider, challenge, deadline_ms, cancel, tick).map_err(|n| n.error)
+    wait_ending(provider, challenge, deadline_ms, cancel, tick).map_err(|n| *n.error)
 }
 
 /// How the server answered a sign-in's polls so far.
@@ -223,7 +223,7 @@ pub fn wait_watched(
     let secrets = json_strings(challenge.session.as_str(), challenge.user_code.as_str());
     let end = |ending: Ending, message: String| NotApproved {
         ending,
-        error: AuthError::SignIn(scrub(&message, &secrets)).into(),
+        error: Box::new(AuthError::SignIn(scrub(&message, &secrets)).into()),
         reason: String::new(),
     };
     if provider.handle.auth_flow.is_none() {
@@ -286,7 +286,7 @@ pub fn wait_watched(
             Err(stop) => {
                 return Err(NotApproved {
                     ending: Ending::Failed,
-                    error: stop.error(&provider.plugin_id, "AuthFlow::poll"),
+                    error: Box::new(stop.error(&provider.plugin_id, "AuthFlow::poll")),
                     reason: String::new(),
                 })
             }

@@ -654,7 +654,7 @@ fn remove(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
 }
 
 fn logout(ctx: &Ctx, name: &str) -> Result<ExitCode> {
-    let set = PluginSet::load(&ctx.env.paths(), Scope::Provider(name))?;
+    let set = PluginSet::described(&ctx.env.paths())?;
     let d = set.resolve(name)?.provider.clone();
     let removed = login::logout(&Store::new(&ctx.env.paths()), &d.id)?;
     if removed {

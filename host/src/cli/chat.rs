@@ -12,7 +12,7 @@ use crate::catalog;
 use crate::chat::{ChatClient, ChatReply, ChatRequest, Message};
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::plugins::runtime::{PluginSet, Scope};
+use crate::plugins::runtime::PluginSet;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,7 +42,9 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
     let settings = Settings::load(&paths)?;
-    let set = PluginSet::load(&paths, Scope::All)?;
+    // Names, models and defaults come from the descriptors recorded at install; only the
+    // plugin of the chosen provider is loaded.
+    let mut set = PluginSet::described(&paths)?;
     let provider_name = match (
         &args.provider,
         args.model
@@ -100,6 +102,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         ));
     }
     let max_tokens = args.max_tokens.unwrap_or(4096.min(max_output.max(1)));
+    set.load_plugin(&paths.home, &entry.plugin_id);
     let time = ctx.env.time();
     let provider = set.open(&entry, &ctx.env, &settings, &ctx.out, time)?;
     let choice =

@@ -73,9 +73,9 @@ pub struct Ctx {
 pub fn main() -> ExitCode {
     crate::output::protect_stdio();
     let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() == Some(std::ffi::OsStr::new("__probe-plugin")) {
+    if args.next().as_deref() == Some(std::ffi::OsStr::new(crate::plugins::probe::PROBE_ARG)) {
         return match args.next() {
-            Some(path) => probe_plugin(&path),
+            Some(path) => ExitCode::from(crate::plugins::probe::child(std::path::Path::new(&path))),
             None => ExitCode::from(2),
         };
     }
@@ -148,24 +148,6 @@ fn run(ctx: &Ctx, cmd: Command) -> Result<ExitCode> {
         }
         Command::Dashboard(a) => dashboard::run(ctx, a),
         Command::Serve(a) => serve::run(ctx, a),
-    }
-}
-
-/// The child side of a trial load (`hermes __probe-plugin <library>`, started by
-/// [`crate::plugins::install::probe_in_child`]): an internal protocol, so it is not a clap
-/// subcommand and never shows in help or completions. Prints the report as JSON.
-fn probe_plugin(path: &std::ffi::OsStr) -> ExitCode {
-    let report = crate::plugins::install::probe(std::path::Path::new(path));
-    match serde_json::to_string(&report) {
-        Ok(json) => {
-            Output::plain(0).result(&json);
-            if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(_) => ExitCode::FAILURE,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::auth::Store;
 use crate::catalog;
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::plugins::runtime::{PluginSet, Scope};
+use crate::plugins::runtime::PluginSet;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,7 +31,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let paths = ctx.env.paths();
     let mut settings = Settings::load(&paths)?;
-    let set = PluginSet::load(&paths, Scope::All)?;
+    let set = PluginSet::described(&paths)?;
     if let (None, Some(m)) = (&args.provider, args.model.as_deref()) {
         refuse_unknown_prefix(&set, m)?;
     }

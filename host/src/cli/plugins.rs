@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::error::{Error, Result};
 use crate::plugins::install::{self, Change};
 use crate::plugins::manifest;
-use crate::plugins::runtime::{Installed, PluginSet, Scope};
+use crate::plugins::runtime::{Installed, PluginSet};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
@@ -283,9 +283,8 @@ fn install_cmd(ctx: &Ctx, target: &str, sha256: Option<&str>, force: bool) -> Re
 
 fn plugin_json(i: &Installed, set: &PluginSet) -> Value {
     let r = &i.record;
-    let providers: Vec<Value> = match i.usable() {
+    let providers: Vec<Value> = match i.desc() {
         Some(p) => p
-            .desc
             .providers
             .iter()
             .map(|d| {
@@ -316,14 +315,15 @@ fn plugin_json(i: &Installed, set: &PluginSet) -> Value {
         "sha256": r.sha256,
         "source": r.source,
         "installed_at": r.installed_at,
-        "description": i.usable().map(|p| p.desc.description.clone()),
+        "description": i.desc().map(|p| p.description.clone()),
+        "loaded": i.is_loaded(),
         "providers": providers,
         "conflicts": set.registry.conflicts_of(&r.id).map(|c| c.message.clone()).collect::<Vec<_>>(),
     })
 }
 
 fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
-    let set = PluginSet::load(&ctx.env.paths(), Scope::All)?;
+    let set = PluginSet::described(&ctx.env.paths())?;
     if as_json {
         let plugins: Vec<Value> = set.installed.iter().map(|i| plugin_json(i, &set)).collect();
         ctx.out.json(&json!({ "version": 1, "plugins": plugins }));
@@ -379,7 +379,7 @@ fn list(ctx: &Ctx, as_json: bool) -> Result<ExitCode> {
 }
 
 fn info(ctx: &Ctx, name: &str, as_json: bool) -> Result<ExitCode> {
-    let set = PluginSet::load(&ctx.env.paths(), Scope::All)?;
+    let set = PluginSet::described(&ctx.env.paths())?;
     let plugin_id = match set.installed.iter().find(|i| i.record.id == name) {
         Some(i) => i.record.id.clone(),
         None => set.resolve(name)?.plugin_id.clone(),
@@ -409,8 +409,8 @@ fn info(ctx: &Ctx, name: &str, as_json: bool) -> Result<ExitCode> {
     ));
     ctx.out.result(&format!("  sha256:      {}", r.sha256));
     ctx.out.result(&format!("  source:      {}", r.source));
-    if let Some(p) = i.usable() {
-        for d in &p.desc.providers {
+    if let Some(p) = i.desc() {
+        for d in &p.providers {
             ctx.out
                 .result(&format!("  provider {} ({})", d.id, d.display_name));
             let aliases = set

@@ -118,8 +118,7 @@ impl Settings {
 
     /// Write the file atomically (0600).
     pub fn save(&self) -> Result<()> {
-        let text =
-            yaml::to_string(&self.root).map_err(|e| ConfigError::Encode(e.to_string()))?;
+        let text = yaml::to_string(&self.root).map_err(|e| ConfigError::Encode(e.to_string()))?;
         if let Some(dir) = self.path.parent() {
             fsutil::create_private_dir(dir).map_err(|source| ConfigError::CreateDir {
                 dir: dir.to_path_buf(),

@@ -19,8 +19,6 @@ use hermes_plugin_api::{
 use hermes_plugin_sdk::check::{self, CheckHost, Outcome, Report};
 use serde::{Deserialize, Serialize};
 
-use crate::output::Output;
-
 /// Name of the host's own first check: the library loads as a plugin of this interface.
 pub const LOAD_CHECK: &str = "load";
 pub const LOAD_TITLE: &str = "loads as a hermes plugin (interface version, ABI layout)";
@@ -97,25 +95,6 @@ pub fn run(module: PluginModRef, step: Box<dyn Fn(&str) + Send + Sync>) -> Vec<C
             }
         }))
         .collect()
-}
-
-/// A `step` callback for the probe child: one `step: <call>` line on stderr per call, so that
-/// the parent can name the call a crashing library died in.
-pub fn stderr_steps() -> Box<dyn Fn(&str) + Send + Sync> {
-    let out = Output::plain(0);
-    Box::new(move |what| out.notice(&format!("{STEP_PREFIX}{what}")))
-}
-
-/// Prefix of the step lines the probe child writes to stderr.
-pub const STEP_PREFIX: &str = "step: ";
-
-/// The call a crashed child was making: its last step line, if any.
-pub fn last_step(stderr: &str) -> Option<&str> {
-    stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(STEP_PREFIX))
-        .map(str::trim)
 }
 
 #[derive(Default)]
@@ -222,13 +201,6 @@ mod tests {
         b.log(1, "hello".into());
         assert_eq!(s.requests(), ["GET https://example.com/x"]);
         assert_eq!(s.logs(), ["hello"]);
-    }
-
-    #[test]
-    fn the_last_step_names_the_call_a_crash_happened_in() {
-        let err = "noise\nstep: describe()\nstep: AuthFlow::poll(\"\")\nSegmentation fault\n";
-        assert_eq!(last_step(err), Some("AuthFlow::poll(\"\")"));
-        assert_eq!(last_step("nothing"), None);
     }
 
     #[test]

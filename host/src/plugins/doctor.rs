@@ -22,7 +22,7 @@ fn plugins(ctx: &Context<'_>) -> Vec<Finding> {
     for inst in &ctx.set.installed {
         let r = &inst.record;
         let id = r.id.as_str();
-        if inst.loaded.is_none() {
+        if !r.enabled {
             out.push(finding(
                 "plugins",
                 Severity::Info,
@@ -110,12 +110,12 @@ fn plugins(ctx: &Context<'_>) -> Vec<Finding> {
                 Err(e) => out.push(finding("plugins", Severity::Error, id, format!("plugin {id}: {e}"), Some(r.reinstall_command()))),
             }
         }
-        match (&inst.loaded, inst.status()) {
-            (Some(Ok(p)), "ok") => out.push(finding(
+        match (inst.desc(), inst.status()) {
+            (Some(d), "ok") => out.push(finding(
                 "plugins",
                 Severity::Ok,
                 id,
-                format!("plugin {id} {} loaded (plugin-api {})", p.desc.version, p.api_version),
+                format!("plugin {id} {} loaded (plugin-api {})", d.version, inst.api_version()),
                 None,
             )),
             (_, status) => out.push(finding(

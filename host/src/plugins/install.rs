@@ -6,175 +6,27 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::check::{self as checks, CheckLine};
 use super::confine::{self, Identity, PluginsDir};
 use super::descriptor::PluginDesc;
 use super::index::{self, IndexEntry};
-use super::loader::{self, Layout};
 use super::manifest::{self, Record, Verified};
 use super::registry::{PluginProviders, Registry};
-use super::runtime::{PluginSet, Scope};
+use super::runtime::PluginSet;
 use super::PluginsError;
 use crate::config::Env;
 use crate::error::{Error, Result};
 
 /// Largest library accepted from a URL.
 pub const MAX_DOWNLOAD: usize = 64 * 1024 * 1024;
-/// How long a trial load may take.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+pub use super::probe::ProbeReport;
 
-/// What a trial load reports (the probe's stdout).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ProbeReport {
-    /// Loaded and described.
-    pub ok: bool,
-    /// Interface version, when read.
-    pub api_version: Option<String>,
-    /// Descriptor, when loaded.
-    pub desc: Option<PluginDesc>,
-    /// `ok`, `incompatible` or `failed to load`.
-    pub status: String,
-    /// One line.
-    pub error: Option<String>,
-    /// The long report (layout errors).
-    pub detail: Option<String>,
-    /// Descriptor problems.
-    #[serde(default)]
-    pub problems: Vec<String>,
-    /// The conformance checks (`load` first), run in the child on a library that loaded.
-    #[serde(default)]
-    pub checks: Vec<CheckLine>,
-    /// The file the child opened and loaded.
-    #[serde(default)]
-    pub identity: Option<Identity>,
-}
-
-impl ProbeReport {
-    /// The failed checks' findings, each prefixed with its check's name.
-    pub fn check_failures(&self) -> Vec<String> {
-        self.checks
-            .iter()
-            .filter(|c| c.failed())
-            .flat_map(|c| c.findings.iter().map(move |f| format!("{}: {f}", c.name)))
-            .collect()
-    }
-}
-
-/// Run in the child: load `path`, describe it and run the conformance checks on it (each call
-/// announced on stderr first, so that the parent can name the call a crash happened in).
-pub fn probe(path: &Path) -> ProbeReport {
-    let opened = std::fs::File::open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => loader::LoadError::Missing(path.to_path_buf()),
-            _ => loader::LoadError::NotALibrary(format!("{}: {e}", path.display())),
-        })
-        .map(|f| {
-            let id = Identity::of(&f).ok();
-            (f, id)
-        });
-    let identity = opened.as_ref().ok().and_then(|(_, id)| *id);
-    let mut report = match opened.and_then(|(f, _)| loader::load_file(f, path, Layout::Check)) {
-        Ok(p) => ProbeReport {
-            ok: true,
-            api_version: Some(p.api_version.clone()),
-            problems: p.problems.clone(),
-            checks: checks::run(p.module, checks::stderr_steps()),
-            desc: Some(p.desc),
-            status: "ok".into(),
-            error: None,
-            detail: None,
-            identity: None,
-        },
-        Err(e) => ProbeReport {
-            ok: false,
-            api_version: None,
-            desc: None,
-            status: e.status().into(),
-            detail: e.detail().map(String::from),
-            checks: checks::not_loaded(&e.to_string()),
-            error: Some(e.to_string()),
-            problems: Vec::new(),
-            identity: None,
-        },
-    };
-    report.identity = identity;
-    report
-}
-
-/// Trial-load `path` in a child process so that a crashing library cannot take this one
-/// down.
+/// Trial-load `path` in a child process ([`super::probe::in_child`]).
 pub fn probe_in_child(path: &Path) -> Result<ProbeReport> {
-    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the hermes binary", e))?;
-    let mut child = Command::new(exe)
-        .arg("__probe-plugin")
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io("cannot start the trial load", e))?;
-    // Drain both pipes while the child runs: a layout report can be larger than a pipe buffer.
-    let stdout = child.stdout.take().map(drain);
-    let stderr = child.stderr.take().map(drain);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| Error::io("trial load", e))? {
-            break s;
-        }
-        if start.elapsed() > PROBE_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(PluginsError::TrialTimeout {
-                path: path.to_path_buf(),
-            }
-            .into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let out = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
-    let err = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
-    if let Ok(report) = serde_json::from_str::<ProbeReport>(out.trim()) {
-        return Ok(report);
-    }
-    use std::os::unix::process::ExitStatusExt;
-    let how = match (status.code(), status.signal()) {
-        (_, Some(sig)) => format!("crashed with signal {sig}"),
-        (Some(c), _) => format!("exited with status {c}"),
-        _ => "ended abnormally".into(),
-    };
-    let error = match checks::last_step(&err) {
-        Some(call) => format!(
-            "the library {how} during {} (a crash the SDK's panic guard cannot catch)",
-            crate::text::line(call, 64)
-        ),
-        None => format!("the library {how} while loading (a panic or crash in its initialisation)"),
-    };
-    Ok(ProbeReport {
-        ok: false,
-        api_version: None,
-        desc: None,
-        status: "failed to load".into(),
-        checks: checks::not_loaded(&error),
-        error: Some(error),
-        detail: None,
-        problems: Vec::new(),
-        identity: None,
-    })
-}
-
-/// Read a pipe to its end on a thread.
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+    super::probe::in_child(path)
 }
 
 /// SHA-256 of a file, lower-case hex.
@@ -456,21 +308,24 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
     // From reading the installed set to writing it, under the plugins lock: a concurrent
     // install or remove sees the state before this one or after it, never half of it.
     manifest::update(&paths, |m| {
-        let existing = PluginSet::load(&paths, Scope::All)?;
+        // The others as their recorded descriptors describe them: installing runs no code of
+        // any other plugin (records without one load as before, and get it recorded).
+        let existing = PluginSet::from_manifest(&paths.home, m);
+        super::runtime::apply_fills(m, &existing.fills());
         let mut warnings = Vec::new();
         {
-            let others: Vec<&crate::plugins::LoadedPlugin> = existing
+            let others: Vec<&PluginDesc> = existing
                 .installed
                 .iter()
-                .filter_map(|i| i.usable())
-                .filter(|p| p.desc.id != desc.id)
+                .filter_map(|i| i.desc())
+                .filter(|p| p.id != desc.id)
                 .collect();
             let reg = Registry::build(
                 others
                     .iter()
                     .map(|p| PluginProviders {
-                        plugin_id: &p.desc.id,
-                        providers: &p.desc.providers,
+                        plugin_id: &p.id,
+                        providers: &p.providers,
                     })
                     .chain(std::iter::once(PluginProviders {
                         plugin_id: &desc.id,
@@ -536,6 +391,8 @@ pub fn install(env: &Env, target: &str, sha256: Option<&str>, force: bool) -> Re
             source: fetched.source.clone(),
             installed_at: crate::timefmt::iso_from_ms(crate::timefmt::now_ms()).unwrap_or_default(),
             verified: Some(Verified::new(&now)),
+            // Read in the trial load of the very file hashed, identified and now placed.
+            desc: Some(desc.clone()),
         };
         match m.get_mut(&record.id) {
             Some(r) => *r = record.clone(),

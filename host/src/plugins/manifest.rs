@@ -35,6 +35,13 @@ pub struct Record {
     /// The file as it was when its checksum and ABI layout were verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verified>,
+    /// The descriptor the plugin gave when the file recorded in `verified` was loaded (at
+    /// install, in the trial load of the verified staging copy). While the library is still
+    /// that file, commands that need only descriptor data (names, aliases, lists, models)
+    /// read it here instead of loading the library; absent in records written by older
+    /// versions, which load the library instead (and fill it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc: Option<super::descriptor::PluginDesc>,
 }
 
 /// What a library file looked like when it was verified (checksum and full layout check),
@@ -193,6 +200,26 @@ impl Manifest {
         m.ignored = ignored;
         Ok(m)
     }
+}
+
+/// Like [`update`], but only if the lock is free right now (`Ok(None)` when it is held):
+/// for changes a read-only command makes on the side, which must never make it wait.
+pub fn try_update<T>(
+    paths: &Paths,
+    f: impl FnOnce(&mut Manifest) -> Result<T>,
+) -> Result<Option<T>> {
+    let lock = match FileLock::acquire(&paths.plugins_lock(), std::time::Duration::ZERO) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(None),
+        Err(e) => return Err(Error::io("cannot lock plugins.json", e)),
+    };
+    let mut m = read(paths)?;
+    let out = f(&mut m)?;
+    let text = serde_json::to_string_pretty(&m).map_err(|e| Error::msg(e.to_string()))?;
+    fsutil::write_atomic(&paths.plugins_json(), text.as_bytes(), 0o600)
+        .map_err(|e| Error::io("cannot write plugins.json", e))?;
+    drop(lock);
+    Ok(Some(out))
 }
 
 /// Change `plugins.json` under its lock: read, apply `f`, write atomically. Every change to

@@ -11,6 +11,7 @@ pub mod index;
 pub mod install;
 pub mod loader;
 pub mod manifest;
+pub mod probe;
 pub mod registry;
 pub mod runtime;
 pub mod supervise;
@@ -104,9 +105,6 @@ pub enum PluginsError {
         expected: String,
         got: String,
     },
-    /// The trial load did not finish in time.
-    #[error("{}: the library did not finish loading within {} s", path.display(), install::PROBE_TIMEOUT.as_secs())]
-    TrialTimeout { path: PathBuf },
     /// The library failed its trial load; `detail` is shown with `-v`.
     #[error("cannot install {shown}: {why}")]
     TrialFailed {

@@ -8,25 +8,41 @@ use abi_stable::std_types::RResult;
 use hermes_plugin_api::ProviderHandle;
 
 use super::confine;
-use super::descriptor::ProviderDesc;
+use super::descriptor::{PluginDesc, ProviderDesc};
 use super::loader::{self, LoadError, LoadedPlugin};
 use super::manifest::{self, Record};
 use super::registry::{Entry, PluginProviders, Registry};
 use super::PluginsError;
 use crate::config::Paths;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One installed plugin and what became of loading it.
 pub struct Installed {
     /// Its `plugins.json` record.
     pub record: Record,
-    /// The loaded plugin, or why it could not be loaded; `None` when disabled.
+    /// The loaded plugin, or why it could not be loaded; `None` when disabled or not loaded
+    /// (then `recorded` describes it).
     pub loaded: Option<Result<LoadedPlugin, LoadError>>,
     /// Descriptor problems (a plugin with any is not registered).
     pub problems: Vec<String>,
+    /// The descriptor recorded at install, for a plugin that was not loaded because its
+    /// library is still the very file that descriptor was read from.
+    pub recorded: Option<PluginDesc>,
+    /// Loaded from the very file recorded as verified (so its descriptor may be recorded).
+    from_verified: bool,
 }
 
 impl Installed {
+    /// A plugin in this state, with no problems and no recorded descriptor.
+    pub fn new(record: Record, loaded: Option<Result<LoadedPlugin, LoadError>>) -> Installed {
+        Installed {
+            record,
+            loaded,
+            problems: Vec::new(),
+            recorded: None,
+            from_verified: false,
+        }
+    }
     /// The loaded plugin if it loaded and its descriptor is valid.
     pub fn usable(&self) -> Option<&LoadedPlugin> {
         match &self.loaded {
@@ -34,10 +50,31 @@ impl Installed {
             _ => None,
         }
     }
+    /// Its descriptor: the loaded plugin's, or the one recorded at install for a plugin that
+    /// was not loaded; `None` when disabled, failed or invalid.
+    pub fn desc(&self) -> Option<&PluginDesc> {
+        match &self.loaded {
+            None if self.record.enabled => self.recorded.as_ref(),
+            _ => self.usable().map(|p| &p.desc),
+        }
+    }
+    /// Whether its library was loaded into this process.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.is_some()
+    }
+    /// The interface version it was built against.
+    pub fn api_version(&self) -> &str {
+        match &self.loaded {
+            Some(Ok(p)) => &p.api_version,
+            _ => &self.record.api_version,
+        }
+    }
     /// `ok`, `disabled`, `invalid`, `incompatible` or `failed to load`.
     pub fn status(&self) -> &'static str {
         match &self.loaded {
-            None => "disabled",
+            None if !self.record.enabled => "disabled",
+            None if self.recorded.is_some() => "ok",
+            None => "not loaded",
             Some(Err(e)) => e.status(),
             Some(Ok(_)) if !self.problems.is_empty() => "invalid",
             Some(Ok(_)) => "ok",
@@ -70,18 +107,88 @@ pub struct PluginSet {
 pub enum Scope<'a> {
     /// Every enabled plugin.
     All,
-    /// Only what is needed to resolve this provider name.
+    /// Only the plugin that provides this provider name (id or alias).
     Provider(&'a str),
 }
 
 impl PluginSet {
-    /// Load the enabled plugins in `scope`.
+    /// Every installed plugin described and registered, then the enabled plugins in `scope`
+    /// loaded (none of the others' code runs).
     pub fn load(paths: &Paths, scope: Scope<'_>) -> Result<PluginSet> {
-        let manifest = manifest::read(paths)?;
-        let records = in_scope(&manifest, scope);
-        let mut set = PluginSet::from_records(paths, records, &Default::default());
-        set.ignored = manifest.ignored;
+        let mut set = PluginSet::described(paths)?;
+        match scope {
+            Scope::All => {
+                let ids: Vec<String> = set.installed.iter().map(|i| i.record.id.clone()).collect();
+                for id in ids {
+                    set.load_plugin(&paths.home, &id);
+                }
+            }
+            Scope::Provider(name) => {
+                if let Some(id) = set.registry.resolve(name).map(|e| e.plugin_id.clone()) {
+                    set.load_plugin(&paths.home, &id);
+                }
+            }
+        }
         Ok(set)
+    }
+
+    /// Every installed plugin from the descriptor recorded at install, loading none whose
+    /// library is still the file that descriptor was read from. A record without one (written
+    /// by an older version) or whose library changed is loaded as before; a descriptor so
+    /// obtained from the verified file is recorded when the plugins lock is free.
+    pub fn described(paths: &Paths) -> Result<PluginSet> {
+        let manifest = manifest::read(paths)?;
+        let set = PluginSet::from_manifest(&paths.home, &manifest);
+        let fills = set.fills();
+        if !fills.is_empty() {
+            // Best effort: the descriptor is only a shortcut for later runs.
+            let _ = manifest::try_update(paths, |m| {
+                apply_fills(m, &fills);
+                Ok(())
+            });
+        }
+        Ok(set)
+    }
+
+    /// [`PluginSet::described`] over a manifest already read (under the plugins lock, the
+    /// caller records [`PluginSet::fills`] itself).
+    pub fn from_manifest(home: &Path, manifest: &manifest::Manifest) -> PluginSet {
+        let installed = manifest
+            .plugins
+            .iter()
+            .map(|r| describe_record(home, r.clone()))
+            .collect();
+        let mut set = PluginSet::from_installed(installed);
+        set.ignored = manifest.ignored.clone();
+        set
+    }
+
+    /// Descriptors read from loads of verified files, for records that have none.
+    pub fn fills(&self) -> Vec<(Record, PluginDesc)> {
+        self.installed
+            .iter()
+            .filter(|i| i.from_verified && i.record.desc.is_none())
+            .filter_map(|i| {
+                let p = i.usable()?;
+                (p.desc.id == i.record.id).then(|| (i.record.clone(), p.desc.clone()))
+            })
+            .collect()
+    }
+
+    /// Load plugin `id` into this process if it is enabled and not loaded yet. The registry
+    /// is left as it is: names keep the meaning the descriptors gave them, and a plugin that
+    /// fails to load here makes its providers unavailable rather than freeing their names.
+    pub fn load_plugin(&mut self, home: &Path, id: &str) {
+        let Some(pos) = self.installed.iter().position(|i| i.record.id == id) else {
+            return;
+        };
+        let i = &self.installed[pos];
+        if i.is_loaded() || !i.record.enabled {
+            return;
+        }
+        let mut loaded = load_record(home, i.record.clone());
+        loaded.recorded = None;
+        self.installed[pos] = loaded;
     }
 
     /// Load `records`, except those in `failed` (plugin id → why it was not loaded), which are
@@ -94,11 +201,9 @@ impl PluginSet {
         let installed = records
             .into_iter()
             .map(|r| match failed.get(&r.id) {
-                Some(why) if r.enabled => Installed {
-                    record: r,
-                    loaded: Some(Err(LoadError::Describe(why.clone()))),
-                    problems: Vec::new(),
-                },
+                Some(why) if r.enabled => {
+                    Installed::new(r, Some(Err(LoadError::Describe(why.clone()))))
+                }
                 _ => load_record(&paths.home, r),
             })
             .collect();
@@ -108,12 +213,12 @@ impl PluginSet {
         }
     }
 
-    /// Build the registry over already loaded plugins.
+    /// Build the registry over plugins already loaded or described.
     pub fn from_installed(installed: Vec<Installed>) -> PluginSet {
         let registry = Registry::build(installed.iter().filter_map(|i| {
-            i.usable().map(|p| PluginProviders {
-                plugin_id: &p.desc.id,
-                providers: &p.desc.providers,
+            i.desc().map(|d| PluginProviders {
+                plugin_id: &d.id,
+                providers: &d.providers,
             })
         }));
         PluginSet {
@@ -134,18 +239,18 @@ impl PluginSet {
                 .any(|p| p.eq_ignore_ascii_case(name))
                 && matches!(i.loaded, Some(Err(_)))
         });
-        if let (None, Some(i)) = (self.registry.resolve(name), failed) {
-            return Err(PluginsError::Unavailable {
-                name: name.to_string(),
-                plugin: i.record.id.clone(),
-                state: format!(
-                    "{} {}: {}",
-                    i.record.version,
-                    i.status(),
-                    i.reason().unwrap_or_default()
-                ),
+        // A provider named by its descriptor whose plugin then failed to load here.
+        if let Some(e) = self.registry.resolve(name) {
+            if let Some(i) = self
+                .installed
+                .iter()
+                .find(|i| i.record.id == e.plugin_id && i.is_loaded() && i.usable().is_none())
+            {
+                return Err(unavailable(name, i));
             }
-            .into());
+        }
+        if let (None, Some(i)) = (self.registry.resolve(name), failed) {
+            return Err(unavailable(name, i));
         }
         self.registry.resolve(name).ok_or_else(|| {
             PluginsError::UnknownProvider {
@@ -193,11 +298,19 @@ impl PluginSet {
         // base URLs included.
         let policy = services.policy().clone();
         let host = services.into_box();
-        let plugin = self
-            .plugin_of(entry)
-            .ok_or_else(|| PluginsError::NotLoaded {
-                plugin: entry.plugin_id.clone(),
-            })?;
+        let plugin = self.plugin_of(entry).ok_or_else(|| {
+            match self
+                .installed
+                .iter()
+                .find(|i| i.record.id == entry.plugin_id && i.is_loaded())
+            {
+                Some(i) => unavailable(&entry.provider.id, i),
+                None => PluginsError::NotLoaded {
+                    plugin: entry.plugin_id.clone(),
+                }
+                .into(),
+            }
+        })?;
         let module = plugin.module;
         let id = entry.provider.id.clone();
         let opened = super::deadline::call(
@@ -224,24 +337,109 @@ impl PluginSet {
     }
 }
 
-/// The records a command in `scope` loads.
-pub fn in_scope(manifest: &manifest::Manifest, scope: Scope<'_>) -> Vec<Record> {
+/// "provider X is unavailable: plugin P V failed to load: why".
+fn unavailable(name: &str, i: &Installed) -> Error {
+    PluginsError::Unavailable {
+        name: name.to_string(),
+        plugin: i.record.id.clone(),
+        state: format!(
+            "{} {}: {}",
+            i.record.version,
+            i.status(),
+            i.reason().unwrap_or_default()
+        ),
+    }
+    .into()
+}
+
+/// Record each descriptor in `fills` in its record, if the record still names the very
+/// file it was read from (same path, checksum and verified identity) and has none yet.
+pub fn apply_fills(m: &mut manifest::Manifest, fills: &[(Record, PluginDesc)]) {
+    for (seen, desc) in fills {
+        if let Some(r) = m.get_mut(&seen.id) {
+            if r.desc.is_none()
+                && r.path == seen.path
+                && r.sha256 == seen.sha256
+                && r.verified.is_some()
+                && r.verified == seen.verified
+            {
+                r.desc = Some(desc.clone());
+            }
+        }
+    }
+}
+
+/// The records a command in `scope` involves: all, or the one plugin that provides the
+/// provider `name` in `set`'s registry (none when no plugin does).
+pub fn in_scope(set: &PluginSet, scope: Scope<'_>) -> Vec<Record> {
     let only: Option<&str> = match scope {
-        // A canonical id recorded at install time needs only its own plugin; an alias
-        // needs every plugin, since conflicts decide who owns it.
-        Scope::Provider(name) => manifest
-            .plugins
-            .iter()
-            .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
-            .map(|r| r.id.as_str()),
+        Scope::Provider(name) => match set.registry.resolve(name) {
+            Some(e) => Some(e.plugin_id.as_str()),
+            // A name no descriptor gives: the plugin that recorded it as a provider id at
+            // install (it may have failed to load), so its failure is what gets reported.
+            None => set
+                .installed
+                .iter()
+                .find(|i| {
+                    i.record.enabled
+                        && i.record
+                            .providers
+                            .iter()
+                            .any(|p| p.eq_ignore_ascii_case(name))
+                })
+                .map(|i| i.record.id.as_str())
+                .or(Some("")),
+        },
         Scope::All => None,
     };
-    manifest
-        .plugins
+    set.installed
         .iter()
+        .map(|i| &i.record)
         .filter(|r| only.is_none_or(|id| r.id == id))
         .cloned()
         .collect()
+}
+
+/// A record's plugin from its recorded descriptor, without running any of its code, when
+/// its library is still the file that descriptor was read from (the confined open, then the
+/// same identity check as [`open_verified`]); otherwise loaded as before ([`load_record`]).
+pub fn describe_record(home: &Path, record: Record) -> Installed {
+    try_describe(home, record).unwrap_or_else(|r| load_record(home, *r))
+}
+
+/// [`describe_record`] without the fallback: `Err` gives the record back when only loading
+/// the library can tell what it provides.
+pub fn try_describe(home: &Path, record: Record) -> Result<Installed, Box<Record>> {
+    if !record.enabled {
+        return Ok(Installed::new(record, None));
+    }
+    let (Some(desc), Some(verified)) = (&record.desc, &record.verified) else {
+        return Err(Box::new(record));
+    };
+    match open_confined(home, &record) {
+        Ok(lib) if verified.matches(&lib.identity) && desc.id == record.id => {
+            let desc = desc.clone();
+            let mut i = Installed::new(record, None);
+            i.recorded = Some(desc);
+            Ok(i)
+        }
+        // A missing or unsafe library is reported as loading would report it.
+        Err(e) => Ok(Installed::new(record, Some(Err(e)))),
+        // Another file: its descriptor is not trusted; it is re-hashed and loaded.
+        Ok(_) => Err(Box::new(record)),
+    }
+}
+
+/// Open a record's library through the confined walk (no code of it runs).
+fn open_confined(home: &Path, record: &Record) -> Result<confine::Library, LoadError> {
+    let refused = |r: confine::Refused| match r {
+        confine::Refused::Missing(p) => LoadError::Missing(p),
+        confine::Refused::Unsafe(m) => LoadError::Refused(m),
+    };
+    // Lexical first: a path leading out of the plugins folder is refused by its text.
+    confine::split(&record.path).map_err(LoadError::Refused)?;
+    let dir = confine::PluginsDir::open(home).map_err(refused)?;
+    dir.open_library(&record.path).map_err(refused)
 }
 
 /// A provider's live capabilities.
@@ -266,14 +464,7 @@ pub fn open_verified(
     home: &Path,
     record: &Record,
 ) -> Result<(confine::Library, loader::Layout), LoadError> {
-    let refused = |r: confine::Refused| match r {
-        confine::Refused::Missing(p) => LoadError::Missing(p),
-        confine::Refused::Unsafe(m) => LoadError::Refused(m),
-    };
-    // Lexical first: a path leading out of the plugins folder is refused by its text.
-    confine::split(&record.path).map_err(LoadError::Refused)?;
-    let dir = confine::PluginsDir::open(home).map_err(refused)?;
-    let lib = dir.open_library(&record.path).map_err(refused)?;
+    let lib = open_confined(home, record)?;
     if record
         .verified
         .as_ref()
@@ -297,16 +488,14 @@ pub fn open_verified(
 /// Load one installed plugin (nothing for a disabled one).
 pub fn load_record(home: &Path, record: Record) -> Installed {
     if !record.enabled {
-        return Installed {
-            record,
-            loaded: None,
-            problems: Vec::new(),
-        };
+        return Installed::new(record, None);
     }
     let timeout = super::deadline::of(super::deadline::LOCAL);
     let mut rechecked = None;
+    let mut from_verified = false;
     let loaded = open_verified(home, &record).and_then(|(lib, layout)| {
         rechecked = (layout == loader::Layout::Check).then_some(lib.identity);
+        from_verified = layout == loader::Layout::AlreadyVerified;
         super::deadline::call(timeout, None, move || {
             loader::load_file(lib.file, &lib.path, layout)
         })
@@ -343,5 +532,7 @@ pub fn load_record(home: &Path, record: Record) -> Installed {
         record,
         loaded: Some(loaded),
         problems,
+        recorded: None,
+        from_verified,
     }
 }

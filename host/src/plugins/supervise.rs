@@ -57,6 +57,8 @@ enum Msg {
         account: String,
         report: Report,
     },
+    /// The library did not load or its descriptor is invalid (clipped).
+    LoadFailed { plugin: String, message: String },
     /// Every plugin was visited.
     Done,
 }
@@ -132,6 +134,8 @@ impl std::fmt::Display for Failure {
 pub struct Findings {
     /// Plugins that hung or died, by id.
     pub failures: BTreeMap<String, Failure>,
+    /// Plugin id → why it did not load in the worker (it answered, with an error).
+    pub load_errors: BTreeMap<String, String>,
     /// `(plugin, provider)` → why `provider()` failed.
     provider_errors: HashMap<(String, String), String>,
     /// `(plugin, provider, account)` → report.
@@ -212,14 +216,69 @@ impl Findings {
 }
 
 /// The plugins of a diagnostics command in `scope`: their statuses from supervised workers,
-/// and the set of those whose `describe()` answered there, loaded here for their descriptors.
+/// and the set described by the descriptors recorded at install — this process loads no
+/// plugin. Records written before descriptors were recorded (or whose library is no longer
+/// the recorded file) are loaded here as before, each as soon as its describe() has answered
+/// in the worker, and their descriptors are then recorded.
 pub fn diagnose(
     env: &Env,
     scope: runtime::Scope<'_>,
 ) -> crate::Result<(runtime::PluginSet, Findings)> {
     let paths = env.paths();
     let manifest = manifest::read(&paths)?;
-    let records = runtime::in_scope(&manifest, scope);
+    let tried: Vec<Result<Installed, Box<Record>>> = manifest
+        .plugins
+        .iter()
+        .map(|r| runtime::try_describe(&paths.home, r.clone()))
+        .collect();
+    if !tried.iter().all(Result::is_ok) {
+        return diagnose_loading(env, &manifest, scope);
+    }
+    let mut set = runtime::PluginSet::from_installed(tried.into_iter().flatten().collect());
+    set.ignored = manifest.ignored;
+    let records = runtime::in_scope(&set, scope);
+    let found = statuses(env, &records, env.diagnostic_timeout(), &mut |_| {});
+    let failed = found.not_describable();
+    set.installed
+        .retain(|i| records.iter().any(|r| r.id == i.record.id));
+    for i in &mut set.installed {
+        let why = failed
+            .get(&i.record.id)
+            .or_else(|| found.load_errors.get(&i.record.id));
+        // Only over a recorded descriptor: a library this process already refused (missing,
+        // unsafe) keeps that reason.
+        if let (Some(why), true) = (why, i.desc().is_some() && !i.is_loaded()) {
+            let why = why.strip_prefix("describe() failed: ").unwrap_or(why);
+            i.loaded = Some(Err(super::loader::LoadError::Describe(why.to_string())));
+            i.recorded = None;
+        }
+    }
+    Ok((set, found))
+}
+
+/// [`diagnose`] for a plugin set that needs loading to be described.
+fn diagnose_loading(
+    env: &Env,
+    manifest: &manifest::Manifest,
+    scope: runtime::Scope<'_>,
+) -> crate::Result<(runtime::PluginSet, Findings)> {
+    let paths = env.paths();
+    let only: Option<&str> = match scope {
+        // A canonical id recorded at install time needs only its own plugin; an alias
+        // needs every plugin, since conflicts decide who owns it.
+        runtime::Scope::Provider(name) => manifest
+            .plugins
+            .iter()
+            .find(|r| r.enabled && r.providers.iter().any(|p| p.eq_ignore_ascii_case(name)))
+            .map(|r| r.id.as_str()),
+        runtime::Scope::All => None,
+    };
+    let records: Vec<Record> = manifest
+        .plugins
+        .iter()
+        .filter(|r| only.is_none_or(|id| r.id == id))
+        .cloned()
+        .collect();
     // Load each library here as soon as its describe() has returned in the worker, while the
     // worker goes on with the next: the two processes work side by side.
     let mut loaded: HashMap<String, Installed> = HashMap::new();
@@ -227,7 +286,7 @@ pub fn diagnose(
         if let Some(r) = records.iter().find(|r| r.id == id) {
             loaded
                 .entry(id.to_string())
-                .or_insert_with(|| runtime::load_record(&paths.home, r.clone()));
+                .or_insert_with(|| runtime::describe_record(&paths.home, r.clone()));
         }
     });
     let failed = found.not_describable();
@@ -241,8 +300,16 @@ pub fn diagnose(
         })
         .collect();
     let mut set = runtime::PluginSet::from_installed(installed);
-    set.ignored = manifest.ignored;
+    set.ignored = manifest.ignored.clone();
     set.plugin_index = paths.plugin_index.clone();
+    let fills = set.fills();
+    if !fills.is_empty() {
+        // Best effort: the next run describes these plugins without loading them.
+        let _ = manifest::try_update(&paths, |m| {
+            runtime::apply_fills(m, &fills);
+            Ok(())
+        });
+    }
     Ok((set, found))
 }
 
@@ -357,6 +424,11 @@ fn run_worker(
                     .provider_errors
                     .insert((plugin, provider), crate::text::line(&message, MAX_LINE));
             }
+            Ok(Msg::LoadFailed { plugin, message }) => {
+                findings
+                    .load_errors
+                    .insert(plugin, crate::text::line(&message, MAX_LINE));
+            }
             Ok(Msg::Status {
                 plugin,
                 provider,
@@ -457,6 +529,10 @@ pub fn worker(env: &Env, ids: &[String]) -> u8 {
         });
         let installed: Installed = runtime::load_record(&paths.home, record.clone());
         let Some(plugin) = installed.usable() else {
+            send(&Msg::LoadFailed {
+                plugin: id.clone(),
+                message: crate::text::line(&installed.reason().unwrap_or_default(), MAX_LINE),
+            });
             continue;
         };
         for d in &plugin.desc.providers {

@@ -12,7 +12,7 @@ fn check_passes_on_minimax_apikey() {
         .ok();
     assert!(
         r.stdout
-            .contains("plugin minimax-apikey 0.1.0: all 9 checks passed"),
+            .contains("plugin minimax-apikey 0.1.0: all 10 checks passed"),
         "{}",
         r.stdout
     );

@@ -162,7 +162,7 @@ fn a_generated_plugin_builds_passes_its_tests_and_the_checks_and_installs() {
     assert!(
         check
             .stdout
-            .contains("plugin acme-gen 0.1.0: all 9 checks passed"),
+            .contains("plugin acme-gen 0.1.0: all 10 checks passed"),
         "{}",
         check.stdout
     );
@@ -355,7 +355,7 @@ fn check_fails_each_bad_fixture_with_a_clear_finding() {
         &[
             "✗ no secret in logs, messages, URLs or Debug output",
             "RuntimeCredential::runtime with a live credential logged the access token: resolving the runtime for KeyHolder { key: \"hck-access-",
-            "plugin leaky-debug 0.1.0: 1 of 9 checks failed",
+            "plugin leaky-debug 0.1.0: 1 of 10 checks failed",
         ],
     );
     let j = home
@@ -385,7 +385,7 @@ fn check_passes_on_minimax_oauth() {
         .ok();
     assert!(
         r.stdout
-            .contains("plugin minimax-oauth 0.1.0: all 9 checks passed"),
+            .contains("plugin minimax-oauth 0.1.0: all 10 checks passed"),
         "{}",
         r.stdout
     );

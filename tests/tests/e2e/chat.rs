@@ -398,7 +398,13 @@ fn regress_long_session_refreshes_per_request() {
     let entry = set.resolve("minimax-oauth").unwrap().clone();
     let settings = hermes::config::Settings::load(&env.paths()).unwrap();
     let provider = set
-        .open(&entry, &env, &settings, &out, hermes::timefmt::Time::with_clock(clock.clone()))
+        .open(
+            &entry,
+            &env,
+            &settings,
+            &out,
+            hermes::timefmt::Time::with_clock(clock.clone()),
+        )
         .unwrap();
     let source =
         TokenSource::new(Store::new(&env.paths()), provider, None, "", out).with_clock(clock);

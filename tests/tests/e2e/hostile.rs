@@ -422,3 +422,236 @@ fn ctrl_c_ends_a_hanging_poll() {
         "{rest}"
     );
 }
+
+/// Commands about minimax-oauth — by id, by alias, chat — and listings read the descriptors
+/// recorded at install and load only the plugin they call: whatever the hostile plugin does
+/// when it is loaded or opened, they never run its code.
+#[test]
+fn commands_load_only_the_plugin_they_call() {
+    let (_emu, home) = setup();
+    let token = stored(&home)["access_token"].as_str().unwrap().to_string();
+    for hostile in [
+        "segv:describe",
+        "hang:describe",
+        "abort:describe",
+        "hang:provider",
+        "segv:provider",
+    ] {
+        let run = with(&home, hostile, &["auth", "token", "minimax-portal"]);
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, format!("{token}\n").as_str()),
+            "{hostile}: {}",
+            run.stderr
+        );
+        let run = with(
+            &home,
+            hostile,
+            &["auth", "status", "minimax-portal", "--json"],
+        );
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+        let doc = run.json();
+        assert_eq!(doc["providers"][0]["provider"], "minimax-oauth", "{doc:#}");
+        assert_eq!(doc["providers"][0]["logged_in"], true, "{hostile}: {doc:#}");
+
+        let run = with(
+            &home,
+            hostile,
+            &["chat", "-q", "hi", "--provider", "minimax-oauth", "--json"],
+        );
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+        assert!(run.json()["text"].is_string(), "{hostile}: {}", run.stdout);
+        let run = with(
+            &home,
+            hostile,
+            &["chat", "-q", "hi", "--provider", "minimax-portal"],
+        );
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+
+        let run = with(&home, hostile, &["plugins", "list"]);
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+        assert!(
+            run.stdout.contains("minimax-oauth (minimax-portal")
+                && run
+                    .stdout
+                    .lines()
+                    .any(|l| l.starts_with("hostile ") && l.contains(" ok ")),
+            "{hostile}: {}",
+            run.stdout
+        );
+        let run = with(&home, hostile, &["plugins", "list", "--json"]);
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+        let doc = run.json();
+        assert_eq!(doc["plugins"].as_array().unwrap().len(), 2, "{doc:#}");
+        for p in doc["plugins"].as_array().unwrap() {
+            assert_eq!(p["loaded"], false, "listing loads nothing: {doc:#}");
+        }
+        for name in ["minimax-oauth", "minimax-portal", "hostile"] {
+            let run = with(&home, hostile, &["plugins", "info", name]);
+            assert_eq!(run.code, 0, "{hostile} {name}: {}", run.all());
+            assert!(run.stdout.contains("  provider "), "{name}: {}", run.stdout);
+        }
+        let run = with(
+            &home,
+            hostile,
+            &["model", "--provider", "minimax-portal", "--aux"],
+        );
+        assert_eq!(run.code, 0, "{hostile}: {}", run.all());
+    }
+}
+
+/// Records written before descriptors were recorded keep working (the plugins are loaded,
+/// as before) and get their descriptor recorded; a library that is no longer the file its
+/// descriptor was read from is not described by it.
+#[test]
+fn records_without_a_descriptor_or_with_a_changed_library_fall_back_to_loading() {
+    let (_emu, home) = setup();
+    let path = home.path().join("plugins.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for p in doc["plugins"].as_array_mut().unwrap() {
+        assert!(
+            p["desc"]["providers"].is_array(),
+            "install records it: {p:#}"
+        );
+        p.as_object_mut().unwrap().remove("desc");
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+
+    let token = stored(&home)["access_token"].as_str().unwrap().to_string();
+    let run = with(&home, "", &["auth", "token", "minimax-portal"]).ok();
+    assert_eq!(run.stdout, format!("{token}\n"));
+    // Loaded once without a descriptor, recorded since.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for p in doc["plugins"].as_array().unwrap() {
+        assert!(p["desc"]["providers"].is_array(), "filled in: {p:#}");
+    }
+    let run = with(&home, "segv:describe", &["plugins", "list"]).ok();
+    assert!(run.stdout.contains("hostile "), "{}", run.stdout);
+
+    // Another library in the hostile plugin's place: its recorded descriptor no longer
+    // describes it; listing re-hashes it and says it changed.
+    let rel = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "hostile")
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lib_path = home.path().join(rel);
+    std::fs::remove_file(&lib_path).unwrap();
+    std::fs::copy(lib("fixture_test_provider"), &lib_path).unwrap();
+    let run = with(&home, "", &["plugins", "list", "--json"]).ok();
+    let doc = run.json();
+    let hostile = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "hostile")
+        .unwrap()
+        .clone();
+    assert_eq!(hostile["status"], "changed", "{doc:#}");
+    let run = with(&home, "", &["auth", "token", "minimax-portal"]).ok();
+    assert_eq!(run.stdout, format!("{token}\n"));
+}
+
+/// `plugins check` on the hostile library with `hostile` set: the JSON document (always
+/// printed) and the findings of its failed checks, one string.
+fn probe(home: &Home, hostile: &str, env: &[(&str, &str)]) -> (serde_json::Value, String) {
+    let mut c = home.command(&[
+        "plugins",
+        "check",
+        lib("fixture_hostile").to_str().unwrap(),
+        "--json",
+    ]);
+    c.env("HERMES_HOSTILE", hostile)
+        .env("HERMES_HOSTILE_MB", "8");
+    c.envs(env.iter().copied());
+    let run = Run::from_output(c.output().expect("run hermes"));
+    assert_eq!(run.code, 1, "{hostile}: {}", run.all());
+    let doc = run.json();
+    assert_eq!(doc["ok"], false, "{hostile}: {doc:#}");
+    let findings = doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["outcome"] == "fail")
+        .flat_map(|c| c["findings"].as_array().cloned().unwrap_or_default())
+        .map(|f| f.as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    (doc, findings)
+}
+
+/// The install probe names the call a library hung or crashed in, prints JSON whatever
+/// happened, and reports writes to stdout and a closed stdout as findings naming the call.
+#[test]
+fn the_install_probe_names_the_call_and_always_reports() {
+    let (_emu, home) = setup();
+    for (hostile, expected) in [
+        ("hang:status", "did not answer within 3 s in Status::status"),
+        ("hang:describe", "did not answer within 3 s in describe()"),
+        (
+            "hang:refresh",
+            "did not answer within 3 s in RuntimeCredential::refresh",
+        ),
+        (
+            "segv:status",
+            "crashed with signal 11 during Status::status",
+        ),
+        ("abort:poll", "crashed with signal 6 during AuthFlow::poll"),
+        ("stdout:describe", "wrote to stdout during describe()"),
+        ("stdout:status", "wrote to stdout during Status::status"),
+        (
+            "close-stdout:status",
+            "closed or replaced stdout (fd 1) during Status::status",
+        ),
+    ] {
+        let (doc, findings) = probe(&home, hostile, &[]);
+        assert!(
+            findings.contains(expected),
+            "{hostile}: no finding says {expected:?}: {doc:#}"
+        );
+        assert!(
+            !findings.contains("exited with status 0"),
+            "{hostile}: {doc:#}"
+        );
+    }
+    // Install refuses it with the same line.
+    let mut c = home.command(&[
+        "plugins",
+        "install",
+        lib("fixture_hostile").to_str().unwrap(),
+        "--force",
+    ]);
+    c.env("HERMES_HOSTILE", "hang:status");
+    let run = Run::from_output(c.output().expect("run hermes")).code(1);
+    assert!(
+        run.stderr
+            .contains("did not answer within 3 s in Status::status"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The probe child runs under an address-space limit: a library that allocates without
+/// bound fails there (and is reported) instead of taking the machine's memory.
+#[test]
+fn the_install_probe_limits_the_memory_of_the_library() {
+    let (_emu, home) = setup();
+    let (doc, findings) = probe(
+        &home,
+        "huge:describe",
+        &[
+            ("HERMES_HOSTILE_MB", "768"),
+            ("HERMES_PROBE_MEMORY_MB", "512"),
+        ],
+    );
+    assert!(
+        findings.contains("crashed with signal 6 while loading"),
+        "{doc:#}"
+    );
+}
