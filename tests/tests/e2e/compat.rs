@@ -126,7 +126,7 @@ fn a_plugin_built_before_the_sdk_split_loads_passes_the_checks_and_chats() {
     assert!(
         check
             .stdout
-            .contains("plugin minimax-apikey 0.1.0: all 9 checks passed"),
+            .contains("plugin minimax-apikey 0.1.0: all 10 checks passed"),
         "{}",
         check.stdout
     );

@@ -611,7 +611,13 @@ fn a_stream_that_stalls_ends_with_an_error_after_the_idle_timeout() {
     );
 }
 
-/// Peak resident memory of a finished child, KiB.
+/// Run `cmd` to its end, reading its stdout; its exit code, the peak resident memory of the
+/// program it runs (KiB) and the bytes it printed.
+///
+/// The peak is the kernel's high-water mark of the process's own memory after `exec`
+/// (`VmHWM` in `/proc/<pid>/status`), sampled until the process ends: it only grows, so the
+/// last sample is the peak up to a few ms before the end. (`ru_maxrss` from `wait4` would also
+/// count the test process's own pages that a forked child holds before it execs.)
 fn run_measuring_peak_rss(mut cmd: std::process::Command) -> (i32, u64, u64) {
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
@@ -628,22 +634,24 @@ fn run_measuring_peak_rss(mut cmd: std::process::Command) -> (i32, u64, u64) {
         }
         total
     });
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 writes it for our own child's pid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: waiting for a child this process spawned and has not waited for yet.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid);
-    // Reaped by wait4 above; the handle has nothing left to wait for.
-    std::mem::forget(child);
-    let printed = reader.join().unwrap();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let hwm = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .unwrap_or(0);
+        peak_kib = peak_kib.max(hwm);
+        std::thread::sleep(std::time::Duration::from_millis(2));
     };
-    (code, usage.ru_maxrss as u64, printed)
+    let printed = reader.join().unwrap();
+    (status.code().unwrap_or(-1), peak_kib, printed)
 }
 
 #[test]

@@ -310,7 +310,7 @@ fn help_and_version_reach_stdout() {
     let r = home.run(&["--help"]).ok();
     assert!(r.stdout.contains("Usage: hermes"), "{r:?}");
     let r = home.run(&["plugins", "new", "--help"]).ok();
-    assert!(r.stdout.contains("--api-path"), "{r:?}");
+    assert!(r.stdout.contains("--sdk-path"), "{r:?}");
     let r = home.run(&["--version"]).ok();
     assert!(r.stdout.starts_with("hermes "), "{r:?}");
     let r = home.run(&["auth", "nope"]).code(2);
