@@ -215,7 +215,7 @@ pub fn try_update<T>(
     };
     let mut m = read(paths)?;
     let out = f(&mut m)?;
-    let text = serde_json::to_string_pretty(&m).map_err(|e| Error::msg(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&m).map_err(super::PluginsError::EncodeManifest)?;
     fsutil::write_atomic(&paths.plugins_json(), text.as_bytes(), 0o600)
         .map_err(|e| Error::io("cannot write plugins.json", e))?;
     drop(lock);
