@@ -93,6 +93,14 @@ fn login_cn_region() {
         .ok()
         .json();
     assert_eq!(st["providers"][0]["region"], "cn");
+    // The status line names the region for people, beside its id.
+    let r = home.run(&["auth", "status", "minimax-oauth"]).ok();
+    assert!(
+        r.stdout
+            .contains("logged in, region cn (China), token valid"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
