@@ -37,6 +37,49 @@ pub fn known<'a>(provider: &'a ProviderDesc, model: &str) -> Option<&'a str> {
     provider.model(model).map(|m| m.id.as_str())
 }
 
+/// Why `model` is not a model hermes knows, naming the models that are; `None` when it is
+/// known. With `provider` (an installed provider's id or alias) the model is looked up in that
+/// provider's catalog (a `provider/` prefix naming it is allowed); without, in every installed
+/// provider's. `None` too when no installed provider declares any model: nothing to check
+/// against.
+pub fn unknown_model(registry: &Registry, provider: Option<&str>, model: &str) -> Option<String> {
+    let list = |models: &mut dyn Iterator<Item = &str>| models.collect::<Vec<_>>().join(", ");
+    let shown = crate::text::line(model.trim(), 64);
+    if let Some(e) = provider.and_then(|p| registry.resolve(p)) {
+        let d = &e.provider;
+        if d.models.is_empty() || known(d, &normalize(registry, &d.id, model)).is_some() {
+            return None;
+        }
+        return Some(format!(
+            "{shown} is not among {}'s known models ({})",
+            d.display_name,
+            list(&mut d.models.iter().map(|m| m.id.as_str()))
+        ));
+    }
+    let entries = registry.entries();
+    if entries.iter().all(|e| e.provider.models.is_empty())
+        || entries
+            .iter()
+            .any(|e| known(&e.provider, &normalize(registry, &e.provider.id, model)).is_some())
+    {
+        return None;
+    }
+    let all: Vec<String> = entries
+        .iter()
+        .flat_map(|e| {
+            let id = &e.provider.id;
+            e.provider
+                .models
+                .iter()
+                .map(move |m| format!("{id}/{}", m.id))
+        })
+        .collect();
+    Some(format!(
+        "no installed provider declares the model {shown} (known models: {})",
+        all.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +155,29 @@ mod tests {
         let (_, ps) = registry();
         assert_eq!(known(&ps[0], "minimax-m2.7"), Some("MiniMax-M2.7"));
         assert_eq!(known(&ps[0], "MiniMax-M9"), None);
+    }
+
+    #[test]
+    fn unknown_models_are_named_with_the_known_ones() {
+        let (r, _) = registry();
+        assert_eq!(
+            unknown_model(&r, Some("minimax-portal"), "minimax-m2.7"),
+            None
+        );
+        assert_eq!(
+            unknown_model(&r, Some("minimax-oauth"), "minimax-oauth/MiniMax-M2.7"),
+            None
+        );
+        assert_eq!(
+            unknown_model(&r, Some("minimax-oauth"), "MiniMax-M9").as_deref(),
+            Some("MiniMax-M9 is not among minimax-oauth's known models (MiniMax-M2.7)")
+        );
+        assert_eq!(unknown_model(&r, None, "MiniMax-M2.7"), None);
+        assert_eq!(
+            unknown_model(&r, None, "gpt-4").as_deref(),
+            Some("no installed provider declares the model gpt-4 (known models: minimax-oauth/MiniMax-M2.7, other/MiniMax-M2.7)")
+        );
+        let empty = Registry::build([]);
+        assert_eq!(unknown_model(&empty, None, "gpt-4"), None);
     }
 }

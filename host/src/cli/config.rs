@@ -68,6 +68,9 @@ fn check_setting(ctx: &Ctx, key: &str, value: &str) -> Result<()> {
     use crate::config::{check_provider_setting, Declared, SettingProblem};
     use crate::plugins::runtime::{PluginSet, Scope};
     let parts: Vec<&str> = key.split('.').collect();
+    if parts == ["model", "default"] {
+        return check_model(ctx, value);
+    }
     let ["providers", id, setting] = parts.as_slice() else {
         return Ok(());
     };
@@ -92,5 +95,24 @@ fn check_setting(ctx: &Ctx, key: &str, value: &str) -> Result<()> {
             ));
             Ok(())
         }
+    }
+}
+
+/// Refuse a default model that the chosen provider (`model.provider`), or when none is chosen
+/// any installed provider, does not declare: the rule `hermes model` warns with, which stays
+/// the way to save a model the catalog does not list.
+fn check_model(ctx: &Ctx, value: &str) -> Result<()> {
+    use crate::plugins::runtime::PluginSet;
+    let paths = ctx.env.paths();
+    let Ok(set) = PluginSet::described(&paths) else {
+        return Ok(());
+    };
+    let provider = Settings::load(&paths)?.model_provider();
+    match crate::catalog::unknown_model(&set.registry, provider.as_deref(), value) {
+        None => Ok(()),
+        Some(why) => Err(Error::usage(
+            why,
+            "choose one with `hermes model`; `hermes model --provider <id> <model>` saves a model the catalog does not list",
+        )),
     }
 }

@@ -103,12 +103,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let model = match catalog::known(&d, &model) {
         Some(canonical) => canonical.to_string(),
         None => {
-            let ids: Vec<&str> = d.models.iter().map(|m| m.id.as_str()).collect();
-            ctx.out.warn(&format!(
-                "{model} is not among {}'s known models ({}); saving it anyway",
-                d.display_name,
-                ids.join(", ")
-            ));
+            if let Some(why) = catalog::unknown_model(&set.registry, Some(&d.id), &model) {
+                ctx.out.warn(&format!("{why}; saving it anyway"));
+            }
             model
         }
     };

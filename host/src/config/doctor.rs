@@ -82,3 +82,39 @@ fn provider_settings(ctx: &Context<'_>) -> Vec<Finding> {
 }
 
 inventory::submit! { Check { name: "config", order: 25, run: provider_settings } }
+
+/// The default model (`model.default`) against the models installed providers declare: one
+/// that the chosen provider, or any installed provider when none is chosen, does not have is
+/// a warning, fixed with `hermes model`.
+fn default_model(ctx: &Context<'_>) -> Vec<Finding> {
+    let Ok(settings) = super::Settings::load(ctx.paths) else {
+        return Vec::new(); // said by the home check
+    };
+    let Some(model) = settings.model_default() else {
+        return Vec::new();
+    };
+    let provider = settings.model_provider();
+    let entry = provider
+        .as_deref()
+        .and_then(|p| ctx.set.registry.resolve(p));
+    if ctx
+        .provider
+        .is_some_and(|p| entry.is_none_or(|e| e.provider.id != p))
+    {
+        return Vec::new();
+    }
+    let Some(why) = crate::catalog::unknown_model(&ctx.set.registry, provider.as_deref(), &model)
+    else {
+        return Vec::new();
+    };
+    let subject = entry.map_or("hermes", |e| e.provider.id.as_str());
+    vec![finding(
+        "config",
+        Severity::Warning,
+        subject,
+        format!("model.default: {why}"),
+        Some("hermes model".into()),
+    )]
+}
+
+inventory::submit! { Check { name: "config", order: 26, run: default_model } }

@@ -74,10 +74,8 @@ pub fn refresh(host: &Host, cred: &Credential) -> Result<Credential, PluginError
 
     if resp.status != 200 {
         let raw = String::from_utf8_lossy(&resp.body);
-        let mut detail = wire::body_for_message(&resp, &secrets);
-        if detail.is_empty() {
-            detail = wire::reason_phrase(resp.status);
-        }
+        // The server's words, never its raw JSON body (the same reader as sign-in).
+        let detail = wire::describe_error_body(&resp, &secrets);
         let message = format!(
             "MiniMax token refresh failed (HTTP {}): {detail}",
             resp.status

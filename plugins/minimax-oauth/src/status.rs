@@ -12,7 +12,7 @@ pub fn status(cred: Option<&Credential>, now_ms: i64) -> StatusReport {
         return not_logged_in();
     };
     let st = ProviderState::parse(&cred.state);
-    let region = credential_region(cred, &st).name;
+    let region = credential_region(cred, &st);
     let mut report = if cred.access_token.trim().is_empty() {
         match st.last_auth_error().filter(|e| e.relogin_required) {
             Some(e) => relogin(&stored_problem(&e.message)),
@@ -22,7 +22,8 @@ pub fn status(cred: Option<&Credential>, now_ms: i64) -> StatusReport {
         StatusReport::new(
             status_state::VALID,
             &format!(
-                "logged in, region {region}, token valid {}",
+                "logged in, region {}, token valid {}",
+                region.shown(),
                 remaining(cred.expires_at_ms.saturating_sub(now_ms))
             ),
         )
@@ -36,7 +37,7 @@ pub fn status(cred: Option<&Credential>, now_ms: i64) -> StatusReport {
             "the access token expired and no refresh token is stored: run `{SIGN_IN_COMMAND}`"
         ))
     };
-    report.region = region.into();
+    report.region = region.name.into();
     report.expires_at_ms = cred.expires_at_ms;
     report
 }

@@ -93,6 +93,14 @@ fn login_cn_region() {
         .ok()
         .json();
     assert_eq!(st["providers"][0]["region"], "cn");
+    // The status line names the region for people, beside its id.
+    let r = home.run(&["auth", "status", "minimax-oauth"]).ok();
+    assert!(
+        r.stdout
+            .contains("logged in, region cn (China), token valid"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -422,9 +430,9 @@ fn expired_token_with_a_transient_failure_is_an_error_but_keeps_the_login() {
     home.run(&["auth", "token", "minimax-oauth"]).ok();
 }
 
-fn assert_quarantined(emu: &Emulator, home: &Home, code_in_message: &str) {
+fn assert_quarantined(emu: &Emulator, home: &Home, words_in_message: &str) {
     let r = home.run(&["auth", "token", "minimax-oauth"]).code(1);
-    assert!(r.stderr.contains(code_in_message), "{}", r.stderr);
+    assert!(r.stderr.contains(words_in_message), "{}", r.stderr);
     assert!(
         r.stderr
             .contains("Run `hermes auth add minimax-oauth` to sign in again."),
@@ -486,7 +494,11 @@ fn regress_dead_refresh_token_is_quarantined_invalid_grant() {
         text.replace(&rt, "mm-rt-unknown-to-the-server-000000000000"),
     )
     .unwrap();
-    assert_quarantined(&emu, &home, "invalid_grant");
+    assert_quarantined(
+        &emu,
+        &home,
+        "(HTTP 400): refresh token is invalid or revoked",
+    );
 }
 
 #[test]
@@ -507,7 +519,7 @@ fn refresh_token_reused_is_quarantined() {
         ],
     );
     assert_eq!(status, 200);
-    assert_quarantined(&emu, &home, "refresh_token_reused");
+    assert_quarantined(&emu, &home, "(HTTP 400): refresh token was already used");
     assert_eq!(emu.counters().refresh_reused, 1);
 }
 

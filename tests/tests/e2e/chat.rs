@@ -119,7 +119,11 @@ fn a_chat_whose_refresh_fails_terminally_quarantines_and_says_how_to_sign_in() {
     let r = home
         .run(&["chat", "-q", "hi", "--provider", "minimax-oauth"])
         .code(1);
-    assert!(r.stderr.contains("invalid_grant"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("refresh token is invalid or revoked"),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr.contains("hermes auth add minimax-oauth"),
         "{}",

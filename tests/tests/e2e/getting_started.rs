@@ -316,3 +316,58 @@ fn help_and_version_reach_stdout() {
     let r = home.run(&["auth", "nope"]).code(2);
     assert!(r.stderr.contains("unrecognized subcommand"), "{r:?}");
 }
+
+#[test]
+fn a_default_model_no_provider_declares_is_refused_and_reported() {
+    let (_emu, home) = crate::support::minimax(crate::support::approving());
+    crate::support::login(&home);
+    // No provider chosen: checked against every installed provider's models.
+    let r = home
+        .run(&["config", "set", "model.default", "gpt-4"])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("no installed provider declares the model gpt-4 (known models: minimax-oauth/MiniMax-M2.7"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hermes model"), "{}", r.stderr);
+    assert_eq!(home.run(&["config", "get", "model.default"]).code, 1);
+    // A model the chosen provider declares is saved in any case.
+    home.run(&["config", "set", "model.provider", "minimax-oauth"])
+        .ok();
+    home.run(&["config", "set", "model.default", "minimax-m2.7"])
+        .ok();
+    let r = home
+        .run(&["config", "set", "model.default", "MiniMax-M9"])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("MiniMax-M9 is not among MiniMax (OAuth)'s known models (MiniMax-M2.7"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        home.run(&["config", "get", "model.default"])
+            .ok()
+            .stdout
+            .trim(),
+        "minimax-m2.7"
+    );
+    let r = home.run(&["doctor"]);
+    assert!(!r.stdout.contains("model.default"), "{}", r.stdout);
+    // Written by hand: doctor warns, with the fix.
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "model:\n  provider: minimax-oauth\n  default: MiniMax-M9\n",
+    )
+    .unwrap();
+    let r = home.run(&["doctor"]).code(1);
+    assert!(
+        r.stdout
+            .contains("model.default: MiniMax-M9 is not among MiniMax (OAuth)'s known models"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("(fix: hermes model)"), "{}", r.stdout);
+}

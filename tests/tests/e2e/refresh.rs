@@ -52,6 +52,16 @@ fn answers_that_do_not_name_a_dead_token_keep_the_login() {
             canned.name(),
             r.stderr
         );
+        // The server's words, never its raw JSON body.
+        assert!(!r.stderr.contains("{\""), "{}: {}", canned.name(), r.stderr);
+        if canned == Canned::Upstream502 {
+            assert!(
+                r.stderr
+                    .contains("(HTTP 502): upstream returned invalid_grant"),
+                "{}",
+                r.stderr
+            );
+        }
         let after = stored(&home);
         assert_eq!(
             after["refresh_token"],

@@ -205,6 +205,44 @@ fn rate_limits_server_errors_and_other_4xx_are_transient() {
 }
 
 #[test]
+fn refresh_errors_give_the_servers_words_never_its_json_body() {
+    let err = refresh_json(
+        503,
+        r#"{"error":"server_error","error_description":"try again later","base_resp":{"status_code":1000,"status_msg":"system busy"}}"#,
+    )
+    .unwrap_err();
+    assert_transient(&err);
+    assert_eq!(
+        err.message.as_str(),
+        "MiniMax token refresh failed (HTTP 503): system busy"
+    );
+    let err = refresh_json(500, r#"{"error":"server_error"}"#).unwrap_err();
+    assert_eq!(
+        err.message.as_str(),
+        "MiniMax token refresh failed (HTTP 500): server_error"
+    );
+    // A JSON body without any message: the reason phrase, not the JSON.
+    let err = refresh_json(502, r#"{"base_resp":{"status_code":1}}"#).unwrap_err();
+    assert_eq!(
+        err.message.as_str(),
+        "MiniMax token refresh failed (HTTP 502): Bad Gateway"
+    );
+    // The dead-token verdict keeps its words too.
+    let err = refresh_json(
+        400,
+        r#"{"error":"invalid_grant","error_description":"refresh token reused"}"#,
+    )
+    .unwrap_err();
+    assert_relogin(&err);
+    assert!(
+        err.message
+            .starts_with("MiniMax token refresh failed (HTTP 400): refresh token reused."),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
 fn malformed_or_truncated_json_is_transient() {
     for body in [
         "<html>oops</html>",

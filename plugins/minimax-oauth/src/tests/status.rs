@@ -81,7 +81,10 @@ fn valid_token_reports_region_and_time_left() {
     let mut cn = stored(NOW + 3 * 3_600_000);
     cn.region = "cn".into();
     let r = status(Some(&cn), NOW);
-    assert_eq!(r.summary.as_str(), "logged in, region cn, token valid 3 h");
+    assert_eq!(
+        r.summary.as_str(),
+        "logged in, region cn (China), token valid 3 h"
+    );
     assert_eq!(r.region.as_str(), "cn");
 }
 

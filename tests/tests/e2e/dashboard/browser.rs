@@ -468,9 +468,10 @@ fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
         "location.search === ''",
         "the token to leave the address bar",
     );
-    browser.wait_text("#doctor-summary", "the doctor section", |t| {
+    let summary = browser.wait_text("#doctor-summary", "the doctor section", |t| {
         t.contains("needs action") || t.contains("need action")
     });
+    assert!(counts_findings_properly(&summary), "{summary}");
     sign_in_and_out(&browser, &emu, &home, "global", false, "global");
     assert_eq!(emu.counters().global.logins_completed, 1);
     drop(d);
@@ -527,6 +528,20 @@ fn dashboard_in_headless_chromium_signs_in_and_out_in_both_regions() {
     // The session token never appears in the page's own text.
     let html = browser.js("return document.documentElement.outerHTML;");
     assert!(!html.as_str().unwrap().contains(&d.token));
+}
+
+/// The doctor summary counts in words: "1 finding needs action.", "3 findings need action."
+/// (never "finding(s)").
+fn counts_findings_properly(summary: &str) -> bool {
+    let t = summary.trim();
+    let Some((n, rest)) = t.split_once(' ') else {
+        return false;
+    };
+    match n.parse::<u32>() {
+        Ok(1) => rest == "finding needs action.",
+        Ok(n) if n > 1 => rest == "findings need action.",
+        _ => false,
+    }
 }
 
 /// Open `d`'s page in `b` and wait for the MiniMax card.
