@@ -15,7 +15,7 @@
 #![deny(missing_docs)]
 
 use hermes_plugin_sdk::prelude::*;
-use hermes_plugin_sdk::validate::CREDENTIAL_ENV_KEY;
+use hermes_plugin_sdk::validate::{CREDENTIAL_ENV_KEY, REGION_LABELS_KEY};
 use hermes_plugin_sdk::{
     api_key, AuthFlowImpl, Capabilities, Host, Plugin, RuntimeImpl, StatusImpl,
 };
@@ -49,6 +49,8 @@ pub struct Spec {
     pub aliases: &'static [&'static str],
     /// The region (the provider has exactly one).
     pub region: &'static str,
+    /// The region's name for people, declared in the descriptor's `region_labels` extension.
+    pub region_label: &'static str,
     /// Base URL of the Anthropic Messages API.
     pub inference: &'static str,
     /// The one host the plugin may reach for this provider.
@@ -65,6 +67,7 @@ pub const GLOBAL: Spec = Spec {
     display_name: "MiniMax",
     aliases: &[],
     region: "global",
+    region_label: "Global",
     inference: "https://api.minimax.io/anthropic",
     host: "api.minimax.io",
     url_override: "MINIMAX_BASE_URL",
@@ -77,6 +80,7 @@ pub const CHINA: Spec = Spec {
     display_name: "MiniMax (China)",
     aliases: &["minimax-china", "minimax_cn"],
     region: "cn",
+    region_label: "China",
     inference: "https://api.minimaxi.com/anthropic",
     host: "api.minimaxi.com",
     url_override: "MINIMAX_CN_BASE_URL",
@@ -132,10 +136,24 @@ impl Spec {
         });
         // Keys never expire; nothing to refresh ahead of.
         p.refresh_skew_ms = 0;
-        p.extension = format!("{{\"{CREDENTIAL_ENV_KEY}\": [\"{}\"]}}", self.key_env)
-            .as_str()
-            .into();
+        // Static ids and names: nothing in them needs escaping.
+        p.extension = format!(
+            "{{\"{CREDENTIAL_ENV_KEY}\": [\"{}\"], \"{REGION_LABELS_KEY}\": {{\"{}\": \"{}\"}}}}",
+            self.key_env, self.region, self.region_label
+        )
+        .as_str()
+        .into();
         p
+    }
+
+    /// The region as people read it: `cn (China)`; the id alone when its name only differs
+    /// from it in case (`global`).
+    pub fn region_shown(&self) -> String {
+        if self.region_label.eq_ignore_ascii_case(self.region) {
+            self.region.to_string()
+        } else {
+            format!("{} ({})", self.region, self.region_label)
+        }
     }
 }
 
@@ -300,7 +318,7 @@ impl StatusImpl for Provider {
                 &format!(
                     "logged in with API key {}, region {}",
                     hermes_plugin_sdk::mask(c.access_token.trim()),
-                    self.spec.region
+                    self.spec.region_shown()
                 ),
             ),
             _ => {

@@ -72,6 +72,11 @@ fn describes_minimax_and_minimax_cn_with_their_regions_and_aliases() {
         ["MINIMAX_API_KEY"],
         "the key variable is declared for the host"
     );
+    assert_eq!(
+        hermes_plugin_sdk::validate::region_labels(cn),
+        [("cn".to_string(), "China".to_string())],
+        "the region is named for people"
+    );
     assert!(hermes_plugin_sdk::validate::plugin_info(&info).is_empty());
 }
 
@@ -237,7 +242,7 @@ fn status_shows_a_masked_key_and_makes_no_request() {
     assert_eq!(r.state, status_state::VALID);
     assert_eq!(
         r.summary.as_str(),
-        "logged in with API key sk-…cdef, region cn"
+        "logged in with API key sk-…cdef, region cn (China)"
     );
     assert_eq!(r.region.as_str(), "cn");
     let r = handle.status.status(ROption::RNone, 0);

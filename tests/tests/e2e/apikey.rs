@@ -127,7 +127,7 @@ fn the_declared_key_variable_signs_in_without_stdin() {
     );
     assert!(
         r.stdout
-            .contains("Signed in to MiniMax (China) (region cn)"),
+            .contains("Signed in to MiniMax (China) (region cn (China))"),
         "{}",
         r.stdout
     );
