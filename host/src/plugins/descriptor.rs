@@ -25,11 +25,7 @@ impl RegionDesc {
     /// The id with the name people read beside it: `cn (China)`, or the id alone (also when
     /// the name only differs from the id in case).
     pub fn shown(&self) -> String {
-        if self.label.is_empty() || self.label.eq_ignore_ascii_case(&self.name) {
-            self.name.clone()
-        } else {
-            format!("{} ({})", self.name, self.label)
-        }
+        hermes_plugin_sdk::region_shown(&self.name, &self.label)
     }
 }
 
@@ -265,39 +261,6 @@ mod tests {
         PluginInfo::new("demo", "1.2.3", "d", vec![p])
     }
 
-    fn validate(p: &PluginInfo) -> Vec<String> {
-        rules::plugin_info(p)
-    }
-
-    #[test]
-    fn a_good_descriptor_has_no_problems() {
-        assert_eq!(validate(&sample()), Vec::<String>::new());
-    }
-
-    #[test]
-    fn each_bad_field_is_named() {
-        let mut p = sample();
-        p.id = "Bad Id".into();
-        let provider = &mut p.providers[0];
-        provider.flow = "telepathy".into();
-        provider.regions[0].portal_base_url = "http://example.com".into();
-        provider.aux_model = "nope".into();
-        provider.aliases.push("a/b".into());
-        let problems = validate(&p).join("\n");
-        for needle in [
-            "plugin id",
-            "unknown flow kind",
-            "is not https",
-            "aux model",
-            "alias \"a/b\"",
-        ] {
-            assert!(
-                problems.contains(needle),
-                "missing {needle:?} in {problems}"
-            );
-        }
-    }
-
     #[test]
     fn the_shared_rules_agree_with_semver() {
         for v in [
@@ -347,15 +310,5 @@ mod tests {
             "hermes auth add demo --api-key-stdin < key.txt"
         );
         assert_eq!(d.main_login_name(), "api-key");
-    }
-
-    #[test]
-    fn ids_and_aliases() {
-        assert!(valid_id("minimax-oauth"));
-        assert!(!valid_id("minimax_oauth"));
-        assert!(!valid_id("-x"));
-        assert!(valid_alias("minimax_oauth"));
-        assert!(!valid_alias(""));
-        assert!(!valid_alias(&"a".repeat(65)));
     }
 }

@@ -149,11 +149,7 @@ impl Spec {
     /// The region as people read it: `cn (China)`; the id alone when its name only differs
     /// from it in case (`global`).
     pub fn region_shown(&self) -> String {
-        if self.region_label.eq_ignore_ascii_case(self.region) {
-            self.region.to_string()
-        } else {
-            format!("{} ({})", self.region, self.region_label)
-        }
+        hermes_plugin_sdk::region_shown(self.region, self.region_label)
     }
 }
 

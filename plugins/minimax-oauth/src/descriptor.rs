@@ -69,11 +69,7 @@ impl Region {
     /// The id with the name people read beside it: `cn (China)`, or the id alone when the
     /// name only differs from it in case (`global`), as the host shows declared regions.
     pub fn shown(&self) -> String {
-        if self.label.is_empty() || self.label.eq_ignore_ascii_case(self.name) {
-            self.name.to_string()
-        } else {
-            format!("{} ({})", self.name, self.label)
-        }
+        hermes_plugin_sdk::region_shown(self.name, self.label)
     }
 }
 
