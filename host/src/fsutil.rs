@@ -80,14 +80,16 @@ pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> io::Result<()> {
     sync_dir(parent_dir(path))
 }
 
-/// A test hook's pause: say on stderr where hermes stops (`hermes: test pause: <what> in N
-/// ms`), then sleep, so a test can act (kill, race) at exactly that point.
+/// A test hook's pause: say on stderr where hermes stops and which process stops there
+/// (`hermes: test pause: <what> in N ms (process P)`), then sleep, so a test can act (kill,
+/// race) at exactly that point.
 pub fn test_pause(what: &str, pause: Duration) {
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
-        "hermes: test pause: {what} in {} ms",
-        pause.as_millis()
+        "hermes: test pause: {what} in {} ms (process {})",
+        pause.as_millis(),
+        std::process::id()
     );
     let _ = err.flush();
     drop(err);

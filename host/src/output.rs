@@ -173,6 +173,10 @@ impl Output {
     pub fn verbose(&self) -> u8 {
         self.verbose
     }
+    /// Whether `--quiet` was given.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
     /// Whether progress may be animated (stderr is a terminal, no `--quiet`). `NO_COLOR` takes
     /// the colour away, not the progress.
     pub fn animated(&self) -> bool {

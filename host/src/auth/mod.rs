@@ -7,6 +7,7 @@ pub mod login;
 pub mod pool;
 pub mod refresh;
 pub mod store;
+pub mod worker;
 
 pub use pool::{EntryView, Slot};
 pub use refresh::{Resolved, TokenSource};
@@ -14,7 +15,7 @@ pub use store::{AuthFile, Store};
 
 /// What can go wrong with a login. `provider` is the display name; `login` the command that
 /// signs in to it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum AuthError {
     /// The provider has no login at all.
     #[error("not signed in to {provider}")]

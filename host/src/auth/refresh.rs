@@ -23,10 +23,11 @@
 use std::sync::{Arc, Mutex};
 
 use abi_stable::std_types::{RBox, Tuple2};
-use hermes_plugin_api::{auth_scheme, Credential, PluginError, RuntimeCredential_TO};
+use hermes_plugin_api::{auth_scheme, Credential, RuntimeCredential_TO};
 
-use super::pool::EntryView;
+use super::pool::{EntryView, Slot};
 use super::store::Store;
+use super::worker;
 use super::AuthError;
 use crate::error::{Error, Result};
 use crate::output::Output;
@@ -207,27 +208,125 @@ impl TokenSource {
         if entry.credential.access_token.is_empty() && entry.credential.refresh_token.is_empty() {
             return Err(self.relogin_or_absent(&entry));
         }
-        let due = |c: &Credential| -> Result<bool> {
-            match rejected {
-                Some(r) => Ok(c.access_token.as_str() == r.expose()),
-                None => Ok(c.access_token.is_empty() || {
-                    let (c, now) = (c.clone(), self.now());
-                    self.plugin_call(
-                        "RuntimeCredential::needs_refresh",
-                        deadline::LOCAL,
-                        move |rt| rt.needs_refresh(&c, now),
-                    )?
-                }),
-            }
-        };
-        if !due(&entry.credential)? {
+        if !self.due(&entry.credential, rejected.map(Secret::expose))? {
             return self.finish(&entry, entry.credential.clone(), &reason, false);
         }
+
+        let step = match worker::exe() {
+            Some(exe) => self.refresh_in_worker(exe, &entry.slot, rejected)?,
+            None => self.refresh_slot(&entry.slot, rejected.map(Secret::expose))?,
+        };
+        match step {
+            Step::Stored { cred, refreshed } => self.finish(&entry, cred, &reason, refreshed),
+            Step::Transient { message } => {
+                let c = &entry.credential;
+                let still_valid = !c.access_token.is_empty()
+                    && (c.expires_at_ms == 0 || c.expires_at_ms > self.now());
+                if rejected.is_none() && still_valid {
+                    self.out.warn(&format!(
+                        "could not refresh the {id} token ({}); using the current one while it lasts",
+                        message
+                    ));
+                    return self.finish(&entry, c.clone(), &reason, false);
+                }
+                Err(AuthError::Transient { message }.into())
+            }
+        }
+    }
+
+    /// Whether `c` needs a refresh: it is the token the API `rejected`, or (nothing rejected)
+    /// the provider says it is due.
+    fn due(&self, c: &Credential, rejected: Option<&str>) -> Result<bool> {
+        match rejected {
+            Some(r) => Ok(c.access_token.as_str() == r),
+            None => Ok(c.access_token.is_empty() || {
+                let (c, now) = (c.clone(), self.now());
+                self.plugin_call(
+                    "RuntimeCredential::needs_refresh",
+                    deadline::LOCAL,
+                    move |rt| rt.needs_refresh(&c, now),
+                )?
+            }),
+        }
+    }
+
+    /// The name of the login in `slot`, for messages ("" when it cannot be read).
+    fn name_of(&self, slot: &Slot) -> String {
+        self.store
+            .read()
+            .ok()
+            .and_then(|f| {
+                f.entries(&self.provider.desc.id)
+                    .into_iter()
+                    .find(|e| e.slot == *slot)
+            })
+            .map(|e| e.name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The refresh in a worker process (see [`worker`]): the worker runs
+    /// [`TokenSource::refresh_slot`] and says how it ended; the credential is then read from
+    /// the store, where the worker left it.
+    fn refresh_in_worker(
+        &self,
+        exe: &std::path::Path,
+        slot: &Slot,
+        rejected: Option<&Secret>,
+    ) -> Result<Step> {
+        let started = worker::start(
+            exe,
+            &self.store.paths().home,
+            &self.provider.desc.id,
+            slot,
+            rejected,
+            &self.out,
+        );
+        let child = match started {
+            Ok(child) => child,
+            Err(e) => {
+                self.out.log(
+                    1,
+                    &format!("cannot start a refresh worker ({e}); refreshing in this process"),
+                );
+                return self.refresh_slot(slot, rejected.map(Secret::expose));
+            }
+        };
+        match worker::finish(child, self.store.paths().lock_timeout)? {
+            worker::Outcome::Stored { refreshed } => {
+                let file = self.store.read()?;
+                let cred = file
+                    .credential(&self.provider.desc.id, slot)
+                    .ok_or_else(|| self.not_logged_in())?;
+                Ok(Step::Stored { cred, refreshed })
+            }
+            worker::Outcome::Transient { message } => Ok(Step::Transient { message }),
+            worker::Outcome::Failed { error } => Err(error.into()),
+        }
+    }
+
+    /// The worker's side of [`TokenSource::refresh_in_worker`]: refresh the login in `slot`
+    /// here and say how it ended.
+    pub fn refresh_for_worker(
+        &self,
+        slot: &Slot,
+        rejected: Option<&str>,
+    ) -> Result<worker::Outcome> {
+        Ok(match self.refresh_slot(slot, rejected)? {
+            Step::Stored { refreshed, .. } => worker::Outcome::Stored { refreshed },
+            Step::Transient { message } => worker::Outcome::Transient { message },
+        })
+    }
+
+    /// The refresh itself, in this process: take the provider's single-flight lock, re-read
+    /// the store, and refresh the login in `slot` if it is still due (or still holds the
+    /// `rejected` token). The answer reaches the journal first, then the store.
+    fn refresh_slot(&self, slot: &Slot, rejected: Option<&str>) -> Result<Step> {
+        let id = &self.provider.desc.id;
 
         // One refresh per provider at a time, across processes: the others wait here for its
         // answer (and then find the token fresh). The store's own lock is not held while the
         // request is in flight, so other providers' tokens are never held up by this one.
-        let what = format!("the {id} token ({})", entry.name());
+        let what = format!("the {id} token ({})", self.name_of(slot));
         let flight = self.store.refresh_lock(id, |holder| {
             let who = if holder.is_empty() {
                 "another hermes process".to_string()
@@ -245,15 +344,17 @@ impl TokenSource {
         // half done: the token may have been refreshed while we waited.
         let (file, journal) = self.store.lock()?.read_with_journal()?;
         let entries = file.entries(id);
-        let Some(entry) = entries.iter().find(|e| e.slot == entry.slot).cloned() else {
+        let Some(entry) = entries.iter().find(|e| e.slot == *slot).cloned() else {
             return Err(self.not_logged_in());
         };
         if !entry.usable() {
             return Err(self.relogin_or_absent(&entry));
         }
-        if !due(&entry.credential)? {
-            drop(flight);
-            return self.finish(&entry, entry.credential.clone(), &reason, false);
+        if !self.due(&entry.credential, rejected)? {
+            return Ok(Step::Stored {
+                cred: entry.credential,
+                refreshed: false,
+            });
         }
         self.out.log(1, &format!("refreshing {what}"));
         // What the plugin returns is bounded, and what the server says is never stored or
@@ -321,7 +422,10 @@ impl TokenSource {
                 drop(flight);
                 // Use it as stored: the plugin's own keys only, whatever it returned.
                 let stored = file.credential(id, &entry.slot).unwrap_or(new);
-                self.finish(&entry, stored, &reason, true)
+                Ok(Step::Stored {
+                    cred: stored,
+                    refreshed: true,
+                })
             }
             Err(e) if e.relogin_required => {
                 let locked = self.store.lock()?;
@@ -356,18 +460,9 @@ impl TokenSource {
                         }
                     }
                 }
-                drop(flight);
-                let c = &entry.credential;
-                let still_valid = !c.access_token.is_empty()
-                    && (c.expires_at_ms == 0 || c.expires_at_ms > self.now());
-                if rejected.is_none() && still_valid {
-                    self.out.warn(&format!(
-                        "could not refresh the {id} token ({}); using the current one while it lasts",
-                        e.message
-                    ));
-                    return self.finish(&entry, c.clone(), &reason, false);
-                }
-                Err(transient_error(&e))
+                Ok(Step::Transient {
+                    message: e.message.to_string(),
+                })
             }
         }
     }
@@ -449,11 +544,13 @@ impl TokenSource {
     }
 }
 
-fn transient_error(e: &PluginError) -> Error {
-    AuthError::Transient {
-        message: e.message.to_string(),
-    }
-    .into()
+/// How a refresh that was due ended (errors aside).
+enum Step {
+    /// The store holds this credential for the login: refreshed now, or found fresh after
+    /// waiting for another process's refresh.
+    Stored { cred: Credential, refreshed: bool },
+    /// The refresh failed in a way that may pass; the login is kept as it was.
+    Transient { message: String },
 }
 
 #[cfg(test)]

@@ -226,6 +226,11 @@ impl Store {
         }
     }
 
+    /// The paths (and lock timeout) it was made with.
+    pub fn paths(&self) -> &Paths {
+        &self.home
+    }
+
     /// Where the file lives.
     pub fn path(&self) -> &Path {
         &self.path

@@ -671,6 +671,35 @@ fn logout(ctx: &Ctx, name: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The refresh worker (`hermes __refresh-worker <provider> <slot> <verbose> <quiet|->`, see
+/// [`crate::auth::worker`]): open the provider as any command does and refresh the login.
+/// Returns the process exit code.
+pub fn refresh_worker(args: &[String]) -> u8 {
+    let [provider, slot, verbose, quiet] = args else {
+        return 2;
+    };
+    let Some(slot) = crate::auth::worker::parse_slot(slot) else {
+        return 2;
+    };
+    let env = match crate::config::Env::from_process() {
+        Ok(env) => env,
+        Err(_) => return 2,
+    };
+    let out = crate::output::Output::new(&env, verbose.parse().unwrap_or(0), quiet == "quiet");
+    super::configure(&env, &out);
+    let ctx = Ctx {
+        env,
+        out: out.clone(),
+    };
+    crate::auth::worker::serve(&out, |rejected| {
+        let provider = open(&ctx, provider)?;
+        let store = Store::new(&ctx.env.paths());
+        TokenSource::new(store, provider, None, "", ctx.out.clone())
+            .refresh_for_worker(&slot, rejected.as_deref())
+    });
+    0
+}
+
 fn token(ctx: &Ctx, name: &str, account: Option<String>) -> Result<ExitCode> {
     let provider = open(ctx, name)?;
     let settings = Settings::load(&ctx.env.paths())?;

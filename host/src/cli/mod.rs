@@ -86,6 +86,10 @@ pub fn main() -> ExitCode {
             Err(_) => ExitCode::from(2),
         };
     }
+    if args_is(crate::auth::worker::WORKER_ARG) {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return ExitCode::from(auth::refresh_worker(&args));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -108,10 +112,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    crate::net::set_proxies(env.proxies.clone());
-    crate::plugins::deadline::configure(env.plugin_timeout);
     let out = Output::new(&env, cli.verbose, cli.quiet);
-    crate::net::set_request_log(&out);
+    configure(&env, &out);
+    // Token refreshes run in a worker process that outlives a kill of this one.
+    if let Ok(exe) = std::env::current_exe() {
+        crate::auth::worker::enable(exe);
+    }
     let ctx = Ctx {
         env,
         out: out.clone(),
@@ -123,6 +129,13 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// What every process of the binary sets up from its environment before it runs a command.
+pub fn configure(env: &Env, out: &Output) {
+    crate::net::set_proxies(env.proxies.clone());
+    crate::plugins::deadline::configure(env.plugin_timeout);
+    crate::net::set_request_log(out);
 }
 
 /// Whether the first argument is the private entry `name`.

@@ -225,3 +225,73 @@ fn a_slow_refresh_of_one_provider_does_not_block_another_provider() {
         String::from_utf8_lossy(&out.stdout).trim()
     );
 }
+
+/// Ctrl-C (SIGINT to the foreground process group) or a closed terminal (SIGHUP) while a
+/// refresh is at the server: the command stops, but the refresh runs in a worker outside its
+/// process group, so the rotated pair is still saved and the login keeps working with no
+/// second rotation and no reuse.
+#[test]
+fn ctrl_c_or_a_closed_terminal_during_a_refresh_keeps_the_login() {
+    use std::os::unix::process::CommandExt;
+    let (emu, home) = minimax(EmulatorConfig {
+        access_ttl_ms: 30_000,
+        ..approving()
+    });
+    for signal in [libc::SIGINT, libc::SIGHUP] {
+        emu.set_config(|c| c.access_ttl_ms = 30_000);
+        login(&home);
+        let before = emu.counters();
+        // The next pair lives long, so the command after the signal has no reason to refresh.
+        emu.set_config(|c| {
+            c.refresh_delay_ms = 800;
+            c.access_ttl_ms = 900_000;
+        });
+        let mut child = home.command(&["auth", "token", "minimax-oauth"]);
+        child
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // As a shell runs a foreground job: a process group of its own, and the signals'
+            // default actions (this test's own process may have been started ignoring them).
+            .process_group(0);
+        // SAFETY: `signal` is async-signal-safe; it runs in the child between fork and exec.
+        unsafe {
+            child.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGHUP, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = child.spawn().unwrap();
+        let sent = std::time::Instant::now();
+        while emu.counters().refresh_requests == before.refresh_requests {
+            assert!(
+                sent.elapsed() < Duration::from_secs(30),
+                "the refresh never reached the server"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // SAFETY: signalling the process group of a child this test started.
+        assert_eq!(unsafe { libc::kill(-(child.id() as i32), signal) }, 0);
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "signal {signal}: {status:?}");
+        assert!(emu.wait_idle(Duration::from_secs(30)));
+        emu.set_config(|c| c.refresh_delay_ms = 0);
+        let r = home.run(&["auth", "token", "minimax-oauth"]);
+        assert_eq!(
+            r.code, 0,
+            "signal {signal}: the login was lost: {}",
+            r.stderr
+        );
+        let c = emu.counters();
+        assert_eq!(
+            c.refresh_success,
+            before.refresh_success + 1,
+            "signal {signal}: {c:?}"
+        );
+        assert_eq!(c.refresh_reused, before.refresh_reused, "signal {signal}");
+        assert_eq!(
+            r.stdout.trim(),
+            stored(&home)["access_token"].as_str().unwrap()
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The refresh worker: the `hermes` binary refreshes a token in a child process of its own
+//! (this binary, entered through the private `__refresh-worker` argument, never shown in help).
+//!
+//! A refresh is the one moment a kill loses a login: the server rotates the pair when it
+//! answers, and until the answer is on disk the process holds the only copy of the new
+//! refresh token. The worker is started in a process group of its own, so Ctrl-C, a closed
+//! terminal or a kill of the command that needed the token do not reach it: once a refresh
+//! request is sent, its answer is saved whatever happens to the command. The worker takes the
+//! provider's single-flight lock itself, so other processes wait for it, not for its parent.
+//! What is left is a kill of the worker itself between the rotation and the journal (see
+//! [`super::store::Journal`]): below a millisecond.
+//!
+//! The parent writes the rejected token (or an empty line) on the worker's stdin, never on its
+//! command line, and reads one JSON line back: how the refresh ended. The credential itself
+//! is read from the store, where the worker left it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::pool::Slot;
+use super::AuthError;
+use crate::error::{Error, Result};
+use crate::output::Output;
+use crate::secret::Secret;
+
+/// The private argument that makes `hermes` a refresh worker.
+pub const WORKER_ARG: &str = "__refresh-worker";
+
+static EXE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Refresh through workers started from `exe` from now on. The `hermes` binary does this at
+/// start; a program that uses the library without it (tests, benchmarks) refreshes in its own
+/// process.
+pub fn enable(exe: PathBuf) {
+    let _ = EXE.set(exe);
+}
+
+/// The binary to start workers from, once [`enable`]d.
+pub(super) fn exe() -> Option<&'static Path> {
+    EXE.get().map(PathBuf::as_path)
+}
+
+/// How a worker's refresh ended: the one line it writes on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The store holds a usable credential for the login (refreshed now, or by another
+    /// process while the worker waited).
+    Stored { refreshed: bool },
+    /// The refresh failed in a way that may pass; the login is kept.
+    Transient { message: String },
+    /// Anything else, as the error it was.
+    Failed { error: Failure },
+}
+
+/// An error as it crosses the pipe: the auth layer's own errors keep their variant (a
+/// gateway answers those that need a sign-in with a 401); the rest keep their words.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    Auth(AuthError),
+    Other {
+        message: String,
+        help: Option<String>,
+    },
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        match e {
+            Error::Auth(a) => Failure::Auth(a),
+            e => Failure::Other {
+                message: e.message(),
+                help: e.help(),
+            },
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        match f {
+            Failure::Auth(a) => Error::Auth(a),
+            Failure::Other { message, help } => Error::Other { message, help },
+        }
+    }
+}
+
+/// `slot` as a worker argument: `main`, or `pool:<entry id>`.
+pub fn slot_arg(slot: &Slot) -> String {
+    match slot {
+        Slot::Singleton => "main".into(),
+        Slot::Pool(id) => format!("pool:{id}"),
+    }
+}
+
+/// The slot a worker argument names.
+pub fn parse_slot(arg: &str) -> Option<Slot> {
+    match arg {
+        "main" => Some(Slot::Singleton),
+        _ => arg
+            .strip_prefix("pool:")
+            .filter(|id| !id.is_empty())
+            .map(|id| Slot::Pool(id.to_string())),
+    }
+}
+
+/// Start a worker that refreshes `provider`'s login in `slot`. The worker inherits stderr,
+/// where it says what it waits for and, with `-v`, what it does.
+pub(super) fn start(
+    exe: &Path,
+    home: &Path,
+    provider: &str,
+    slot: &Slot,
+    rejected: Option<&Secret>,
+    out: &Output,
+) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(exe)
+        .arg0("hermes")
+        .arg(WORKER_ARG)
+        .arg(provider)
+        .arg(slot_arg(slot))
+        .arg(out.verbose().to_string())
+        .arg(if out.is_quiet() { "quiet" } else { "-" })
+        .env("HERMES_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        // Not in the command's process group: Ctrl-C and a closed terminal do not reach it.
+        .process_group(0)
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let line = format!("{}\n", rejected.map(Secret::expose).unwrap_or_default());
+        // A worker that is already gone is reported by `finish`.
+        let _ = stdin.write_all(line.as_bytes());
+    }
+    Ok(child)
+}
+
+/// Wait for the worker's answer. It waits for another process's refresh at most the refresh
+/// deadline plus the store lock's timeout, then makes its own request within the refresh
+/// deadline; past both (and a margin), or when it ends without an answer, the refresh is
+/// reported as failed, and a worker still running is left to finish and save what it gets.
+pub(super) fn finish(mut child: Child, lock_timeout: Duration) -> Result<Outcome> {
+    let pid = child.id();
+    let Some(stdout) = child.stdout.take() else {
+        return Err(ended(pid, "has no stdout"));
+    };
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        // One short JSON line; a longer one is not the worker's.
+        let _ = BufReader::new(stdout.take(64 << 10)).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let limit = 2 * crate::services::REFRESH_DEADLINE + 2 * lock_timeout + Duration::from_secs(30);
+    let line = match rx.recv_timeout(limit) {
+        Ok(line) => line,
+        Err(_) => {
+            return Err(AuthError::Transient {
+                message: format!(
+                    "the token refresh (worker process {pid}) did not finish within {} s; it \
+                     goes on, and saves what it gets",
+                    limit.as_secs()
+                ),
+            }
+            .into())
+        }
+    };
+    match serde_json::from_str::<Outcome>(line.trim_end()) {
+        Ok(outcome) => {
+            let _ = child.wait();
+            Ok(outcome)
+        }
+        Err(_) => Err(ended(pid, &how_it_ended(&mut child))),
+    }
+}
+
+fn ended(pid: u32, how: &str) -> Error {
+    Error::msg(format!(
+        "the token refresh (worker process {pid}) {how} without saying how the refresh went"
+    ))
+    .with_help("run `hermes doctor`; run the command again with -v for details")
+}
+
+fn how_it_ended(child: &mut Child) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match child.wait() {
+        Ok(s) => match (s.code(), s.signal()) {
+            (_, Some(sig)) => format!("ended with signal {sig}"),
+            (Some(c), _) => format!("exited with status {c}"),
+            _ => "ended".into(),
+        },
+        Err(e) => format!("could not be waited for ({e})"),
+    }
+}
+
+/// The worker's side: read the rejected token from stdin, run `refresh`, and write how it
+/// ended on stdout.
+pub fn serve(out: &Output, refresh: impl FnOnce(Option<String>) -> Result<Outcome>) {
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().take(64 << 10).read_line(&mut line);
+    let rejected = Some(line.trim_end_matches(['\r', '\n']).to_string()).filter(|s| !s.is_empty());
+    let outcome = refresh(rejected).unwrap_or_else(|e| Outcome::Failed { error: e.into() });
+    if let Ok(json) = serde_json::to_string(&outcome) {
+        // The parent may be gone (killed mid-refresh); the store holds the answer anyway.
+        out.result(&json);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_outcomes_survive_the_pipe() {
+        for slot in [Slot::Singleton, Slot::Pool("a1b2c3".into())] {
+            assert_eq!(parse_slot(&slot_arg(&slot)), Some(slot));
+        }
+        assert_eq!(parse_slot("pool:"), None);
+        assert_eq!(parse_slot("x"), None);
+        let e = Error::from(AuthError::RefreshRejected {
+            provider: "MiniMax".into(),
+            message: "refresh token reused".into(),
+            login: "hermes auth add minimax-oauth".into(),
+        });
+        let wire = serde_json::to_string(&Outcome::Failed { error: e.into() }).unwrap();
+        let Outcome::Failed { error } = serde_json::from_str(&wire).unwrap() else {
+            panic!("{wire}");
+        };
+        let back = Error::from(error);
+        assert!(back.needs_sign_in(), "{back:?}");
+        assert_eq!(back.to_string(), "MiniMax: refresh token reused");
+        assert_eq!(
+            back.help().as_deref(),
+            Some("run `hermes auth add minimax-oauth`")
+        );
+    }
+}
