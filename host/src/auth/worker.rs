@@ -4,8 +4,10 @@
 //! A refresh is the one moment a kill loses a login: the server rotates the pair when it
 //! answers, and until the answer is on disk the process holds the only copy of the new
 //! refresh token. The worker is started in a process group of its own, so Ctrl-C, a closed
-//! terminal or a kill of the command that needed the token do not reach it: once a refresh
-//! request is sent, its answer is saved whatever happens to the command. The worker takes the
+//! terminal or a kill of the command that needed the token do not reach it, and it ignores
+//! SIGINT, SIGHUP and SIGTERM, so a stop of every process (a service manager's, a container
+//! runtime's) lets it finish: once a refresh request is sent, its answer is saved whatever
+//! happens to the command. The worker takes the
 //! provider's single-flight lock itself, so other processes wait for it, not for its parent.
 //! What is left is a kill of the worker itself between the rotation and the journal (see
 //! [`super::store::Journal`]): below a millisecond.
@@ -198,6 +200,17 @@ fn how_it_ended(child: &mut Child) -> String {
             _ => "ended".into(),
         },
         Err(e) => format!("could not be waited for ({e})"),
+    }
+}
+
+/// The worker finishes what it started: SIGINT, SIGHUP and SIGTERM are ignored, so a service
+/// manager or container runtime that stops every process (SIGTERM first, SIGKILL after a
+/// grace period) lets the refresh save its answer. The worker ends within its own deadlines
+/// (see [`finish`]), so nothing waits on it for longer than a refresh may take.
+pub fn ignore_stop_signals() {
+    for signal in [libc::SIGINT, libc::SIGHUP, libc::SIGTERM] {
+        // SAFETY: setting a signal's disposition to "ignore" installs no handler code.
+        unsafe { libc::signal(signal, libc::SIG_IGN) };
     }
 }
 

@@ -681,6 +681,7 @@ pub fn refresh_worker(args: &[String]) -> u8 {
     let Some(slot) = crate::auth::worker::parse_slot(slot) else {
         return 2;
     };
+    crate::auth::worker::ignore_stop_signals();
     let env = match crate::config::Env::from_process() {
         Ok(env) => env,
         Err(_) => return 2,

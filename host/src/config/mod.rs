@@ -129,6 +129,10 @@ pub struct Env {
     /// once its staging copy is written and verified, before it takes the plugins lock (and
     /// says so on stderr), so a test can kill an install that left its staging copy behind.
     pub test_pause_staged: Option<std::time::Duration>,
+    /// `HERMES_TEST_DASHBOARD_REFRESH_MS`: a test hook. How often the dashboard's page re-reads
+    /// every provider's state (30 s otherwise), so a browser test sees a periodic re-read
+    /// without waiting half a minute. Unset in normal use.
+    pub test_dashboard_refresh: Option<std::time::Duration>,
     /// `HERMES_TEST_CLOCK`: a test hook. A file holding an offset in ms from the system clock:
     /// hermes reads its time from it, and a wait (the sign-in driver's poll interval) moves
     /// the offset instead of sleeping, so a test shares one clock with hermes and the emulator
@@ -192,6 +196,10 @@ impl Env {
                 .map(std::time::Duration::from_millis),
             test_pause_staged: get("HERMES_TEST_PAUSE_INSTALL_STAGED_MS")
                 .and_then(|v| v.parse::<u64>().ok())
+                .map(std::time::Duration::from_millis),
+            test_dashboard_refresh: get("HERMES_TEST_DASHBOARD_REFRESH_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&ms| ms > 0)
                 .map(std::time::Duration::from_millis),
             test_clock: get("HERMES_TEST_CLOCK").map(PathBuf::from),
             plugin_timeout: get("HERMES_PLUGIN_TIMEOUT_MS")

@@ -210,8 +210,24 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn page() -> Response {
-    let mut resp = Html(PAGE).into_response();
+/// The page's line that sets how often it re-reads the providers' state.
+const REFRESH_LINE: &str = "const REFRESH_MS = 30000;";
+
+/// The page as served: with the test hook's refresh period, if one is set.
+fn page_text(env: &Env) -> std::borrow::Cow<'static, str> {
+    match env.test_dashboard_refresh {
+        Some(period) => PAGE
+            .replace(
+                REFRESH_LINE,
+                &format!("const REFRESH_MS = {};", period.as_millis()),
+            )
+            .into(),
+        None => PAGE.into(),
+    }
+}
+
+async fn page(State(state): State<Arc<AppState>>) -> Response {
+    let mut resp = Html(page_text(&state.env)).into_response();
     // Inline script and style only (the page is one file); nothing else may load, and the
     // page may not be framed.
     resp.headers_mut().insert(
@@ -295,6 +311,17 @@ fn check(state: &AppState, req: &Request) -> std::result::Result<(), api::ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refresh_period_hook_finds_the_page_s_line() {
+        let vars = [("HERMES_HOME".to_string(), "/h".to_string())];
+        let mut env = Env::from_vars(vars.into_iter().collect()).unwrap();
+        assert!(page_text(&env).contains("const REFRESH_MS = 30000;"));
+        env.test_dashboard_refresh = Some(Duration::from_millis(1500));
+        let page = page_text(&env);
+        assert!(page.contains("const REFRESH_MS = 1500;"));
+        assert!(!page.contains(REFRESH_LINE));
+    }
 
     #[test]
     fn blocking_threads_may_block_on_another_runtime() {

@@ -142,8 +142,11 @@ fn regress_auth_add_starts_a_login() {
 
 #[test]
 fn denied_login_saves_nothing() {
-    let (emu, home) = minimax(EmulatorConfig {
+    // Each wait between polls moves the test clock instead of passing in real time; the code
+    // lives long enough on that clock for however many polls happen before the test acts.
+    let (emu, home, _clock) = minimax_on_test_clock(EmulatorConfig {
         interval_ms: 0,
+        code_ttl_ms: 30 * 24 * 3_600_000,
         ..EmulatorConfig::default()
     });
     let mut child = home
@@ -183,8 +186,11 @@ fn wait_for_pending(emu: &Emulator) -> String {
 
 #[test]
 fn approval_while_polling_signs_in() {
-    let (emu, home) = minimax(EmulatorConfig {
+    // Each wait between polls moves the test clock instead of passing in real time; the code
+    // lives long enough on that clock for however many polls happen before the test acts.
+    let (emu, home, _clock) = minimax_on_test_clock(EmulatorConfig {
         interval_ms: 0,
+        code_ttl_ms: 30 * 24 * 3_600_000,
         ..EmulatorConfig::default()
     });
     let child = home

@@ -163,26 +163,6 @@ fn after_kill(
     }
 }
 
-/// The refresh worker a `hermes` process started, once it exists (`None` if the process
-/// ended first).
-fn worker_of(pid: u32) -> Option<u32> {
-    loop {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            if let Some(child) = children.split_whitespace().next() {
-                return child.parse().ok();
-            }
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        if status.contains(") Z ") {
-            return None;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
 fn sigkill(pid: u32) {
     // SAFETY: sending a signal to a process this test started (or its worker).
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };

@@ -226,10 +226,12 @@ fn a_slow_refresh_of_one_provider_does_not_block_another_provider() {
     );
 }
 
-/// Ctrl-C (SIGINT to the foreground process group) or a closed terminal (SIGHUP) while a
-/// refresh is at the server: the command stops, but the refresh runs in a worker outside its
-/// process group, so the rotated pair is still saved and the login keeps working with no
-/// second rotation and no reuse.
+/// Ctrl-C (SIGINT to the foreground process group), a closed terminal (SIGHUP) or a stop of
+/// every process (SIGTERM to the command and to its worker, as a service manager or container
+/// runtime sends before its SIGKILL) while a refresh is at the server: the command stops, but
+/// the refresh runs in a worker outside its process group that ignores those signals, so the
+/// rotated pair is still saved and the login keeps working with no second rotation and no
+/// reuse.
 #[test]
 fn ctrl_c_or_a_closed_terminal_during_a_refresh_keeps_the_login() {
     use std::os::unix::process::CommandExt;
@@ -237,7 +239,7 @@ fn ctrl_c_or_a_closed_terminal_during_a_refresh_keeps_the_login() {
         access_ttl_ms: 30_000,
         ..approving()
     });
-    for signal in [libc::SIGINT, libc::SIGHUP] {
+    for signal in [libc::SIGINT, libc::SIGHUP, libc::SIGTERM] {
         emu.set_config(|c| c.access_ttl_ms = 30_000);
         login(&home);
         let before = emu.counters();
@@ -270,8 +272,13 @@ fn ctrl_c_or_a_closed_terminal_during_a_refresh_keeps_the_login() {
             );
             std::thread::sleep(Duration::from_millis(2));
         }
+        let worker = worker_of(child.id()).expect("the refresh runs in a worker");
         // SAFETY: signalling the process group of a child this test started.
         assert_eq!(unsafe { libc::kill(-(child.id() as i32), signal) }, 0);
+        if signal == libc::SIGTERM {
+            // SAFETY: as above, the worker of that child.
+            assert_eq!(unsafe { libc::kill(worker as i32, signal) }, 0);
+        }
         let status = child.wait().unwrap();
         assert!(!status.success(), "signal {signal}: {status:?}");
         assert!(emu.wait_idle(Duration::from_secs(30)));

@@ -349,7 +349,8 @@ fn config_set_refuses_absurdly_deep_keys() {
 /// approval comes on the third poll, after the deadline has been checked).
 #[test]
 fn huge_timeouts_do_not_wrap() {
-    let (emu, home) = minimax(EmulatorConfig {
+    // Two pending polls per sign-in, each followed by the poll interval on the test clock.
+    let (emu, home, _clock) = minimax_on_test_clock(EmulatorConfig {
         approve_after_polls: 2,
         ..approving()
     });

@@ -354,3 +354,23 @@ pub fn revoke_refresh_token(home: &Home) {
         .replace(&rt, "mm-rt-revoked-0000000000000000000000");
     std::fs::write(&path, text).unwrap();
 }
+
+/// The refresh worker a `hermes` process started, once it exists (`None` if the process
+/// ended first).
+pub fn worker_of(pid: u32) -> Option<u32> {
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            if let Some(child) = children.split_whitespace().next() {
+                return child.parse().ok();
+            }
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        if status.contains(") Z ") {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
