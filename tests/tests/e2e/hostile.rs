@@ -27,7 +27,7 @@ fn setup() -> (Emulator, Home) {
     home.install_minimax();
     login(&home);
     // Healthy calls answer in microseconds; a hang is given up on after this.
-    home.set_env("HERMES_PLUGIN_TIMEOUT_MS", "1500");
+    home.set_env("HERMES_PLUGIN_TIMEOUT_MS", "2000");
     (emu, home)
 }
 
@@ -69,11 +69,11 @@ fn doctor_names_the_plugin_and_call_that_crashed_hung_or_panicked_and_still_repo
         ("abort:status", "crashed with signal 6 in Status::status"),
         (
             "hang:status",
-            "did not answer within 1.5 s in Status::status",
+            "did not answer within 2 s in Status::status",
         ),
         ("segv:describe", "crashed with signal 11 in describe()"),
-        ("hang:describe", "did not answer within 1.5 s in describe()"),
-        ("hang:provider", "did not answer within 1.5 s in provider()"),
+        ("hang:describe", "did not answer within 2 s in describe()"),
+        ("hang:provider", "did not answer within 2 s in provider()"),
         ("panic:status", "plugin panicked in Status::status"),
     ];
     for (hostile, expected) in cases {
@@ -165,7 +165,7 @@ fn status_auth_status_and_auth_list_report_a_broken_plugin_as_one_row() {
         ),
         (
             "hang:describe",
-            "hostile 0.1.0 did not answer within 1.5 s in describe()",
+            "hostile 0.1.0 did not answer within 2 s in describe()",
         ),
     ] {
         let status = with(&home, hostile, &["status"]).ok();
@@ -324,7 +324,7 @@ fn a_hanging_in_process_call_names_the_plugin_and_the_call() {
         assert_ne!(run.code, 0, "{hostile}");
         assert!(
             run.stderr.contains(&format!(
-                "plugin hostile did not answer within 1.5 s in {call}"
+                "plugin hostile did not answer within 2 s in {call}"
             )),
             "{hostile}: {}",
             run.stderr
@@ -341,7 +341,7 @@ fn a_hanging_in_process_call_names_the_plugin_and_the_call() {
     let run = with(&home, "hang:refresh", &["auth", "token", "hostile"]);
     assert!(
         run.stderr
-            .contains("plugin hostile did not answer within 1.5 s in RuntimeCredential::refresh"),
+            .contains("plugin hostile did not answer within 2 s in RuntimeCredential::refresh"),
         "{}",
         run.stderr
     );
@@ -357,7 +357,7 @@ fn a_hanging_in_process_call_names_the_plugin_and_the_call() {
     let run = with(&home, "hang:describe", &["auth", "token", "hostile"]);
     assert!(
         run.stderr.contains("plugin hostile 0.1.0 failed to load")
-            && run.stderr.contains("did not answer within 1.5 s"),
+            && run.stderr.contains("did not answer within 2 s"),
         "{}",
         run.stderr
     );
@@ -597,12 +597,12 @@ fn the_install_probe_names_the_call_and_always_reports() {
     for (hostile, expected) in [
         (
             "hang:status",
-            "did not answer within 1.5 s in Status::status",
+            "did not answer within 2 s in Status::status",
         ),
-        ("hang:describe", "did not answer within 1.5 s in describe()"),
+        ("hang:describe", "did not answer within 2 s in describe()"),
         (
             "hang:refresh",
-            "did not answer within 1.5 s in RuntimeCredential::refresh",
+            "did not answer within 2 s in RuntimeCredential::refresh",
         ),
         (
             "segv:status",
@@ -637,7 +637,7 @@ fn the_install_probe_names_the_call_and_always_reports() {
     let run = Run::from_output(c.output().expect("run hermes")).code(1);
     assert!(
         run.stderr
-            .contains("did not answer within 1.5 s in Status::status"),
+            .contains("did not answer within 2 s in Status::status"),
         "{}",
         run.stderr
     );
