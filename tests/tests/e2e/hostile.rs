@@ -67,10 +67,7 @@ fn doctor_names_the_plugin_and_call_that_crashed_hung_or_panicked_and_still_repo
     let cases = [
         ("segv:status", "crashed with signal 11 in Status::status"),
         ("abort:status", "crashed with signal 6 in Status::status"),
-        (
-            "hang:status",
-            "did not answer within 2 s in Status::status",
-        ),
+        ("hang:status", "did not answer within 2 s in Status::status"),
         ("segv:describe", "crashed with signal 11 in describe()"),
         ("hang:describe", "did not answer within 2 s in describe()"),
         ("hang:provider", "did not answer within 2 s in provider()"),
@@ -595,10 +592,7 @@ fn probe(home: &Home, hostile: &str, env: &[(&str, &str)]) -> (serde_json::Value
 fn the_install_probe_names_the_call_and_always_reports() {
     let (_emu, home) = setup();
     for (hostile, expected) in [
-        (
-            "hang:status",
-            "did not answer within 2 s in Status::status",
-        ),
+        ("hang:status", "did not answer within 2 s in Status::status"),
         ("hang:describe", "did not answer within 2 s in describe()"),
         (
             "hang:refresh",

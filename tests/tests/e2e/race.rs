@@ -163,6 +163,28 @@ fn after_kill(
     }
 }
 
+/// Whether process `pid` is running (not gone, not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// Start a refreshing `hermes auth token`, the server answering its refresh after 0–15 ms.
+fn start_refreshing(
+    emu: &Emulator,
+    home: &Home,
+) -> (std::process::Child, hermes_tests::emulator::Counters) {
+    let slow = rand_u64() % 16;
+    emu.inject("/oauth2/token", Fault::Slow(Duration::from_millis(slow)), 1);
+    let before = emu.counters();
+    let child = home
+        .command(&["auth", "token", "minimax-oauth"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, before)
+}
+
 fn sigkill(pid: u32) {
     // SAFETY: sending a signal to a process this test started (or its worker).
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -200,11 +222,7 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
             .unwrap();
         let worker = worker_of(child.id()).expect("the refresh ran in a worker");
         let w = Instant::now();
-        while std::path::Path::new(&format!("/proc/{worker}")).exists()
-            && !std::fs::read_to_string(format!("/proc/{worker}/stat"))
-                .unwrap_or_default()
-                .contains(") Z ")
-        {
+        while alive(worker) {
             std::thread::sleep(Duration::from_micros(200));
         }
         worker_span = worker_span.max(w.elapsed());
@@ -217,17 +235,9 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
     // 1. The command killed: its worker finishes the refresh and saves the answer.
     let (mut killed, mut completed, mut after_request) = (0, 0, 0);
     for i in 0..200 {
-        // The server answers after 0–15 ms; the kill lands anywhere in the whole run.
-        let slow = rand_u64() % 16;
+        // The kill lands anywhere in the whole run.
         let kill_after = rand_u64() % (span_ms + 1);
-        emu.inject("/oauth2/token", Fault::Slow(Duration::from_millis(slow)), 1);
-        let before = emu.counters();
-        let mut child = home
-            .command(&["auth", "token", "minimax-oauth"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let (mut child, before) = start_refreshing(&emu, &home);
         std::thread::sleep(Duration::from_millis(kill_after));
         let killed_at = Instant::now();
         match child.try_wait().unwrap() {
@@ -253,24 +263,13 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
     let (mut lost_after_rotation, mut lost_to_dead_client) = (0, 0);
     let mut gaps = Vec::new();
     for i in 200..400 {
-        let slow = rand_u64() % 16;
         let kill_after = Duration::from_micros(rand_u64() % (worker_span_ms * 1000 + 1));
-        emu.inject("/oauth2/token", Fault::Slow(Duration::from_millis(slow)), 1);
-        let before = emu.counters();
-        let mut child = home
-            .command(&["auth", "token", "minimax-oauth"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let (mut child, before) = start_refreshing(&emu, &home);
         let worker = worker_of(child.id());
         std::thread::sleep(kill_after);
         let killed_at = Instant::now();
         match worker {
-            Some(w)
-                if std::fs::read_to_string(format!("/proc/{w}/stat"))
-                    .is_ok_and(|s| !s.contains(") Z ")) =>
-            {
+            Some(w) if alive(w) => {
                 sigkill(w);
                 workers_killed += 1;
             }
