@@ -22,7 +22,7 @@ use super::AppState;
 use crate::auth::{choice, login, Store};
 use crate::doctor::state_name;
 use crate::plugins::registry::Entry;
-use crate::timefmt::{iso_from_ms, now_ms};
+use crate::timefmt::iso_from_ms;
 
 /// Longest text `GET /api/qr` encodes; sign-in URLs are far shorter.
 pub const MAX_QR_DATA: usize = 1024;
@@ -114,7 +114,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult {
 fn list_blocking(state: &AppState) -> ApiResult {
     let file = Store::new(&state.env.paths()).read()?;
     let settings = crate::config::Settings::load(&state.env.paths())?;
-    let now = now_ms();
+    let now = state.now();
     let mut providers = Vec::new();
     for entry in state.set.registry.entries() {
         let d = &entry.provider;
@@ -248,7 +248,7 @@ pub async fn start(
             }
         },
     };
-    if !state.sessions.has_room(now_ms()) {
+    if !state.sessions.has_room(state.now()) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_sessions",
@@ -265,7 +265,7 @@ pub async fn start(
     .await?;
     let (provider, challenge, entry) =
         started.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", e.message()))?;
-    let now = now_ms();
+    let now = state.now();
     let mut session = Session::new(
         crate::secret::random_hex(16)?,
         entry.provider.id.clone(),
@@ -334,7 +334,7 @@ fn session_json(session: &Session, snap: &Snapshot) -> Value {
 }
 
 fn session(state: &AppState, id: &str) -> Result<Arc<Session>, ApiError> {
-    state.sessions.get(id, now_ms()).ok_or_else(|| {
+    state.sessions.get(id, state.now()).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_session",

@@ -71,9 +71,17 @@ pub(crate) struct AppState {
     /// Providers opened so far, by canonical id.
     opened: Mutex<HashMap<String, Arc<Provider>>>,
     sessions: sessions::Sessions,
+    /// The clock of every time the dashboard reads or shows (the test clock in tests), the
+    /// one its providers' sign-ins and tokens use.
+    time: crate::timefmt::Time,
 }
 
 impl AppState {
+    /// Now, unix ms, on the dashboard's clock.
+    fn now(&self) -> i64 {
+        (self.time.clock)()
+    }
+
     /// The provider of `entry`, opened on first use. Calls the plugin: blocking threads only.
     fn provider(&self, entry: &Entry) -> Result<Arc<Provider>> {
         let id = &entry.provider.id;
@@ -87,10 +95,9 @@ impl AppState {
         }
         // Read at first use, so a URL override set while the dashboard runs still applies.
         let settings = crate::config::Settings::load(&self.env.paths())?;
-        let time = self.env.time();
         let p = self
             .set
-            .open(entry, &self.env, &settings, &self.out, time)?;
+            .open(entry, &self.env, &settings, &self.out, self.time.clone())?;
         self.opened
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -139,6 +146,7 @@ impl Dashboard {
             set,
             opened: Mutex::new(HashMap::new()),
             sessions: sessions::Sessions::default(),
+            time: env.time(),
         });
         Ok(Dashboard {
             rt,
@@ -176,7 +184,7 @@ impl Dashboard {
                 let mut tick = tokio::time::interval(Duration::from_secs(30));
                 loop {
                     tick.tick().await;
-                    sweeper_state.sessions.purge(crate::timefmt::now_ms());
+                    sweeper_state.sessions.purge(sweeper_state.now());
                 }
             });
             crate::loopback::serve_until_stopped(listener, app, SHUTDOWN_GRACE).await

@@ -1266,3 +1266,32 @@ fn a_denied_sign_in_is_not_called_denied_twice() {
     let said = end["error_message"].as_str().unwrap_or("");
     assert!(!said.contains("sign-in was denied"), "{end}");
 }
+
+/// The dashboard reads the time from the clock its providers use (the shared test clock here,
+/// set back two hours): a login made on that clock shows as valid, and a sign-in's code lives
+/// its full ten minutes. On the system clock instead, the token showed as expired two hours
+/// ago and the code as expired at once.
+#[test]
+fn dashboard_reads_the_time_from_its_providers_clock() {
+    let (emu, home, clock) = minimax_on_test_clock(EmulatorConfig {
+        access_ttl_ms: 30 * 60 * 1000,
+        ..approving()
+    });
+    // The clock only moves forward through its API; set it back by hand.
+    std::fs::write(clock.path(), (-2 * 3_600_000i64).to_string()).unwrap();
+    login(&home);
+    emu.set_config(|c| c.auto_approve = false);
+    let d = Dash::start(&home, &[]);
+    let list = d.json("GET", "/api/providers/oauth", None, 200);
+    let mm = list["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "minimax-oauth")
+        .expect("minimax-oauth")
+        .clone();
+    assert_eq!(mm["status"]["state"], "valid", "{mm:#}");
+    let started = d.start_login("minimax-oauth", None);
+    let expires_in = started["expires_in"].as_i64().unwrap();
+    assert!((590..=600).contains(&expires_in), "{started}");
+}
