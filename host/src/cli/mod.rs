@@ -114,8 +114,12 @@ pub fn main() -> ExitCode {
     };
     let out = Output::new(&env, cli.verbose, cli.quiet);
     configure(&env, &out);
-    // Token refreshes run in a worker process that outlives a kill of this one.
-    if let Ok(exe) = std::env::current_exe() {
+    // Token refreshes run in a worker process that outlives a kill of this one: this very
+    // binary, even if it was replaced on disk since it started (a long `hermes serve`).
+    let this = std::path::Path::new("/proc/self/exe");
+    if this.exists() {
+        crate::auth::worker::enable(this.to_path_buf());
+    } else if let Ok(exe) = std::env::current_exe() {
         crate::auth::worker::enable(exe);
     }
     let ctx = Ctx {

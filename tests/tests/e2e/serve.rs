@@ -140,8 +140,12 @@ impl Gateway {
     fn start(home: &Home, extra: &[&str]) -> Gateway {
         let mut args = vec!["serve", "--port", "0"];
         args.extend_from_slice(extra);
-        let mut child = home
-            .command(&args)
+        Gateway::start_from(home, home.command(&args))
+    }
+
+    /// Start `hermes serve` as `command` runs it.
+    fn start_from(home: &Home, mut command: Command) -> Gateway {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -601,4 +605,41 @@ fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
     let status = gw.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{}", gw.stderr());
     assert!(gw.stderr().contains("gateway stopped"), "{}", gw.stderr());
+}
+
+/// A gateway whose binary is replaced on disk while it runs (an upgrade) still refreshes: its
+/// refresh worker is the very binary that runs, not whatever the path holds now.
+#[test]
+fn a_refresh_after_the_binary_was_replaced_on_disk_runs_the_running_binary() {
+    use std::os::unix::fs::PermissionsExt;
+    let (emu, home) = signed_in();
+    let dir = home.scratch().join("installed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("hermes");
+    std::fs::copy(bin_dir().join("hermes"), &exe).unwrap();
+    let template = home.command(&["serve", "--port", "0"]);
+    let mut command = Command::new(&exe);
+    command.args(template.get_args()).env_clear();
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            command.env(k, v);
+        }
+    }
+    let gw = Gateway::start_from(&home, command);
+    // The upgrade: another program is renamed over the path.
+    let next = dir.join("hermes.new");
+    std::fs::write(&next, "#!/bin/sh\nexit 97\n").unwrap();
+    std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&next, &exe).unwrap();
+    emu.expire_all_access_tokens();
+    let body = r#"{"model":"MiniMax-M2.7","max_tokens":64,"messages":[{"role":"user","content":"hello gateway"}]}"#;
+    let (status, answer) = gw.raw(&format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-api-key: {}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        gw.port(),
+        gw.key,
+        body.len()
+    ));
+    assert_eq!(status, 200, "{answer}\n{}", gw.stderr());
+    assert!(answer.contains(ANSWER), "{answer}");
+    assert_eq!(emu.counters().refresh_success, 1);
 }
