@@ -358,13 +358,37 @@ pub fn revoke_refresh_token(home: &Home) {
 /// The refresh worker a `hermes` process started, once it exists (`None` if the process
 /// ended first).
 pub fn worker_of(pid: u32) -> Option<u32> {
+    // `/proc/<pid>/task/<tid>/children` where the kernel has it; otherwise every process's
+    // parent, from its `stat`.
+    let children_files = std::path::Path::new(&format!("/proc/{pid}/task/{pid}/children")).exists();
     loop {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            if let Some(child) = children.split_whitespace().next() {
-                return child.parse().ok();
+        if children_files {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+            for task in tasks.flatten() {
+                let children =
+                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                if let Some(child) = children.split_whitespace().next() {
+                    return child.parse().ok();
+                }
+            }
+        } else {
+            for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+                let Some(child) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+                // `pid (comm) state ppid ...`: the fields after the last ')'.
+                let ppid = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<u32>().ok());
+                if ppid == Some(pid) {
+                    return Some(child);
+                }
             }
         }
         let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
