@@ -1,12 +1,15 @@
 //! Plugin calls that must run in the command's own process (loading, `provider()`, runtime
-//! resolution, refresh, sign-in start and poll) run on a thread of their own, and the command
-//! waits for them only so long. On expiry the command reports which plugin and call did not
-//! answer and ends, which releases every lock it holds; the stuck thread ends with the process.
+//! resolution, refresh, sign-in start and poll) run on a thread other than the caller's, and
+//! the command waits for them only so long. On expiry the command reports which plugin and call
+//! did not answer and ends, which releases every lock it holds; the stuck thread ends with the
+//! process. Call threads are kept for the next call once theirs has returned (a few idle ones
+//! at most), so a call costs a channel hand-over, not a thread start; a thread whose call
+//! never returns is simply never reused.
 //! A crash in such a call still ends the process: only diagnostics run plugins in a separate
 //! process (see [`super::supervise`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::{mpsc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -62,22 +65,68 @@ impl Stopped {
     }
 }
 
-/// Run `f` on its own thread and wait at most `timeout` for its answer, or until `cancel`
-/// is set.
+/// A call handed to a call thread: it runs the call and gives back what hands the answer to
+/// the caller, so that the thread is idle again before the caller wakes.
+type Job = Box<dyn FnOnce() -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce() + Send>;
+
+/// Call threads waiting for a call, each by the sender of its queue.
+static IDLE: Mutex<Vec<mpsc::Sender<Job>>> = Mutex::new(Vec::new());
+
+/// At most this many call threads wait for work; a thread finishing beyond that ends.
+const MAX_IDLE: usize = 4;
+
+/// Run `job` on an idle call thread, or on a new one. False when no thread could be started.
+fn hand_over(mut job: Job) -> bool {
+    loop {
+        let idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let Some(queue) = idle else { break };
+        match queue.send(job) {
+            Ok(()) => return true,
+            // That thread is gone (it panicked); try the next one.
+            Err(mpsc::SendError(back)) => job = back,
+        }
+    }
+    let (queue, jobs) = mpsc::channel::<Job>();
+    let own = queue.clone();
+    let spawned = std::thread::Builder::new()
+        .name("hermes-plugin-call".into())
+        .spawn(move || {
+            while let Ok(job) = jobs.recv() {
+                let deliver = job();
+                let stay = {
+                    let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+                    let stay = idle.len() < MAX_IDLE;
+                    if stay {
+                        idle.push(own.clone());
+                    }
+                    stay
+                };
+                deliver();
+                if !stay {
+                    return;
+                }
+            }
+        });
+    spawned.is_ok() && queue.send(job).is_ok()
+}
+
+/// Run `f` on a call thread and wait at most `timeout` for its answer, or until `cancel` is
+/// set.
 pub fn call<T: Send + 'static>(
     timeout: Duration,
     cancel: Option<&AtomicBool>,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Stopped> {
     let (tx, rx) = mpsc::sync_channel(1);
-    let spawned = std::thread::Builder::new()
-        .name("hermes-plugin-call".into())
-        .spawn(move || {
-            let v = f();
-            crate::output::restore_stdio();
+    let job: Job = Box::new(move || {
+        let v = f();
+        crate::output::restore_stdio();
+        Box::new(move || {
             let _ = tx.send(v);
-        });
-    if spawned.is_err() {
+        })
+    });
+    if !hand_over(job) {
         return Err(Stopped::Lost);
     }
     let start = Instant::now();
@@ -96,5 +145,44 @@ pub fn call<T: Send + 'static>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread_id() -> std::thread::ThreadId {
+        std::thread::current().id()
+    }
+
+    #[test]
+    fn a_returned_call_s_thread_takes_the_next_call() {
+        let t = Duration::from_secs(10);
+        let first = call(t, None, thread_id).unwrap();
+        assert_ne!(first, thread_id(), "the call ran on the caller's thread");
+        // Other tests share the idle threads and may take this one meanwhile: one of a few
+        // calls in a row is enough.
+        let again = (0..20).any(|_| call(t, None, thread_id).unwrap() == first);
+        assert!(again, "no call thread was ever reused");
+    }
+
+    #[test]
+    fn a_stuck_call_times_out_and_the_next_call_gets_another_thread() {
+        let (release, stuck) = mpsc::channel::<()>();
+        let held = call(Duration::from_millis(50), None, move || {
+            let _ = stuck.recv();
+            thread_id()
+        });
+        assert_eq!(held, Err(Stopped::TimedOut(Duration::from_millis(50))));
+        assert_eq!(call(Duration::from_secs(10), None, || 7), Ok(7));
+        drop(release);
+    }
+
+    #[test]
+    fn a_panicking_call_is_lost_and_calls_go_on() {
+        let lost = call(Duration::from_secs(10), None, || -> u8 { panic!("boom") });
+        assert_eq!(lost, Err(Stopped::Lost));
+        assert_eq!(call(Duration::from_secs(10), None, || 8), Ok(8));
     }
 }
