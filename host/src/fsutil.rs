@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::doctor;
@@ -94,6 +94,19 @@ pub fn test_pause(what: &str, pause: Duration) {
     let _ = err.flush();
     drop(err);
     std::thread::sleep(pause);
+}
+
+/// The binary of this process, to start a child of hermes from (the refresh worker, the
+/// diagnostics worker, the install probe): `/proc/self/exe`, which names the very binary that
+/// runs even when an upgrade has replaced the file on disk since; the path it was started from
+/// where there is no `/proc`.
+pub fn own_binary() -> io::Result<PathBuf> {
+    let this = Path::new("/proc/self/exe");
+    if this.exists() {
+        Ok(this.to_path_buf())
+    } else {
+        std::env::current_exe()
+    }
 }
 
 /// fsync a directory (after a rename or an unlink in it).

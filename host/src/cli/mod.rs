@@ -116,10 +116,7 @@ pub fn main() -> ExitCode {
     configure(&env, &out);
     // Token refreshes run in a worker process that outlives a kill of this one: this very
     // binary, even if it was replaced on disk since it started (a long `hermes serve`).
-    let this = std::path::Path::new("/proc/self/exe");
-    if this.exists() {
-        crate::auth::worker::enable(this.to_path_buf());
-    } else if let Ok(exe) = std::env::current_exe() {
+    if let Ok(exe) = crate::fsutil::own_binary() {
         crate::auth::worker::enable(exe);
     }
     let ctx = Ctx {

@@ -347,7 +347,8 @@ impl StdoutWatch {
 /// Trial-load `path` in a child process so that a crashing, hanging or memory-hungry library
 /// cannot take this one down. Always a report, unless the child cannot be started.
 pub fn in_child(path: &Path) -> Result<ProbeReport> {
-    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the hermes binary", e))?;
+    let exe =
+        crate::fsutil::own_binary().map_err(|e| Error::io("cannot find the hermes binary", e))?;
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 fills two descriptors, both close-on-exec.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

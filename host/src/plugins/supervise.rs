@@ -372,7 +372,7 @@ fn run_worker(
     findings: &mut Findings,
     described: &mut dyn FnMut(&str),
 ) -> Result<(), Stop> {
-    let exe = std::env::current_exe()
+    let exe = crate::fsutil::own_binary()
         .map_err(|e| (None, format!("cannot find the hermes binary: {e}")))?;
     let mut child = Command::new(exe)
         .arg(WORKER_ARG)
