@@ -14,6 +14,9 @@
 //!   interactive timeout is. The store's lock (`auth.lock`) is taken only to re-read and to
 //!   save the answer, never across the network call, so one provider's slow refresh does not
 //!   hold up another provider's token.
+//! * **In a worker**: the `hermes` binary runs the locked part of a refresh in a worker process
+//!   of its own (see [`super::worker`]), so a kill or Ctrl-C of the command that needed the
+//!   token never abandons a refresh that was sent.
 //! * **Quarantine**: a terminal refresh error (`relogin_required`) clears the login's tokens
 //!   and records the error; the next use fails fast with no network call. Transient errors
 //!   never quarantine: the old token is used while it still works.

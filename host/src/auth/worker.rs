@@ -7,10 +7,9 @@
 //! terminal or a kill of the command that needed the token do not reach it, and it ignores
 //! SIGINT, SIGHUP and SIGTERM, so a stop of every process (a service manager's, a container
 //! runtime's) lets it finish: once a refresh request is sent, its answer is saved whatever
-//! happens to the command. The worker takes the
-//! provider's single-flight lock itself, so other processes wait for it, not for its parent.
-//! What is left is a kill of the worker itself between the rotation and the journal (see
-//! [`super::store::Journal`]): below a millisecond.
+//! happens to the command. The worker takes the provider's single-flight lock itself, so other
+//! processes wait for it, not for its parent. What is left is a kill of the worker itself
+//! between the rotation and the journal (see [`super::store::Journal`]): about a millisecond.
 //!
 //! The parent writes the rejected token (or an empty line) on the worker's stdin, never on its
 //! command line, and reads one JSON line back: how the refresh ended. The credential itself
