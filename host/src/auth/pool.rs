@@ -26,7 +26,7 @@ pub fn manual_source(provider: &str) -> String {
 }
 
 /// Where a login is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Slot {
     /// `providers.<id>`.
     Singleton,

@@ -216,8 +216,8 @@ impl TokenSource {
         }
 
         let step = match worker::exe() {
-            Some(exe) => self.refresh_in_worker(exe, &entry.slot, rejected)?,
-            None => self.refresh_slot(&entry.slot, rejected.map(Secret::expose))?,
+            Some(exe) => self.refresh_in_worker(exe, &entry, rejected)?,
+            None => self.refresh_slot(&entry.slot, entry.name(), rejected.map(Secret::expose))?,
         };
         match step {
             Step::Stored { cred, refreshed } => self.finish(&entry, cred, &reason, refreshed),
@@ -253,52 +253,38 @@ impl TokenSource {
         }
     }
 
-    /// The name of the login in `slot`, for messages ("" when it cannot be read).
-    fn name_of(&self, slot: &Slot) -> String {
-        self.store
-            .read()
-            .ok()
-            .and_then(|f| {
-                f.entries(&self.provider.desc.id)
-                    .into_iter()
-                    .find(|e| e.slot == *slot)
-            })
-            .map(|e| e.name().to_string())
-            .unwrap_or_default()
-    }
-
     /// The refresh in a worker process (see [`worker`]): the worker runs
     /// [`TokenSource::refresh_slot`] and says how it ended; the credential is then read from
     /// the store, where the worker left it.
     fn refresh_in_worker(
         &self,
         exe: &std::path::Path,
-        slot: &Slot,
+        entry: &EntryView,
         rejected: Option<&Secret>,
     ) -> Result<Step> {
-        let started = worker::start(
-            exe,
-            &self.store.paths().home,
-            &self.provider.desc.id,
-            slot,
-            rejected,
-            &self.out,
-        );
-        let child = match started {
+        let request = worker::Request {
+            provider: self.provider.desc.id.clone(),
+            slot: entry.slot.clone(),
+            name: entry.name().to_string(),
+            rejected: rejected.map(|r| r.expose().to_string()),
+            verbose: self.out.verbose(),
+            quiet: self.out.is_quiet(),
+        };
+        let child = match worker::start(exe, &self.store.paths().home, &request) {
             Ok(child) => child,
             Err(e) => {
                 self.out.log(
                     1,
                     &format!("cannot start a refresh worker ({e}); refreshing in this process"),
                 );
-                return self.refresh_slot(slot, rejected.map(Secret::expose));
+                return self.refresh_slot(&entry.slot, entry.name(), rejected.map(Secret::expose));
             }
         };
         match worker::finish(child, self.store.paths().lock_timeout)? {
             worker::Outcome::Stored { refreshed } => {
                 let file = self.store.read()?;
                 let cred = file
-                    .credential(&self.provider.desc.id, slot)
+                    .credential(&self.provider.desc.id, &entry.slot)
                     .ok_or_else(|| self.not_logged_in())?;
                 Ok(Step::Stored { cred, refreshed })
             }
@@ -307,29 +293,28 @@ impl TokenSource {
         }
     }
 
-    /// The worker's side of [`TokenSource::refresh_in_worker`]: refresh the login in `slot`
-    /// here and say how it ended.
-    pub fn refresh_for_worker(
-        &self,
-        slot: &Slot,
-        rejected: Option<&str>,
-    ) -> Result<worker::Outcome> {
-        Ok(match self.refresh_slot(slot, rejected)? {
-            Step::Stored { refreshed, .. } => worker::Outcome::Stored { refreshed },
-            Step::Transient { message } => worker::Outcome::Transient { message },
-        })
+    /// The worker's side of [`TokenSource::refresh_in_worker`]: refresh the login `request`
+    /// names here and say how it ended.
+    pub fn refresh_for_worker(&self, request: &worker::Request) -> Result<worker::Outcome> {
+        let rejected = request.rejected.as_deref();
+        Ok(
+            match self.refresh_slot(&request.slot, &request.name, rejected)? {
+                Step::Stored { refreshed, .. } => worker::Outcome::Stored { refreshed },
+                Step::Transient { message } => worker::Outcome::Transient { message },
+            },
+        )
     }
 
     /// The refresh itself, in this process: take the provider's single-flight lock, re-read
-    /// the store, and refresh the login in `slot` if it is still due (or still holds the
-    /// `rejected` token). The answer reaches the journal first, then the store.
-    fn refresh_slot(&self, slot: &Slot, rejected: Option<&str>) -> Result<Step> {
+    /// the store, and refresh the login in `slot` (called `name`) if it is still due (or still
+    /// holds the `rejected` token). The answer reaches the journal first, then the store.
+    fn refresh_slot(&self, slot: &Slot, name: &str, rejected: Option<&str>) -> Result<Step> {
         let id = &self.provider.desc.id;
 
         // One refresh per provider at a time, across processes: the others wait here for its
         // answer (and then find the token fresh). The store's own lock is not held while the
         // request is in flight, so other providers' tokens are never held up by this one.
-        let what = format!("the {id} token ({})", self.name_of(slot));
+        let what = format!("the {id} token ({name})");
         let flight = self.store.refresh_lock(id, |holder| {
             let who = if holder.is_empty() {
                 "another hermes process".to_string()

@@ -11,9 +11,9 @@
 //! processes wait for it, not for its parent. What is left is a kill of the worker itself
 //! between the rotation and the journal (see [`super::store::Journal`]): about a millisecond.
 //!
-//! The parent writes the rejected token (or an empty line) on the worker's stdin, never on its
-//! command line, and reads one JSON line back: how the refresh ended. The credential itself
-//! is read from the store, where the worker left it.
+//! The parent writes one JSON [`Request`] on the worker's stdin (it may carry the rejected
+//! token, which never goes on a command line) and reads one JSON line back: how the refresh
+//! ended. The credential itself is read from the store, where the worker left it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,7 +27,6 @@ use super::pool::Slot;
 use super::AuthError;
 use crate::error::{Error, Result};
 use crate::output::Output;
-use crate::secret::Secret;
 
 /// The private argument that makes `hermes` a refresh worker.
 pub const WORKER_ARG: &str = "__refresh-worker";
@@ -92,43 +91,45 @@ impl From<Failure> for Error {
     }
 }
 
-/// `slot` as a worker argument: `main`, or `pool:<entry id>`.
-pub fn slot_arg(slot: &Slot) -> String {
-    match slot {
-        Slot::Singleton => "main".into(),
-        Slot::Pool(id) => format!("pool:{id}"),
+/// What the worker is asked to do, on its stdin.
+#[derive(PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// The provider id.
+    pub provider: String,
+    /// The login to refresh.
+    pub slot: Slot,
+    /// Its name, for what the worker says while it waits.
+    pub name: String,
+    /// The token the API rejected, if the refresh is the answer to a 401.
+    pub rejected: Option<String>,
+    /// The command's `-v` count and `--quiet`.
+    pub verbose: u8,
+    pub quiet: bool,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("provider", &self.provider)
+            .field("slot", &self.slot)
+            .field("name", &self.name)
+            .field(
+                "rejected",
+                &self.rejected.as_deref().map(crate::secret::mask),
+            )
+            .field("verbose", &self.verbose)
+            .field("quiet", &self.quiet)
+            .finish()
     }
 }
 
-/// The slot a worker argument names.
-pub fn parse_slot(arg: &str) -> Option<Slot> {
-    match arg {
-        "main" => Some(Slot::Singleton),
-        _ => arg
-            .strip_prefix("pool:")
-            .filter(|id| !id.is_empty())
-            .map(|id| Slot::Pool(id.to_string())),
-    }
-}
-
-/// Start a worker that refreshes `provider`'s login in `slot`. The worker inherits stderr,
-/// where it says what it waits for and, with `-v`, what it does.
-pub(super) fn start(
-    exe: &Path,
-    home: &Path,
-    provider: &str,
-    slot: &Slot,
-    rejected: Option<&Secret>,
-    out: &Output,
-) -> std::io::Result<Child> {
+/// Start a worker for `request`. The worker inherits stderr, where it says what it waits for
+/// and, with `-v`, what it does.
+pub(super) fn start(exe: &Path, home: &Path, request: &Request) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
     let mut child = Command::new(exe)
         .arg0("hermes")
         .arg(WORKER_ARG)
-        .arg(provider)
-        .arg(slot_arg(slot))
-        .arg(out.verbose().to_string())
-        .arg(if out.is_quiet() { "quiet" } else { "-" })
         .env("HERMES_HOME", home)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -136,10 +137,9 @@ pub(super) fn start(
         // Not in the command's process group: Ctrl-C and a closed terminal do not reach it.
         .process_group(0)
         .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let line = format!("{}\n", rejected.map(Secret::expose).unwrap_or_default());
+    if let (Some(mut stdin), Ok(line)) = (child.stdin.take(), serde_json::to_string(request)) {
         // A worker that is already gone is reported by `finish`.
-        let _ = stdin.write_all(line.as_bytes());
+        let _ = writeln!(stdin, "{line}");
     }
     Ok(child)
 }
@@ -190,16 +190,11 @@ fn ended(pid: u32, how: &str) -> Error {
     .with_help("run `hermes doctor`; run the command again with -v for details")
 }
 
+/// How a worker whose answer pipe closed ended. One still running then is left to finish: it
+/// may hold an answer to save.
 fn how_it_ended(child: &mut Child) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match child.wait() {
-        Ok(s) => match (s.code(), s.signal()) {
-            (_, Some(sig)) => format!("ended with signal {sig}"),
-            (Some(c), _) => format!("exited with status {c}"),
-            _ => "ended".into(),
-        },
-        Err(e) => format!("could not be waited for ({e})"),
-    }
+    crate::plugins::supervise::exit_of(child, Duration::from_secs(5))
+        .unwrap_or_else(|| "closed its answer pipe and went on running".into())
 }
 
 /// The worker finishes what it started: SIGINT, SIGHUP and SIGTERM are ignored, so a service
@@ -213,16 +208,21 @@ pub fn ignore_stop_signals() {
     }
 }
 
-/// The worker's side: read the rejected token from stdin, run `refresh`, and write how it
-/// ended on stdout.
-pub fn serve(out: &Output, refresh: impl FnOnce(Option<String>) -> Result<Outcome>) {
+/// The worker's side: read the [`Request`] from stdin, run `refresh`, and write how it ended
+/// on stdout.
+pub fn serve(refresh: impl FnOnce(Request) -> Result<Outcome>) {
     let mut line = String::new();
     let _ = std::io::stdin().lock().take(64 << 10).read_line(&mut line);
-    let rejected = Some(line.trim_end_matches(['\r', '\n']).to_string()).filter(|s| !s.is_empty());
-    let outcome = refresh(rejected).unwrap_or_else(|e| Outcome::Failed { error: e.into() });
+    let outcome = match serde_json::from_str::<Request>(line.trim_end()) {
+        Ok(request) => refresh(request),
+        Err(e) => Err(Error::msg(format!(
+            "the refresh worker got no request: {e}"
+        ))),
+    }
+    .unwrap_or_else(|e| Outcome::Failed { error: e.into() });
     if let Ok(json) = serde_json::to_string(&outcome) {
         // The parent may be gone (killed mid-refresh); the store holds the answer anyway.
-        out.result(&json);
+        Output::plain(0).result(&json);
     }
 }
 
@@ -231,12 +231,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_and_outcomes_survive_the_pipe() {
-        for slot in [Slot::Singleton, Slot::Pool("a1b2c3".into())] {
-            assert_eq!(parse_slot(&slot_arg(&slot)), Some(slot));
+    fn requests_and_outcomes_survive_the_pipe() {
+        for (slot, rejected) in [
+            (Slot::Singleton, None),
+            (
+                Slot::Pool("a1b2c3".into()),
+                Some("mm-at-rejected".to_string()),
+            ),
+        ] {
+            let request = Request {
+                provider: "minimax-oauth".into(),
+                slot,
+                name: "work".into(),
+                rejected,
+                verbose: 2,
+                quiet: true,
+            };
+            let wire = serde_json::to_string(&request).unwrap();
+            assert!(!wire.contains('\n'), "{wire}");
+            assert!(!format!("{request:?}").contains("mm-at-rejected"));
+            assert_eq!(serde_json::from_str::<Request>(&wire).unwrap(), request);
         }
-        assert_eq!(parse_slot("pool:"), None);
-        assert_eq!(parse_slot("x"), None);
         let e = Error::from(AuthError::RefreshRejected {
             provider: "MiniMax".into(),
             message: "refresh token reused".into(),

@@ -671,32 +671,19 @@ fn logout(ctx: &Ctx, name: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The refresh worker (`hermes __refresh-worker <provider> <slot> <verbose> <quiet|->`, see
+/// The refresh worker (`hermes __refresh-worker`, its request on stdin; see
 /// [`crate::auth::worker`]): open the provider as any command does and refresh the login.
 /// Returns the process exit code.
-pub fn refresh_worker(args: &[String]) -> u8 {
-    let [provider, slot, verbose, quiet] = args else {
-        return 2;
-    };
-    let Some(slot) = crate::auth::worker::parse_slot(slot) else {
-        return 2;
-    };
+pub fn refresh_worker() -> u8 {
     crate::auth::worker::ignore_stop_signals();
-    let env = match crate::config::Env::from_process() {
-        Ok(env) => env,
-        Err(_) => return 2,
-    };
-    let out = crate::output::Output::new(&env, verbose.parse().unwrap_or(0), quiet == "quiet");
-    super::configure(&env, &out);
-    let ctx = Ctx {
-        env,
-        out: out.clone(),
-    };
-    crate::auth::worker::serve(&out, |rejected| {
-        let provider = open(&ctx, provider)?;
+    crate::auth::worker::serve(|request| {
+        let env = crate::config::Env::from_process()?;
+        let out = crate::output::Output::new(&env, request.verbose, request.quiet);
+        super::configure(&env, &out);
+        let ctx = Ctx { env, out };
+        let provider = open(&ctx, &request.provider)?;
         let store = Store::new(&ctx.env.paths());
-        TokenSource::new(store, provider, None, "", ctx.out.clone())
-            .refresh_for_worker(&slot, rejected.as_deref())
+        TokenSource::new(store, provider, None, "", ctx.out.clone()).refresh_for_worker(&request)
     });
     0
 }

@@ -87,8 +87,7 @@ pub fn main() -> ExitCode {
         };
     }
     if args_is(crate::auth::worker::WORKER_ARG) {
-        let args: Vec<String> = std::env::args().skip(2).collect();
-        return ExitCode::from(auth::refresh_worker(&args));
+        return ExitCode::from(auth::refresh_worker());
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -21,7 +21,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -445,28 +445,12 @@ pub fn in_child(path: &Path) -> Result<ProbeReport> {
 
 /// How a child whose report pipe closed ended.
 fn ended(child: &mut std::process::Child, deadline: Duration) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if start.elapsed() < deadline => std::thread::sleep(Duration::from_millis(2)),
-            _ => break None,
-        }
-    };
-    match status {
-        Some(s) => match (s.code(), s.signal()) {
-            (_, Some(sig)) => format!("crashed with signal {sig}"),
-            (Some(c), _) => format!("exited with status {c}"),
-            _ => "ended abnormally".into(),
-        },
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            format!(
-                "closed the probe's report pipe and did not answer within {}",
-                super::supervise::seconds(deadline)
-            )
-        }
-    }
+    super::supervise::exit_of(child, deadline).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        format!(
+            "closed the probe's report pipe and did not answer within {}",
+            super::supervise::seconds(deadline)
+        )
+    })
 }

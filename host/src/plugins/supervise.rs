@@ -474,28 +474,32 @@ fn end(child: &mut Child) {
 
 /// How a worker whose report ended early ended.
 fn died(child: &mut Child, deadline: Duration) -> String {
-    use std::os::unix::process::ExitStatusExt;
     // The pipe closed: the process is gone or about to be (a plugin may also have closed
     // the descriptor; then the deadline applies).
+    exit_of(child, deadline).unwrap_or_else(|| {
+        end(child);
+        format!("did not answer within {}", seconds(deadline))
+    })
+}
+
+/// How a child of hermes that stopped talking ended ("crashed with signal 11", "exited with
+/// status 3"), once it has: `None` when it is still running after `deadline` (it may have
+/// closed its pipe and gone on), for the caller to deal with.
+pub fn exit_of(child: &mut Child, deadline: Duration) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
     let start = std::time::Instant::now();
     let status = loop {
         match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
+            Ok(Some(s)) => break s,
             Ok(None) if start.elapsed() < deadline => std::thread::sleep(Duration::from_millis(1)),
-            _ => break None,
+            _ => return None,
         }
     };
-    match status {
-        Some(s) => match (s.code(), s.signal()) {
-            (_, Some(sig)) => format!("crashed with signal {sig}"),
-            (Some(c), _) => format!("exited with status {c}"),
-            _ => "ended abnormally".into(),
-        },
-        None => {
-            end(child);
-            format!("did not answer within {}", seconds(deadline))
-        }
-    }
+    Some(match (status.code(), status.signal()) {
+        (_, Some(sig)) => format!("crashed with signal {sig}"),
+        (Some(c), _) => format!("exited with status {c}"),
+        _ => "ended abnormally".into(),
+    })
 }
 
 /// The worker: visit the plugins `ids` in order, announcing each call on stdout before making

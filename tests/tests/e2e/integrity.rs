@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::support::{lib, sha256_hex, Home};
+use crate::support::{lib, sha256_hex, Home, Run};
 
 /// Everything under `root` except the plugins folder and the plugin set's own files
 /// (`plugins.json`, `plugins.lock`): path → what it is (file bytes' hash, link target, dir).
@@ -429,6 +429,32 @@ fn duplicate_records_the_later_is_ignored_and_doctor_reports_it() {
     assert!(!home.path().join(MINIMAX_LIB).exists());
 }
 
+/// After an install raced a remove: either minimax-oauth has a record whose library is there
+/// with the recorded checksum (true), or it has neither record nor library (false). `remove`
+/// is the last remove, shown when the check fails.
+fn record_and_library_agree(home: &Home, when: &str, remove: &Run) -> bool {
+    let m = manifest(home);
+    let Some(rec) = m["plugins"].as_array().unwrap().first() else {
+        assert!(
+            !home.path().join(MINIMAX_LIB).exists(),
+            "{when}: a library without a record"
+        );
+        return false;
+    };
+    let lib = home.path().join(rec["path"].as_str().unwrap());
+    assert!(
+        lib.is_file(),
+        "{when}: a record whose library is missing (remove: {})",
+        remove.all()
+    );
+    assert_eq!(
+        sha256_hex(&std::fs::read(&lib).unwrap()),
+        rec["sha256"].as_str().unwrap(),
+        "{when}"
+    );
+    true
+}
+
 #[test]
 fn install_racing_remove_never_leaves_a_record_without_its_library() {
     let home = Home::new();
@@ -461,27 +487,9 @@ fn install_racing_remove_never_leaves_a_record_without_its_library() {
         while install.try_wait().unwrap().is_none() {
             remove = home.run(&["plugins", "remove", "minimax-oauth"]);
         }
-        let m = manifest(&home);
-        let recs = m["plugins"].as_array().unwrap();
-        match recs.first() {
-            Some(rec) => {
-                let lib = home.path().join(rec["path"].as_str().unwrap());
-                assert!(
-                    lib.is_file(),
-                    "round {round}: the record's library is missing (remove: {})",
-                    remove.all()
-                );
-                assert_eq!(
-                    sha256_hex(&std::fs::read(&lib).unwrap()),
-                    rec["sha256"].as_str().unwrap()
-                );
-                assert_eq!(status_of(&home, "minimax-oauth").0, "ok");
-                home.run(&["plugins", "remove", "minimax-oauth"]).ok();
-            }
-            None => assert!(
-                !home.path().join(MINIMAX_LIB).exists(),
-                "round {round}: a library without a record"
-            ),
+        if record_and_library_agree(&home, &format!("round {round}"), &remove) {
+            assert_eq!(status_of(&home, "minimax-oauth").0, "ok");
+            home.run(&["plugins", "remove", "minimax-oauth"]).ok();
         }
     }
 }
@@ -602,28 +610,8 @@ fn install_paused_before_its_commit_and_a_remove_meanwhile_leave_no_record_witho
     let remove = home.run(&["plugins", "remove", "minimax-oauth"]);
     let (code, rest) = finish(install, err);
     assert_eq!(code, 0, "install: {rest}");
-    let m = manifest(&home);
-    let recs = m["plugins"].as_array().unwrap();
-    match recs.first() {
-        Some(rec) => {
-            let lib = home.path().join(rec["path"].as_str().unwrap());
-            assert!(
-                lib.is_file(),
-                "a record whose library is missing (remove: {})",
-                remove.all()
-            );
-            assert_eq!(
-                sha256_hex(&std::fs::read(&lib).unwrap()),
-                rec["sha256"].as_str().unwrap()
-            );
-        }
-        None => {
-            assert!(
-                !home.path().join(MINIMAX_LIB).exists(),
-                "a library without a record"
-            );
-            assert_eq!(remove.code, 0, "{}", remove.all());
-        }
+    if !record_and_library_agree(&home, "paused install", &remove) {
+        assert_eq!(remove.code, 0, "{}", remove.all());
     }
 }
 

@@ -324,7 +324,7 @@ fn sigkill_mid_refresh_never_corrupts_the_store() {
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
         assert!(
-            !status.success() && rest.contains("ended with signal 9"),
+            !status.success() && rest.contains("crashed with signal 9"),
             "kill {i}: {status:?} {rest}"
         );
         // The rename never ran: auth.json still holds the spent pair, the temp file the
