@@ -33,6 +33,9 @@ pub(crate) fn cargo(dir: &Path, args: &[&str]) -> (Run, std::time::Duration) {
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", generated_target_dir())
         .env_remove("RUSTFLAGS")
+        // Set to read libtest's `--report-time`, it would also change how the generated
+        // plugin's dependencies are fingerprinted, and rebuild them.
+        .env_remove("RUSTC_BOOTSTRAP")
         .output()
         .expect("run cargo");
     let run = Run {
