@@ -168,7 +168,7 @@ proptest! {
     fn descriptors_with_odd_strings_validate_and_register(
         ids in prop::collection::vec(".{0,80}", 1..4),
         aliases in prop::collection::vec(".{0,80}", 0..6),
-        models in 0usize..3000,
+        models in 0usize..=(2 * descriptor::MAX_ITEMS),
         text in ".{0,2000}",
     ) {
         let infos: Vec<ProviderInfo> = ids.iter().map(|id| {

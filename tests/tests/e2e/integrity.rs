@@ -334,29 +334,40 @@ fn a_link_planted_at_the_old_temp_names_is_not_followed() {
     let mut bytes = std::fs::read(lib("minimax_oauth")).unwrap();
     bytes.extend_from_slice(b"\0a different build");
     std::fs::write(&changed, &bytes).unwrap();
-    // The temp names hermes once used were `.<name>.tmp.<pid>`: plant links for every pid
-    // the next few thousand processes can get.
-    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The temp names hermes once used were `.<name>.tmp.<pid>`. The install starts stopped
+    // (a shell stops itself, then execs hermes under the same pid), links are planted at
+    // both names for its pid, and then it goes on: whatever else runs on the machine, the
+    // names it would have used are taken.
     let vdir = home.path().join("plugins/minimax-oauth/0.1.0");
-    for pid in last + 1..last + 3000 {
-        symlink(
-            &victim,
-            vdir.join(format!(".libminimax_oauth.so.tmp.{pid}")),
-        )
-        .unwrap();
-        symlink(
-            &victim,
-            home.path().join(format!(".plugins.json.tmp.{pid}")),
-        )
-        .unwrap();
+    let install = home.command(&["plugins", "install", changed.to_str().unwrap()]);
+    let mut command = std::process::Command::new("/bin/sh");
+    command
+        .env_clear()
+        .envs(install.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .arg("-c")
+        .arg("kill -STOP $$ && exec \"$0\" \"$@\"")
+        .arg(install.get_program())
+        .args(install.get_args())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().unwrap();
+    let pid = child.id();
+    let mut status = 0;
+    // SAFETY: waits for a stop of this test's own child without reaping it.
+    let stopped = unsafe { libc::waitpid(pid as i32, &mut status, libc::WUNTRACED) };
+    assert!(
+        stopped == pid as i32 && libc::WIFSTOPPED(status),
+        "the install did not stop before running"
+    );
+    for planted in [
+        vdir.join(format!(".libminimax_oauth.so.tmp.{pid}")),
+        home.path().join(format!(".plugins.json.tmp.{pid}")),
+    ] {
+        symlink(&victim, planted).unwrap();
     }
-    let r = home
-        .run(&["plugins", "install", changed.to_str().unwrap()])
-        .ok();
+    // SAFETY: continues this test's own stopped child.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    let r = Run::from_output(child.wait_with_output().unwrap()).ok();
     assert!(
         r.stdout.contains("reinstalled minimax-oauth"),
         "{}",

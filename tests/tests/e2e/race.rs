@@ -168,6 +168,27 @@ fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
+/// Wait until no process started for `home` runs any more (found by its `HERMES_HOME`): the
+/// refresh worker of a killed command finishes on its own, and may still be starting when
+/// the command dies.
+fn wait_for_processes_of(home: &Home) {
+    let needle = format!("HERMES_HOME={}", home.path().display());
+    let started = Instant::now();
+    while let Some(pid) = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+        let env = std::fs::read(e.path().join("environ")).ok()?;
+        env.split(|b| *b == 0)
+            .any(|kv| kv == needle.as_bytes())
+            .then_some(pid)
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "process {pid} of the home never ended"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Start a refreshing `hermes auth token`, the server answering its refresh after 0–15 ms.
 fn start_refreshing(
     emu: &Emulator,
@@ -256,6 +277,8 @@ fn sigkill_of_the_command_mid_refresh_never_loses_the_login() {
         if emu.counters().refresh_requests > before.refresh_requests {
             after_request += 1;
         }
+        // Its worker goes on by design; the check starts once it has ended.
+        wait_for_processes_of(&home);
         assert_eq!(
             after_kill(&emu, &home, i, before.refresh_success, killed_at),
             Aftermath::Kept,
