@@ -977,7 +977,8 @@ fn messages_reject_missing_expired_and_misplaced_credentials_with_401() {
         messages(&emu, "", &[("authorization", &bearer(&short))], &hello("x")).status,
         200
     );
-    std::thread::sleep(Duration::from_millis(1_100));
+    // A second later on the emulator's clock.
+    emu.set_config(|c| c.clock_offset_ms += 1_100);
     assert_eq!(
         messages(&emu, "", &[("authorization", &bearer(&short))], &hello("x")).status,
         401
