@@ -174,6 +174,8 @@ fn alive(pid: u32) -> bool {
 fn wait_for_processes_of(home: &Home) {
     let needle = format!("HERMES_HOME={}", home.path().display());
     let started = Instant::now();
+    // One scan of /proc per process found (reading every process's environment is not
+    // cheap); the process itself is then watched through its `stat`.
     while let Some(pid) = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
         let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
         let env = std::fs::read(e.path().join("environ")).ok()?;
@@ -181,11 +183,13 @@ fn wait_for_processes_of(home: &Home) {
             .any(|kv| kv == needle.as_bytes())
             .then_some(pid)
     }) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "process {pid} of the home never ended"
-        );
-        std::thread::sleep(Duration::from_millis(1));
+        while alive(pid) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "process {pid} of the home never ended"
+            );
+            std::thread::sleep(Duration::from_micros(500));
+        }
     }
 }
 
