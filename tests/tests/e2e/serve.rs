@@ -134,6 +134,8 @@ struct Gateway {
     url: String,
     key: String,
     stderr: Arc<Mutex<String>>,
+    /// Says when the gateway's stderr reached its end.
+    stderr_ended: std::sync::mpsc::Receiver<()>,
 }
 
 impl Gateway {
@@ -157,6 +159,7 @@ impl Gateway {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
         let mut err = child.stderr.take().unwrap();
+        let (ended, stderr_ended) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf) {
@@ -167,6 +170,7 @@ impl Gateway {
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
+            let _ = ended.send(());
         });
         let url = first.trim().to_string();
         assert!(
@@ -179,6 +183,7 @@ impl Gateway {
             url,
             key,
             stderr,
+            stderr_ended,
         }
     }
 
@@ -199,6 +204,26 @@ impl Gateway {
 
     fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// What the gateway wrote to stderr, once it holds `needle` (or after 10 s): a line
+    /// written before the answer was sent may still be in the pipe when the answer arrives.
+    fn stderr_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the gateway wrote to stderr, once it has exited: the reader may still be
+    /// reading the last lines when `wait` returns.
+    fn stderr_at_exit(&self) -> String {
+        let _ = self.stderr_ended.recv_timeout(Duration::from_secs(10));
+        self.stderr()
     }
 
     /// A raw HTTP/1.1 request; the status and body.
@@ -261,11 +286,9 @@ fn the_anthropic_sdk_gets_whole_and_streamed_answers_and_the_model_list() {
         assert!(ids.contains(&"MiniMax-M2.7"), "{models}");
     }
     // -v logs one line per request, without any secret.
-    let log = gw.stderr();
-    assert!(
-        log.contains("serve: POST /v1/messages model=MiniMax-M2.7 provider=minimax-oauth -> 200"),
-        "{log}"
-    );
+    let line = "serve: POST /v1/messages model=MiniMax-M2.7 provider=minimax-oauth -> 200";
+    let log = gw.stderr_with(line);
+    assert!(log.contains(line), "{log}");
     let stored = stored(&home);
     assert_no_secret(
         &log,
@@ -521,8 +544,9 @@ fn both_sdks_reach_a_chat_completions_provider_as_is_and_through_translation() {
         let stop = if action == "chat" { "stop" } else { "end_turn" };
         assert_eq!(r["stop"], stop, "{action} {stream}: {r}");
     }
-    let log = gw.stderr();
-    assert!(log.contains("serve: POST /v1/messages model=openai-compatible/any-model provider=openai-compatible -> 200"), "{log}");
+    let line = "serve: POST /v1/messages model=openai-compatible/any-model provider=openai-compatible -> 200";
+    let log = gw.stderr_with(line);
+    assert!(log.contains(line), "{log}");
     assert_no_secret(&log, &[KEY.to_string(), gw.key.clone()]);
 }
 
@@ -603,8 +627,9 @@ fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
         "the stream was cut short:\n{rest}"
     );
     let status = gw.child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{}", gw.stderr());
-    assert!(gw.stderr().contains("gateway stopped"), "{}", gw.stderr());
+    let log = gw.stderr_at_exit();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("gateway stopped"), "{log}");
 }
 
 /// A gateway whose binary is replaced on disk while it runs (an upgrade) still refreshes: its
