@@ -201,13 +201,7 @@ fn start_refreshing(
     let slow = rand_u64() % 16;
     emu.inject("/oauth2/token", Fault::Slow(Duration::from_millis(slow)), 1);
     let before = emu.counters();
-    let child = home
-        .command(&["auth", "token", "minimax-oauth"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (child, before)
+    (auth_token(home), before)
 }
 
 fn sigkill(pid: u32) {
@@ -228,16 +222,11 @@ fn always_refreshing() -> (Emulator, Home) {
 /// How long a whole refreshing `auth token` takes here, and how long its worker lives, so
 /// that kill points cover all of both (the longest of two runs, plus 15 ms). Measured again
 /// every 25 kills: the tests running beside this one change both several times over.
-fn refresh_timings(home: &Home) -> (u64, Duration) {
+fn refresh_timings(home: &Home) -> (Duration, Duration) {
     let (mut span, mut worker_span) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..2 {
         let t = Instant::now();
-        let mut child = home
-            .command(&["auth", "token", "minimax-oauth"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = auth_token(home);
         let worker = worker_of(child.id()).expect("the refresh ran in a worker");
         let w = Instant::now();
         while alive(worker) {
@@ -248,7 +237,21 @@ fn refresh_timings(home: &Home) -> (u64, Duration) {
         span = span.max(t.elapsed());
     }
     let margin = Duration::from_millis(15);
-    ((span + margin).as_millis() as u64, worker_span + margin)
+    (span + margin, worker_span + margin)
+}
+
+/// A random point in `0..=within`, to the microsecond.
+fn random_point(within: Duration) -> Duration {
+    Duration::from_micros(rand_u64() % (within.as_micros() as u64 + 1))
+}
+
+/// `hermes auth token minimax-oauth`, started, its output dropped.
+fn auth_token(home: &Home) -> std::process::Child {
+    home.command(&["auth", "token", "minimax-oauth"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// SIGKILL of `hermes auth token` at 200 random points of a refreshing run. The refresh runs
@@ -260,15 +263,15 @@ fn refresh_timings(home: &Home) -> (u64, Duration) {
 fn sigkill_of_the_command_mid_refresh_never_loses_the_login() {
     let (emu, home) = always_refreshing();
     let (mut killed, mut completed, mut after_request) = (0, 0, 0);
-    let mut span_ms = 0;
+    let mut span = Duration::ZERO;
     for i in 0..200 {
         if i % 25 == 0 {
-            span_ms = refresh_timings(&home).0;
+            span = refresh_timings(&home).0;
         }
         // The kill lands anywhere in the whole run.
-        let kill_after = rand_u64() % (span_ms + 1);
+        let kill_after = random_point(span);
         let (mut child, before) = start_refreshing(&emu, &home);
-        std::thread::sleep(Duration::from_millis(kill_after));
+        std::thread::sleep(kill_after);
         let killed_at = Instant::now();
         match child.try_wait().unwrap() {
             Some(_) => completed += 1,
@@ -286,7 +289,7 @@ fn sigkill_of_the_command_mid_refresh_never_loses_the_login() {
         assert_eq!(
             after_kill(&emu, &home, i, before.refresh_success, killed_at),
             Aftermath::Kept,
-            "kill {i} of the command (after {kill_after} ms): the login was lost"
+            "kill {i} of the command (after {kill_after:?}): the login was lost"
         );
     }
     eprintln!(
@@ -319,7 +322,7 @@ fn sigkill_of_the_refresh_worker_never_corrupts_the_store() {
         if i % 25 == 0 {
             worker_span = refresh_timings(&home).1;
         }
-        let kill_after = Duration::from_micros(rand_u64() % (worker_span.as_micros() as u64 + 1));
+        let kill_after = random_point(worker_span);
         let (mut child, before) = start_refreshing(&emu, &home);
         let worker = worker_of(child.id());
         std::thread::sleep(kill_after);
