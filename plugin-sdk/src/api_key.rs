@@ -7,7 +7,7 @@
 //! shows no URL or code (the challenge has none) and polls once; `poll` returns
 //! [`PollOutcome::approved`](crate::PollOutcome::approved) with the key as the credential's `access_token`.
 
-use crate::{kind, Challenge, PluginError};
+use crate::{Challenge, PluginError, kind};
 
 /// How long an `api_key` challenge stays valid. The host polls at once, so this only
 /// bounds a session that is never polled.

@@ -30,12 +30,12 @@
 use abi_stable::std_types::{ROption, RResult, RStr};
 
 use crate::{
-    auth_scheme, flow, kind, poll_status, status_state, Challenge, Credential, HostBox,
-    HttpRequest, PluginError, PluginModRef, PollOutcome, ProviderHandle, ProviderInfo, Runtime,
-    StatusReport, API_VERSION,
+    API_VERSION, Challenge, Credential, HostBox, HttpRequest, PluginError, PluginModRef,
+    PollOutcome, ProviderHandle, ProviderInfo, Runtime, StatusReport, auth_scheme, flow, kind,
+    poll_status, status_state,
 };
 
-use crate::{validate, PANIC_PREFIX};
+use crate::{PANIC_PREFIX, validate};
 
 /// A fake access token handed to the plugin; it must never be shown.
 pub const CANARY_ACCESS: &str = "hck-access-5f0c1e9a7b3d4e62a8c1";

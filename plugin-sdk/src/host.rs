@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use abi_stable::std_types::{RVec, Tuple2};
-use hermes_plugin_api::{log_level, HostBox, HttpRequest, HttpResponse, PluginError};
+use hermes_plugin_api::{HostBox, HttpRequest, HttpResponse, PluginError, log_level};
 
 /// The host's services with typed helpers. Cheap to clone.
 #[derive(Clone)]

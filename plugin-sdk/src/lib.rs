@@ -71,10 +71,10 @@ mod plugin;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use host::{form_encode, Host, Request};
+pub use host::{Host, Request, form_encode};
 pub use plugin::{
-    guard, root_module, AuthFlowImpl, Capabilities, Plugin, RemovalImpl, RuntimeImpl, StatusImpl,
-    PANIC_PREFIX,
+    AuthFlowImpl, Capabilities, PANIC_PREFIX, Plugin, RemovalImpl, RuntimeImpl, StatusImpl, guard,
+    root_module,
 };
 
 /// A region as people read it: its id with the name the provider gives it (`cn (China)`), or
@@ -113,7 +113,7 @@ pub mod prelude {
 macro_rules! export_plugin {
     ($plugin:ty) => {
         /// The interface version, readable before any layout check.
-        #[no_mangle]
+        #[unsafe(no_mangle)]
         pub extern "C" fn hermes_plugin_api_version() -> *const ::std::os::raw::c_char {
             $crate::API_VERSION_CSTR.as_ptr()
         }

@@ -8,7 +8,7 @@
 //! carry an error (`needs_refresh`).
 
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
 use abi_stable::{
@@ -18,10 +18,10 @@ use abi_stable::{
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use hermes_plugin_api::{
-    kind, log_level, status_state, AuthFlow, AuthFlow_TO, Challenge, Credential, HostBox,
-    PluginError, PluginInfo, PluginMod, PluginModRef, PollOutcome, ProviderHandle, RemovalPlan,
-    RemovalStep, RemovalStep_TO, Runtime, RuntimeCredential, RuntimeCredential_TO, Status,
-    StatusReport, Status_TO,
+    AuthFlow, AuthFlow_TO, Challenge, Credential, HostBox, PluginError, PluginInfo, PluginMod,
+    PluginModRef, PollOutcome, ProviderHandle, RemovalPlan, RemovalStep, RemovalStep_TO, Runtime,
+    RuntimeCredential, RuntimeCredential_TO, Status, Status_TO, StatusReport, kind, log_level,
+    status_state,
 };
 
 use crate::Host;
@@ -297,10 +297,10 @@ extern "C" fn provider_entry<P: Plugin>(
         P::provider(id.as_str(), host.clone()).map(Capabilities::into_handle)
     });
     OPENING_FOR.with(|h| *h.borrow_mut() = None);
-    if let RResult::RErr(e) = &out {
-        if e.kind == kind::PANICKED {
-            host.error(&e.message);
-        }
+    if let RResult::RErr(e) = &out
+        && e.kind == kind::PANICKED
+    {
+        host.error(&e.message);
     }
     out
 }

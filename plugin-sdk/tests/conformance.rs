@@ -3,11 +3,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hermes_plugin_sdk::check::{Outcome, CANARY_KEY};
+use hermes_plugin_sdk::check::{CANARY_KEY, Outcome};
 use hermes_plugin_sdk::prelude::*;
-use hermes_plugin_sdk::testkit::{conformance, Conformance, FakeHost, Reply};
-use hermes_plugin_sdk::{self as sdk, api_key, root_module, Capabilities, Host, PANIC_PREFIX};
-use hermes_plugin_sdk::{mask, HttpResponse};
+use hermes_plugin_sdk::testkit::{Conformance, FakeHost, Reply, conformance};
+use hermes_plugin_sdk::{self as sdk, Capabilities, Host, PANIC_PREFIX, api_key, root_module};
+use hermes_plugin_sdk::{HttpResponse, mask};
 
 fn provider_info(id: &str, flow_kind: &str) -> ProviderInfo {
     let mut p = ProviderInfo::new(id, "Test", flow_kind, api_mode::ANTHROPIC_MESSAGES);
@@ -212,7 +212,12 @@ fn an_own_type_whose_debug_shows_the_secret_fails_when_registered() {
         })
         .report();
     let c = report.check("secrets").unwrap();
-    assert_eq!(c.findings, ["the Debug form of Leaky shows the secret it holds: Leaky { key: \"hck-apikey-3e8a1c5d7f9b2046c1e3\" }"]);
+    assert_eq!(
+        c.findings,
+        [
+            "the Debug form of Leaky shows the secret it holds: Leaky { key: \"hck-apikey-3e8a1c5d7f9b2046c1e3\" }"
+        ]
+    );
     let masked = Conformance::<Good>::new()
         .debug_of("Masked", |secret| format!("Masked({})", mask(secret)))
         .report();
@@ -306,12 +311,13 @@ fn the_guard_turns_every_panic_into_a_panicked_error() {
     assert!(!plan.clear_provider_state && !plan.suppress_source);
     // Each caught panic is also logged through the host, at error level.
     let logs = fake.logs();
-    assert!(logs
-        .iter()
-        .any(|(lvl, l)| *lvl == hermes_plugin_sdk::log_level::ERROR
-            && l.starts_with(
-                "plugin panicked in RuntimeCredential::needs_refresh: boom in needs_refresh"
-            )));
+    assert!(
+        logs.iter()
+            .any(|(lvl, l)| *lvl == hermes_plugin_sdk::log_level::ERROR
+                && l.starts_with(
+                    "plugin panicked in RuntimeCredential::needs_refresh: boom in needs_refresh"
+                ))
+    );
     assert_eq!(logs.len(), 7, "{logs:?}");
 }
 
@@ -329,7 +335,10 @@ fn the_checks_report_each_panicking_entry_point() {
         "RuntimeCredential::refresh with a live credential panicked",
         "RemovalStep::removal(\"oauth\") panicked",
     ] {
-        assert!(c.findings.iter().any(|f| f.starts_with(entry)), "missing {entry:?} in\n{report}");
+        assert!(
+            c.findings.iter().any(|f| f.starts_with(entry)),
+            "missing {entry:?} in\n{report}"
+        );
     }
     // The other checks still ran.
     assert_eq!(
