@@ -266,7 +266,7 @@ impl TokenSource {
             provider: self.provider.desc.id.clone(),
             slot: entry.slot.clone(),
             name: entry.name().to_string(),
-            rejected: rejected.map(|r| r.expose().to_string()),
+            rejected: rejected.cloned(),
             verbose: self.out.verbose(),
             quiet: self.out.is_quiet(),
         };
@@ -296,7 +296,7 @@ impl TokenSource {
     /// The worker's side of [`TokenSource::refresh_in_worker`]: refresh the login `request`
     /// names here and say how it ended.
     pub fn refresh_for_worker(&self, request: &worker::Request) -> Result<worker::Outcome> {
-        let rejected = request.rejected.as_deref();
+        let rejected = request.rejected.as_ref().map(Secret::expose);
         Ok(
             match self.refresh_slot(&request.slot, &request.name, rejected)? {
                 Step::Stored { refreshed, .. } => worker::Outcome::Stored { refreshed },

@@ -27,6 +27,7 @@ use super::pool::Slot;
 use super::AuthError;
 use crate::error::{Error, Result};
 use crate::output::Output;
+use crate::secret::Secret;
 
 /// The private argument that makes `hermes` a refresh worker.
 pub const WORKER_ARG: &str = "__refresh-worker";
@@ -92,7 +93,7 @@ impl From<Failure> for Error {
 }
 
 /// What the worker is asked to do, on its stdin.
-#[derive(PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// The provider id.
     pub provider: String,
@@ -101,25 +102,25 @@ pub struct Request {
     /// Its name, for what the worker says while it waits.
     pub name: String,
     /// The token the API rejected, if the refresh is the answer to a 401.
-    pub rejected: Option<String>,
+    #[serde(with = "exposed")]
+    pub rejected: Option<Secret>,
     /// The command's `-v` count and `--quiet`.
     pub verbose: u8,
     pub quiet: bool,
 }
 
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request")
-            .field("provider", &self.provider)
-            .field("slot", &self.slot)
-            .field("name", &self.name)
-            .field(
-                "rejected",
-                &self.rejected.as_deref().map(crate::secret::mask),
-            )
-            .field("verbose", &self.verbose)
-            .field("quiet", &self.quiet)
-            .finish()
+/// The rejected token as it crosses the pipe: the one place a [`Request`] exposes it.
+mod exposed {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::secret::Secret;
+
+    pub fn serialize<S: Serializer>(token: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+        token.as_ref().map(Secret::expose).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Secret::new))
     }
 }
 
@@ -236,7 +237,7 @@ mod tests {
             (Slot::Singleton, None),
             (
                 Slot::Pool("a1b2c3".into()),
-                Some("mm-at-rejected".to_string()),
+                Some(Secret::new("mm-at-rejected")),
             ),
         ] {
             let request = Request {

@@ -180,23 +180,40 @@ impl Browser {
             .unwrap_or_default()
     }
 
-    /// The text of `css` once it differs from `last`, or as it is after `most`. The page
-    /// itself looks every 20 ms, so a wait is one WebDriver command per change instead of one
-    /// per poll, and no state the page shows for longer than that goes unseen.
-    fn next_text(&self, css: &str, last: &str, most: Duration) -> String {
+    /// Evaluate `value` (a JS expression over `args`) in the page every 20 ms until `until`
+    /// (a JS expression over that value, `v`) holds or `most` has passed; the last value.
+    /// One WebDriver command per wait instead of one per poll, and no state the page shows
+    /// for longer than 20 ms goes unseen. `None` when the script was cut short (a navigation
+    /// ends it).
+    fn look(
+        &self,
+        value: &str,
+        until: &str,
+        mut args: Vec<serde_json::Value>,
+        most: Duration,
+    ) -> Option<serde_json::Value> {
         let script = format!(
-            "const [css, last, ms, done] = arguments; const end = performance.now() + ms; \
-             (function look() {{ const t = {READ_TEXT}(css); \
-               if (t !== last || performance.now() >= end) done(t); else setTimeout(look, 20); }})();"
+            "const args = arguments; const done = args[args.length - 1]; \
+             const end = performance.now() + args[args.length - 2]; \
+             (function look() {{ let v = null; try {{ v = {value}; }} catch (e) {{}} \
+               if (({until}) || performance.now() >= end) done(v); else setTimeout(look, 20); }})();"
         );
-        let args = vec![json!(css), json!(last), json!(most.as_millis() as u64)];
+        args.push(json!(most.as_millis() as u64));
         match self.rt.block_on(self.c().execute_async(&script, args)) {
-            Ok(v) => v.as_str().unwrap_or_default().to_string(),
-            // A navigation ends the script; look again shortly.
+            Ok(v) => Some(v),
             Err(_) => {
                 std::thread::sleep(Duration::from_millis(50));
-                self.text(css)
+                None
             }
+        }
+    }
+
+    /// The text of `css` once it differs from `last`, or as it is after `most`.
+    fn next_text(&self, css: &str, last: &str, most: Duration) -> String {
+        let value = format!("{READ_TEXT}(args[0])");
+        match self.look(&value, "v !== args[1]", vec![json!(css), json!(last)], most) {
+            Some(v) => v.as_str().unwrap_or_default().to_string(),
+            None => self.text(css),
         }
     }
 
@@ -237,23 +254,12 @@ impl Browser {
     /// Wait until `script` (a JS expression) is true, looked at by the page every 20 ms.
     #[track_caller]
     fn wait_js(&self, script: &str, what: &str) {
-        let wait = format!(
-            "const [ms, done] = arguments; const end = performance.now() + ms; \
-             (function look() {{ let v = false; try {{ v = !!({script}); }} catch (e) {{}} \
-               if (v || performance.now() >= end) done(v); else setTimeout(look, 20); }})();"
-        );
+        let value = format!("!!({script})");
         let start = Instant::now();
         loop {
             let left = WAIT.saturating_sub(start.elapsed());
-            let v = self.rt.block_on(
-                self.c()
-                    .execute_async(&wait, vec![json!(left.min(LOOK).as_millis() as u64)]),
-            );
-            match v {
-                Ok(serde_json::Value::Bool(true)) => return,
-                Ok(_) => {}
-                // A navigation ends the script; look again shortly.
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            if self.look(&value, "v", vec![], left.min(LOOK)) == Some(json!(true)) {
+                return;
             }
             if start.elapsed() > WAIT {
                 let shot = self.screenshot("failure");
