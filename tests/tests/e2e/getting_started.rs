@@ -1,9 +1,9 @@
 //! The first minutes: an installed layout (`scripts/install`) finds its bundled plugins, and
 //! the plugin index never offers the project's test fixtures.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
-use crate::support::{hermes_bin, lib, Home, Run};
+use crate::support::{hermes_bin, lib, spawn_written_program, Home, Run};
 
 /// `hermes` with `home`'s environment, run from another binary path.
 fn run_as(bin: &std::path::Path, home: &Home, args: &[&str]) -> Run {
@@ -15,7 +15,13 @@ fn run_as(bin: &std::path::Path, home: &Home, args: &[&str]) -> Run {
             other.env(k, v);
         }
     }
-    Run::from_output(other.output().expect("run installed hermes"))
+    let child = spawn_written_program(
+        other
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    Run::from_output(child.wait_with_output().expect("run installed hermes"))
 }
 
 #[test]

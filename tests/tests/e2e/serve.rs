@@ -147,11 +147,8 @@ impl Gateway {
 
     /// Start `hermes serve` as `command` runs it.
     fn start_from(home: &Home, mut command: Command) -> Gateway {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start hermes serve");
+        let mut child =
+            spawn_written_program(command.stdout(Stdio::piped()).stderr(Stdio::piped()));
         let mut first = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut first)

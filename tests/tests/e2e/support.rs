@@ -7,6 +7,28 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Start `command`, whose program the test has just written (a copy of `hermes`). While
+/// another test thread forks, its child holds this process's open files until it execs, the
+/// copy's write descriptor among them, and an exec of the copy meanwhile fails with "Text file
+/// busy". That passes within milliseconds: try again.
+pub fn spawn_written_program(command: &mut Command) -> std::process::Child {
+    let start = std::time::Instant::now();
+    loop {
+        match command.spawn() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && start.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            started => {
+                return started
+                    .unwrap_or_else(|e| panic!("start {}: {e}", command.get_program().display()))
+            }
+        }
+    }
+}
+
 /// The target directory the test binary was built in (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
